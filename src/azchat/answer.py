@@ -1,0 +1,141 @@
+"""The extractive answer: pick the sentences of the best hits that answer the question, cite each one."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .lexical import tokenize
+from .syntax import LineCleaner, clean_inline, heading_of
+from .types import Answer, Chunk, Citation, Hit
+
+NOT_FOUND = "I could not find anything about this in your notes."
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`*_]?[A-ZÄÖÜ0-9])")
+_LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_QUOTE = re.compile(r"^\s*>")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+
+
+@dataclass
+class Unit:
+    """A quotable piece of a chunk: a sentence, list item, table row, code or diagram line."""
+
+    text: str          # raw, exactly as in the file (lines joined by "\n")
+    display: str       # cleaned for reading
+    start_line: int    # 1-based
+    end_line: int
+    kind: str          # sentence | item | row | code | diagram | quote
+
+
+def segment(chunk: Chunk) -> list[Unit]:
+    """Split a chunk's raw text into quotable units, each with its exact line span."""
+    lines = chunk.text.split("\n")
+    units: list[Unit] = []
+    cleaner = LineCleaner()
+    para: list[tuple[int, str]] = []
+
+    def flush():
+        if para:
+            units.extend(_sentences(para))
+            para.clear()
+
+    for offset, raw in enumerate(lines):
+        line_no = chunk.start_line + offset
+        was_code = cleaner.in_code
+        clean = cleaner.clean(raw)
+        if was_code or cleaner.in_code:
+            flush()
+            if clean and was_code and cleaner.in_code:
+                kind = "diagram" if cleaner.fence_lang == "mermaid" else "code"
+                if kind == "code" or ":" in clean:
+                    units.append(Unit(raw.strip(), clean, line_no, line_no, kind))
+            continue
+        if not raw.strip() or heading_of(raw) or _TABLE_RULE.match(raw) and "-" in raw:
+            flush()
+            continue
+        if raw.lstrip().startswith("|"):
+            flush()
+            units.append(Unit(raw.strip(), clean, line_no, line_no, "row"))
+        elif _LIST.match(raw):
+            flush()
+            units.append(Unit(raw.strip(), clean, line_no, line_no, "item"))
+        elif _QUOTE.match(raw):
+            flush()
+            if clean and not clean.endswith(":"):
+                units.append(Unit(raw.strip(), clean, line_no, line_no, "quote"))
+        elif raw.startswith((" ", "\t")) and units and units[-1].kind == "item" and not para:
+            prev = units[-1]   # a list item's continuation line
+            units[-1] = Unit(prev.text + "\n" + raw.strip(), prev.display + " " + clean,
+                             prev.start_line, line_no, "item")
+            # keep the raw text exact: the continuation line is quoted without its indent
+        else:
+            para.append((line_no, raw))
+    flush()
+    return [u for u in units if u.display]
+
+
+def _sentences(para: list[tuple[int, str]]) -> list[Unit]:
+    first_line = para[0][0]
+    text = "\n".join(raw for _, raw in para)
+    out = []
+    start = 0
+    bounds = [m.start() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    for end in bounds:
+        piece = text[start:end]
+        lead = len(piece) - len(piece.lstrip())
+        raw = piece.strip()
+        if raw:
+            s_line = first_line + text.count("\n", 0, start + lead)
+            e_line = s_line + raw.count("\n")
+            out.append(Unit(raw, clean_inline(raw.replace("\n", " ")), s_line, e_line, "sentence"))
+        start = end
+    return out
+
+
+def score_units(question: str, units: list[Unit], idf: dict[str, float]) -> list[float]:
+    """How much of the question's (IDF-weighted) vocabulary each unit covers."""
+    q_tokens = set(tokenize(question))
+    total = sum(idf.get(t, 1.0) for t in q_tokens) or 1.0
+    scores = []
+    for unit in units:
+        u_tokens = set(tokenize(unit.display))
+        cover = sum(idf.get(t, 1.0) for t in q_tokens & u_tokens) / total
+        words = len(unit.display.split())
+        brevity = 0.6 if words < 4 else 1.0
+        scores.append(cover * brevity)
+    return scores
+
+
+def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
+            max_sentences: int = 4, max_hits: int = 4) -> Answer:
+    """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
+    if not found or not hits:
+        return Answer(question, NOT_FOUND + " Try other words, or check that the note is in the notes folder.",
+                      False, [], hits)
+    top_score = hits[0].score
+    candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
+    for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
+        if hit.score < 0.6 * top_score and h_idx > 0:
+            break
+        prior = hit.score / top_score if top_score > 0 else 1.0
+        units = segment(chunk)
+        for order, (unit, s) in enumerate(zip(units, score_units(question, units, idf))):
+            candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, order, unit))
+    if not candidates:
+        return Answer(question, NOT_FOUND, False, [], hits)
+    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+    best = candidates[0][0]
+    chosen = [c for c in candidates if c[0] >= 0.5 * best and c[0] > 0][:max_sentences] or candidates[:1]
+    # read in note order: by hit, then position in the chunk
+    chosen.sort(key=lambda c: (c[1], c[2]))
+    citations: list[Citation] = []
+    bullets: list[str] = []
+    for n, (_, h_idx, _, unit) in enumerate(chosen, start=1):
+        hit = hits[h_idx]
+        citations.append(Citation(n, hit.path, hit.title, hit.heading, unit.start_line, unit.end_line,
+                                  unit.text))
+        shown = f"`{unit.display}`" if unit.kind == "code" else unit.display
+        bullets.append(f"- {shown} [{n}]")
+    sources = [f"[{c.n}] {c.title}" + (f" › {c.heading}" if c.heading and c.heading != c.title else "")
+               + f" — {c.location}" for c in citations]
+    text = "From your notes:\n\n" + "\n".join(bullets) + "\n\nSources:\n" + "\n".join(sources)
+    return Answer(question, text, True, citations, hits)

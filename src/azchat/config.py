@@ -1,0 +1,40 @@
+"""Settings: defaults < environment (AZCHAT_*) < explicit arguments."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def env_or(value, name: str, default):
+    """An explicit value wins, then the AZCHAT_* environment variable, then the default."""
+    if value is not None:
+        return value
+    return os.environ.get(name) or default
+
+
+def notes_dir(value=None) -> Path:
+    return Path(env_or(value, "AZCHAT_NOTES", "notes"))
+
+
+def index_dir(value=None) -> Path:
+    return Path(env_or(value, "AZCHAT_INDEX", "index"))
+
+
+def model_name(value=None) -> str:
+    return env_or(value, "AZCHAT_MODEL", DEFAULT_MODEL)
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How notes are cut; recorded in the manifest so a change forces a rebuild."""
+
+    max_tokens: int = 200          # embedded tokens per chunk (title + heading prefix included)
+    overlap_lines: int = 2         # lines repeated when a long section is split
+    version: int = 1               # bump when the chunking rules change
+
+    def to_dict(self) -> dict:
+        return {"max_tokens": self.max_tokens, "overlap_lines": self.overlap_lines,
+                "version": self.version}

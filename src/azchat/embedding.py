@@ -1,0 +1,125 @@
+"""Embedders: turn texts into normalized float32 vectors. sentence-transformers is the reference."""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .errors import ModelError
+from .models import ModelInfo, resolve_model
+
+Progress = Callable[[int, int], None]   # (done, total)
+
+
+class Embedder(Protocol):
+    name: str        # recorded in the manifest; a different name forces a rebuild
+    dim: int
+    max_tokens: int  # content tokens per text, special tokens excluded
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+
+class WordPieceCounter:
+    """Counts model tokens with the model's own tokenizer.json (the `tokenizers` library, no torch)."""
+
+    def __init__(self, model_path: Path):
+        from tokenizers import Tokenizer
+
+        tok_file = model_path / "tokenizer.json"
+        if not tok_file.is_file():
+            raise ModelError(f"Model folder {model_path} has no tokenizer.json.")
+        self._tok = Tokenizer.from_file(str(tok_file))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) - 2 for e in self._tok.encode_batch(list(texts))]
+
+
+class SentenceTransformerEmbedder:
+    """The reference embedder: sentence-transformers on torch, loaded only when first used."""
+
+    def __init__(self, info: ModelInfo, batch_size: int = 32):
+        self.info = info
+        self.name = info.name
+        self.dim = info.dim
+        self.max_tokens = info.max_seq_length - 2
+        self.batch_size = batch_size
+        self._counter = WordPieceCounter(info.path)
+        self._model = None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._counter.count(texts)
+
+    def _load(self):
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self.info.path), device="cpu",
+                                                  trust_remote_code=False, local_files_only=True)
+            except Exception as exc:  # a broken model folder must not become a traceback
+                raise ModelError(f"Could not load the model at {self.info.path}: {exc}") from exc
+        return self._model
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        # Sort by length so batches pad little; restore order afterwards.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            vecs = model.encode([texts[i] for i in idx], batch_size=self.batch_size,
+                                normalize_embeddings=True, convert_to_numpy=True,
+                                show_progress_bar=False)
+            out[idx] = vecs.astype(np.float32)
+            if progress:
+                progress(min(start + self.batch_size, len(texts)), len(texts))
+        return out
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashEmbedder:
+    """A fast deterministic fake for tests: bag of hashed words, normalized. Not semantic."""
+
+    def __init__(self, dim: int = 64, max_tokens: int = 120, name: str = "hash-test-embedder"):
+        self.name = name
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.calls: list[int] = []   # how many texts each embed() call received
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_WORD.findall(t)) for t in texts]
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        texts = list(texts)
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+            if progress:
+                progress(row + 1, len(texts))
+        return out
+
+
+def load_embedder(model: str | None = None) -> SentenceTransformerEmbedder:
+    """The reference embedder for a model name or path (resolved offline)."""
+    from .config import model_name
+
+    return SentenceTransformerEmbedder(resolve_model(model_name(model)))

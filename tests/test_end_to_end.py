@@ -1,0 +1,123 @@
+"""End to end with the real bundled model: CLI in-process, JSON shapes, citations, incremental rebuild."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from azchat.cli import main
+
+from conftest import REPO, assert_span, write
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(capsys, *argv) -> tuple[int, dict | str]:
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    try:
+        return code, json.loads(out)
+    except ValueError:
+        return code, out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from conftest import GERMAN_NOTE, MERMAID_NOTE, NETWORK_NOTE, STORAGE_NOTE_CRLF
+
+    root = tmp_path_factory.mktemp("e2e")
+    notes = root / "notes"
+    write(notes, "networking.md", NETWORK_NOTE)
+    write(notes, "storage/storage.md", STORAGE_NOTE_CRLF)
+    write(notes, "ml/machine learning.md", MERMAID_NOTE)
+    write(notes, "dns.md", GERMAN_NOTE)
+    assert main(["index", "--notes", str(notes), "--index", str(root / "index"), "--json"]) == 0
+    return notes, root / "index"
+
+
+def test_index_json_shape(built, capsys):
+    notes, index = built
+    code, out = run_cli(capsys, "index", "--notes", str(notes), "--index", str(index), "--json")
+    assert code == 0
+    assert {"notes", "chunks", "added", "updated", "removed", "unchanged", "skipped", "warnings",
+            "seconds"} <= set(out)
+    assert (out["notes"], out["unchanged"], out["added"]) == (4, 4, 0)
+
+
+def test_real_model_top_hit_and_citation_lines(built, capsys):
+    notes, index = built
+    code, out = run_cli(capsys, "search", "how do I connect two vnets to each other", "--notes", str(notes),
+                        "--index", str(index), "--json", "-k", "3")
+    assert code == 0 and out["query"].startswith("how do I")
+    top = out["hits"][0]
+    assert (top["path"], top["heading"]) == ("networking.md", "Networking Basics > Virtual Networks > Peering")
+    assert (top["start_line"], top["end_line"]) == (17, 19)
+
+    code, out = run_cli(capsys, "ask", "What does Azure Machine Learning's workspace do?", "--notes", str(notes),
+                        "--index", str(index), "--json")
+    assert code == 0 and out["found"] is True
+    first = out["citations"][0]
+    assert first["path"] == "ml/machine learning.md"
+    assert "Centralized place to manage ML lifecycle" in first["snippet"]
+    assert (first["start_line"], first["end_line"]) == (6, 6)
+    for c in out["citations"]:
+        assert_span(notes, c["path"], c["start_line"], c["end_line"], c["snippet"])
+
+
+def test_german_question_and_crlf_note(built, capsys):
+    notes, index = built
+    _, out = run_cli(capsys, "ask", "Wie bekommt ein Dienst eine private IP-Adresse?", "--notes", str(notes),
+                     "--index", str(index), "--json")
+    assert out["found"] and out["citations"][0]["path"] == "dns.md"
+    _, out = run_cli(capsys, "ask", "how many copies does locally redundant storage keep?", "--notes", str(notes),
+                     "--index", str(index), "--json")
+    c = out["citations"][0]
+    assert c["path"] == "storage/storage.md" and c["start_line"] == 8
+    assert_span(notes, c["path"], c["start_line"], c["end_line"], c["snippet"])
+
+
+def test_unrelated_question_is_refused(built, capsys):
+    notes, index = built
+    _, out = run_cli(capsys, "ask", "what is a good recipe for lasagna", "--notes", str(notes),
+                     "--index", str(index), "--json")
+    assert out["found"] is False and out["citations"] == []
+
+
+def test_ask_updates_a_stale_index_first(built, capsys, tmp_path):
+    notes, index = built
+    write(notes, "bastion.md", "# Bastion\n\nAzure Bastion gives RDP and SSH access through the browser.\n")
+    try:
+        _, out = run_cli(capsys, "ask", "How can I RDP through the browser?", "--notes", str(notes),
+                         "--index", str(index), "--json")
+        assert out["citations"][0]["path"] == "bastion.md"
+    finally:
+        (notes / "bastion.md").unlink()
+        main(["index", "--notes", str(notes), "--index", str(index), "--json"])
+        capsys.readouterr()
+
+
+def test_errors_are_one_sentence_without_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "azchat", "ask", "x", "--notes", str(tmp_path / "missing"),
+                           "--index", str(tmp_path / "idx")], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("azchat: Notes folder") and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "azchat", "index", "--notes", str(REPO / "notes"),
+                           "--index", str(tmp_path / "idx"), "--model", "no-such/model"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 5 and "Unknown model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_shipped_notes_answer_about_azure_machine_learning(tmp_path, capsys):
+    notes = REPO / "notes"
+    code, out = run_cli(capsys, "ask", "What is Azure Machine Learning used for?", "--notes", str(notes),
+                        "--index", str(tmp_path / "index"), "--json")
+    assert code == 0 and out["found"]
+    assert any("Machine Learning" in c["path"] for c in out["citations"])
+    for c in out["citations"]:
+        assert_span(notes, c["path"], c["start_line"], c["end_line"], c["snippet"])
+    # edit one note: exactly one note is updated
+    code, out = run_cli(capsys, "index", "--notes", str(notes), "--index", str(tmp_path / "index"), "--json")
+    assert out["unchanged"] == out["notes"]

@@ -1,0 +1,33 @@
+"""Obsidian syntax becomes searchable text."""
+from azchat.syntax import LineCleaner, clean_inline, mermaid_text
+
+
+def test_wikilinks_embeds_links_tags_and_emphasis():
+    assert clean_inline("See [[Target Note|the label]] and [[Other#Part]]") == "See the label and Other Part"
+    assert clean_inline("![[diagram.png]] [site](https://x.y) **bold** `code` #azure/storage") == \
+        "diagram.png site bold code azure storage"
+    assert clean_inline("<b>Hi</b> there") == "Hi there"
+
+
+def test_callouts_quotes_lists_and_tables():
+    c = LineCleaner()
+    assert c.clean("> [!warning] Costs") == "Warning: Costs"
+    assert c.clean("> Delete unused disks.") == "Delete unused disks."
+    assert c.clean("- [x] done item") == "done item"
+    assert c.clean("| LRS | 3 copies |") == "LRS ; 3 copies"
+    assert c.clean("|---|:---:|") == ""
+
+
+def test_mermaid_keeps_state_and_node_labels():
+    assert mermaid_text("state MLWorkspace : Centralized place") == "ML Workspace: Centralized place"
+    assert mermaid_text('A[Start here] --> B{Is it ok?}') == "Start here Is it ok?"
+    assert mermaid_text("AzureML --> Storage : Integrates with") == "Azure ML Storage Integrates with"
+    assert mermaid_text("stateDiagram-v2") == ""
+    c = LineCleaner()
+    assert [c.clean(l) for l in ["```mermaid", "state X : label", "```", "text"]] == ["", "X: label", "", "text"]
+
+
+def test_code_fences_keep_code_and_ignore_headings_inside():
+    c = LineCleaner()
+    out = [c.clean(l) for l in ["```bash", "# not a heading", "az vm list", "```"]]
+    assert out == ["", "# not a heading", "az vm list", ""]
