@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p)
     p.add_argument("question")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="open the chat in your browser (Gradio app and API)")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to your network)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -115,6 +123,30 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
         print(answer.answer)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .progress import ProgressBar
+    from .service import NotesService
+
+    auth = config.auth_from_env()     # a malformed AZCHAT_AUTH fails before any work
+    service = NotesService(args.notes, args.index, model=args.model)
+    service.open(log=lambda m: _say(args, m), progress=ProgressBar("Embedding"))
+    _say(args, "Starting the chat ...")
+    from .ui import launch
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        _say(args, f"Warning: listening on {args.host} without a password; set AZCHAT_AUTH=user:password.")
+
+    def ready(url: str) -> None:
+        if args.json:
+            print(json.dumps({"url": url, "host": args.host, "port": args.port, "auth": auth is not None,
+                              "share": args.share, **service.status()}, ensure_ascii=False), flush=True)
+        else:
+            print(f"azchat is ready at {url} (Ctrl+C to stop)", flush=True)
+
+    launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready)
     return 0
 
 

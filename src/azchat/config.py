@@ -38,3 +38,16 @@ class ChunkSettings:
     def to_dict(self) -> dict:
         return {"max_tokens": self.max_tokens, "overlap_lines": self.overlap_lines,
                 "version": self.version}
+
+
+def auth_from_env(value: str | None = None) -> tuple[str, str] | None:
+    """AZCHAT_AUTH=user:password for the chat UI -> ("user", "password"); unset or empty -> None."""
+    from .errors import AzchatError
+
+    value = os.environ.get("AZCHAT_AUTH", "") if value is None else value
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user.strip() or not password:
+        raise AzchatError("AZCHAT_AUTH must look like user:password (both non-empty).")
+    return user, password

@@ -25,3 +25,9 @@ class IndexLockedError(AzchatError):
 
 class ModelError(AzchatError):
     exit_code = 5
+
+
+class SourceError(AzchatError):
+    """A source that cannot be shown: outside the notes folder, not an indexed note, or no such line."""
+
+    exit_code = 2

@@ -1,0 +1,197 @@
+"""NotesService: one notes folder + its index, kept open for a long-running front end (chat UI, watch mode).
+
+Questions go to the current Retriever; a rebuild runs in a background thread and, when it is done, a new
+Retriever is swapped in under a lock, so questions keep being answered from the old index meanwhile.
+No UI code here.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from . import config
+from .errors import AzchatError, NotesNotFoundError, SourceError
+from .sources import Section, read_section
+from .types import Answer, BuildStats, Hit
+
+
+class NotesService:
+    def __init__(self, notes_dir=None, index_dir=None, model: str | None = None, embedder=None):
+        self.notes_dir = Path(config.notes_dir(notes_dir))
+        self.index_dir = Path(config.index_dir(index_dir))
+        self.model = model
+        self._embedder = embedder
+        self._lock = threading.Lock()          # guards _retriever and the rebuild state
+        self._retriever = None
+        self._thread: threading.Thread | None = None
+        self._progress: tuple[int, int] = (0, 0)
+        self._phase = ""
+        self._last_stats: BuildStats | None = None
+        self._last_error = ""
+
+    # -- opening -------------------------------------------------------------------------------
+    def open(self, log=None, progress=None) -> BuildStats | None:
+        """Build or update the index when it is missing or stale, then open it. Returns the build's stats."""
+        from .indexing import is_stale
+
+        stats = None
+        if not self.notes_dir.is_dir() and not (self.index_dir / "CURRENT").exists():
+            raise NotesNotFoundError(f"Notes folder {self.notes_dir} does not exist or is not a folder.")
+        if self.notes_dir.is_dir() and is_stale(self.notes_dir, self.index_dir):
+            if log:
+                log(f"Updating the index in {self.index_dir} from {self.notes_dir} ...")
+            stats = self._build(progress=progress, log=log)
+            self._last_stats = stats
+        self._swap(self._open_retriever())
+        return stats
+
+    def _embedder_for_build(self):
+        if self._embedder is not None:
+            return self._embedder
+        r = self._retriever
+        if r is not None and self.model is None:
+            return r.embedder            # keep the model the index was built with: incremental update
+        from .embedding import load_embedder
+
+        self._embedder = load_embedder(self.model)
+        return self._embedder
+
+    def _build(self, full: bool = False, progress=None, log=None) -> BuildStats:
+        from .indexing import build_index
+
+        return build_index(self.notes_dir, self.index_dir, full=full, embedder=self._embedder_for_build(),
+                           progress=progress, log=log, wait_seconds=30.0)
+
+    def _open_retriever(self):
+        from .retrieval import Retriever
+
+        embedder = self._embedder
+        if embedder is None and self._retriever is not None:
+            embedder = self._retriever.embedder
+        if embedder is None and self.model is not None:
+            embedder = self._embedder_for_build()
+        return Retriever(self.index_dir, embedder=embedder)
+
+    def _swap(self, retriever) -> None:
+        with self._lock:
+            self._retriever = retriever
+
+    @property
+    def retriever(self):
+        with self._lock:
+            r = self._retriever
+        if r is None:
+            raise AzchatError("The index is not open yet.")
+        return r
+
+    # -- questions -----------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, tags=None, folder=None) -> list[Hit]:
+        return self.retriever.search(query, k=k, tags=tags or None, folder=folder or None)
+
+    def ask(self, question: str, tags=None, folder=None) -> Answer:
+        return self.retriever.ask(question, tags=tags or None, folder=folder or None)
+
+    def section(self, path: str, line: int) -> Section:
+        """The whole section around a cited line; only notes that are in the index can be read."""
+        section = read_section(self.notes_dir, path, line)     # refuses anything outside the notes folder
+        if path not in self.retriever.manifest.get("notes", {}):
+            raise SourceError(f"{path!r} is not a note in the index.")
+        return section
+
+    def tags(self) -> list[str]:
+        return self.retriever.tags()
+
+    def folders(self) -> list[str]:
+        return self.retriever.folders()
+
+    def suggested_questions(self, n: int = 4) -> list[str]:
+        """Example questions drawn from the notes' section headings, one per note, spread over the notes."""
+        chunks = self.retriever.chunks
+        seen_notes, out = set(), []
+        picks = []
+        for c in chunks:
+            parts = [p.strip() for p in c.heading.split(">")]
+            if len(parts) < 2 or c.path in seen_notes:
+                continue
+            topic = parts[1]
+            words = topic.split()
+            if not 2 <= len(words) <= 5 or any(ch in topic for ch in ":?()[]|/") or topic == c.title:
+                continue
+            seen_notes.add(c.path)
+            picks.append(topic)
+        if not picks:
+            return out
+        step = max(1, len(picks) // n)
+        for topic in picks[::step][:n]:
+            out.append(f"What do my notes say about {topic}?")
+        return out
+
+    # -- rebuild -------------------------------------------------------------------------------
+    @property
+    def rebuilding(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive()
+
+    def start_rebuild(self, full: bool = False) -> bool:
+        """Start an incremental (or full) rebuild in the background. False when one is already running."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return False
+            self._progress, self._phase, self._last_error = (0, 0), "scanning notes", ""
+            self._thread = threading.Thread(target=self._rebuild, args=(full,), name="azchat-rebuild",
+                                            daemon=True)
+            self._thread.start()
+        return True
+
+    def rebuild(self, full: bool = False) -> BuildStats | None:
+        """Rebuild in the background and wait for it; returns its stats (None when it failed)."""
+        self.start_rebuild(full)
+        self.wait()
+        return self._last_stats if not self._last_error else None
+
+    def wait(self, timeout: float | None = None) -> None:
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+
+    def _rebuild(self, full: bool) -> None:
+        def progress(done: int, total: int) -> None:
+            self._progress, self._phase = (done, total), "embedding"
+
+        def log(message: str) -> None:
+            self._phase = message
+
+        try:
+            stats = self._build(full=full, progress=progress, log=log)
+            self._phase = "opening the new index"
+            retriever = self._open_retriever()
+            self._swap(retriever)
+            self._last_stats = stats
+            self._phase = ""
+        except AzchatError as exc:
+            self._last_error, self._phase = str(exc), ""
+        except Exception as exc:    # a failed rebuild must leave the old index serving
+            self._last_error, self._phase = f"Rebuild failed: {exc}", ""
+
+    # -- status --------------------------------------------------------------------------------
+    def status(self) -> dict:
+        with self._lock:
+            r = self._retriever
+        manifest = r.manifest if r is not None else {}
+        done, total = self._progress
+        last = self._last_stats
+        return {
+            "notes_dir": str(self.notes_dir),
+            "index_dir": str(self.index_dir),
+            "notes": len(manifest.get("notes", {})),
+            "chunks": manifest.get("chunk_count", 0),
+            "built_at": manifest.get("built_at", ""),
+            "model": manifest.get("model", ""),
+            "rebuilding": self.rebuilding,
+            "phase": self._phase if self.rebuilding else "",
+            "progress": {"done": done, "total": total},
+            "last_build": last.to_dict() if last is not None else None,
+            "error": self._last_error,
+            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }

@@ -1,0 +1,116 @@
+"""Read a cited section back from a note, safely: the path must stay strictly inside the notes folder."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import SourceError
+from .notes import MAX_NOTE_BYTES, NOTE_SUFFIXES, decode, looks_binary, split_lines
+from .syntax import heading_of
+
+MAX_SECTION_LINES = 400
+
+
+@dataclass
+class Section:
+    """The lines of a note under one heading (down to the next heading of the same or a higher level)."""
+
+    path: str
+    heading: str          # the heading line's text ("" when the line is above the first heading)
+    start_line: int       # 1-based, inclusive
+    end_line: int
+    text: str
+    truncated: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_note_path(notes_dir, rel: str) -> Path:
+    """The file for a path relative to the notes folder, or SourceError when it could leave the folder.
+
+    Rejects absolute paths, `..`, hidden parts, NUL bytes, backslashes, non-note suffixes, and any
+    symlink (of the file or a folder on the way) that resolves outside the notes folder.
+    """
+    if not isinstance(rel, str) or not rel.strip():
+        raise SourceError("No note path was given.")
+    if "\x00" in rel or "\\" in rel:
+        raise SourceError(f"{rel!r} is not a valid note path.")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or rel.startswith("~"):
+        raise SourceError(f"{rel!r} is outside the notes folder: only paths relative to it are allowed.")
+    if any(part in ("..", ".") for part in rel.split("/")) or any(p.startswith(".") for p in pure.parts):
+        raise SourceError(f"{rel!r} is outside the notes folder or hidden.")
+    if not rel.lower().endswith(NOTE_SUFFIXES):
+        raise SourceError(f"{rel!r} is not a markdown note.")
+    root = Path(notes_dir)
+    try:
+        real_root = root.resolve(strict=True)
+        target = (root / pure).resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise SourceError(f"The note {rel!r} does not exist in the notes folder.") from None
+    if not target.is_relative_to(real_root) or target == real_root:
+        raise SourceError(f"{rel!r} leads outside the notes folder.")
+    if not target.is_file():
+        raise SourceError(f"{rel!r} is not a file.")
+    return target
+
+
+def read_lines(notes_dir, rel: str) -> list[str]:
+    """The note's lines as on disk (no line endings), read through resolve_note_path."""
+    path = resolve_note_path(notes_dir, rel)
+    try:
+        if path.stat().st_size > MAX_NOTE_BYTES:
+            raise SourceError(f"{rel!r} is too large to show.")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"Cannot read {rel!r}: {exc.strerror or exc}.") from None
+    if looks_binary(data):
+        raise SourceError(f"{rel!r} is not a text file.")
+    return split_lines(decode(data)[0])
+
+
+def _heading_levels(lines: list[str]) -> list[int]:
+    """Heading level of each line (0 for none), ignoring `#` lines inside code fences."""
+    levels, fence = [], None
+    for raw in lines:
+        stripped = raw.lstrip()
+        if fence:
+            if stripped.startswith(fence):
+                fence = None
+            levels.append(0)
+            continue
+        if stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+            levels.append(0)
+            continue
+        h = heading_of(raw)
+        levels.append(h[0] if h else 0)
+    return levels
+
+
+def read_section(notes_dir, rel: str, line: int, max_lines: int = MAX_SECTION_LINES) -> Section:
+    """The whole section that contains 1-based `line` of the note at `rel`."""
+    lines = read_lines(notes_dir, rel)
+    if not isinstance(line, int) or isinstance(line, bool) or not 1 <= line <= len(lines):
+        raise SourceError(f"{rel!r} has no line {line} (it has {len(lines)}).")
+    levels = _heading_levels(lines)
+    start = line - 1
+    while start > 0 and levels[start] == 0:
+        start -= 1
+    level = levels[start]
+    end = start + 1
+    while end < len(lines) and not (levels[end] and (level == 0 or levels[end] <= level)):
+        end += 1
+    heading = ""
+    if level:
+        h = heading_of(lines[start])
+        heading = h[1] if h else lines[start].strip()
+    truncated = end - start > max_lines
+    if truncated:
+        end = start + max_lines
+    return Section(rel, heading, start + 1, end, "\n".join(lines[start:end]), truncated)
+
+
+__all__ = ["Section", "SourceError", "read_section", "read_lines", "resolve_note_path"]
+

@@ -1,0 +1,227 @@
+"""Reading cited sections back safely (sources.py), rendering them as inert text (render.py), and the
+NotesService that the chat UI uses (rebuild in the background, swap when ready). Fake embedder: fast."""
+import os
+import re
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from azchat.config import auth_from_env
+from azchat.embedding import HashEmbedder
+from azchat.errors import AzchatError, SourceError
+from azchat.render import chat_markdown, esc, highlight, md_text, sources_html, window
+from azchat.service import NotesService
+from azchat.sources import read_section, resolve_note_path
+from azchat.types import Answer, Citation, Hit
+
+from conftest import NETWORK_NOTE, REPO, STORAGE_NOTE_CRLF, file_lines, write
+
+XSS = ('<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2"> '
+       '[click](javascript:window.__pwned=3) ${window.__pwned=4} <a href="javascript:alert(1)">a</a>')
+
+
+# -- path safety -------------------------------------------------------------------------------
+@pytest.fixture
+def outside(tmp_path):
+    """A notes folder plus a secret note beside it (outside), and links that try to reach it."""
+    notes = tmp_path / "notes"
+    write(notes, "networking.md", NETWORK_NOTE)
+    write(notes, "sub/inner.md", "# Inner\n\nInside.\n")
+    secret = write(tmp_path, "secret.md", "# Secret\n\nTOP SECRET\n")
+    write(tmp_path, "private/other.md", "# Other\n\nALSO SECRET\n")
+    os.symlink(secret, notes / "link-out.md")
+    os.symlink(tmp_path / "private", notes / "linkdir")
+    os.symlink(notes / "sub" / "inner.md", notes / "link-in.md")
+    return notes
+
+
+@pytest.mark.parametrize("rel", [
+    "../secret.md", "sub/../../secret.md", "/etc/passwd", str("/") + "etc/hosts.md", "~/secret.md",
+    "..\\secret.md", "sub\\..\\..\\secret.md", "link-out.md", "linkdir/other.md", ".hidden/x.md",
+    "./networking.md", "networking.md\x00.md", "", "   ", "missing.md", "sub", "sub/", "networking.txt",
+])
+def test_paths_outside_the_notes_folder_or_not_notes_are_refused(outside, rel):
+    with pytest.raises(SourceError):
+        resolve_note_path(outside, rel)
+    with pytest.raises(SourceError):
+        read_section(outside, rel, 1)
+
+
+def test_absolute_path_to_a_real_note_is_refused_too(outside):
+    with pytest.raises(SourceError, match="outside"):
+        resolve_note_path(outside, str(outside / "networking.md"))
+
+
+def test_symlink_inside_the_folder_and_normal_paths_are_allowed(outside):
+    assert resolve_note_path(outside, "link-in.md") == (outside / "sub" / "inner.md").resolve()
+    assert read_section(outside, "sub/inner.md", 3).text == "# Inner\n\nInside."
+
+
+# -- sections ----------------------------------------------------------------------------------
+def test_section_spans_heading_to_next_heading_of_same_level(vault):
+    lines = file_lines(vault, "networking.md")
+    peering = lines.index("### Peering") + 1          # 1-based
+    nsg = lines.index("## NSG") + 1
+    sec = read_section(vault, "networking.md", peering + 2)
+    assert (sec.heading, sec.start_line, sec.end_line) == ("Peering", peering, nsg - 1)
+    assert sec.text.startswith("### Peering") and "Microsoft backbone" in sec.text
+    # an H2 section contains its H3 subsections
+    vnets = lines.index("## Virtual Networks") + 1
+    sec = read_section(vault, "networking.md", vnets + 2)
+    assert (sec.start_line, sec.end_line) == (vnets, nsg - 1) and "### Peering" in sec.text
+
+
+def test_section_ignores_hash_lines_inside_code_and_reaches_the_end(vault):
+    lines = file_lines(vault, "networking.md")
+    nsg = lines.index("## NSG") + 1
+    write(vault, "code.md", "## Setup\n\n```bash\n# not a heading\necho hi\n```\n\nAfter the code.\n## Next\nx\n")
+    sec = read_section(vault, "code.md", 8)
+    assert (sec.heading, sec.start_line, sec.end_line) == ("Setup", 1, 8)
+    sec = read_section(vault, "networking.md", nsg)
+    assert sec.end_line == len(lines) and sec.text.endswith("```")
+
+
+def test_section_line_numbers_in_a_crlf_note_and_above_the_first_heading(vault):
+    sec = read_section(vault, "storage/storage.md", 8)
+    assert (sec.heading, sec.start_line, sec.end_line) == ("Redundancy", 6, 10)
+    assert "three copies" in sec.text and "\r" not in sec.text
+    sec = read_section(vault, "storage/storage.md", 2)          # frontmatter: no heading above
+    assert sec.heading == "" and sec.start_line == 1 and sec.end_line == 5
+
+
+def test_section_refuses_lines_that_do_not_exist_and_truncates_long_sections(vault):
+    n = len(file_lines(vault, "networking.md"))
+    for line in (0, -1, n + 1):
+        with pytest.raises(SourceError, match="no line"):
+            read_section(vault, "networking.md", line)
+    write(vault, "long.md", "## Long\n" + "".join(f"line {i}\n" for i in range(50)))
+    sec = read_section(vault, "long.md", 3, max_lines=10)
+    assert sec.truncated and (sec.start_line, sec.end_line) == (1, 10)
+
+
+# -- rendering is inert ------------------------------------------------------------------------
+def _answer(snippet: str, text: str, found: bool = True) -> Answer:
+    hit = Hit(1, "x/evil.md", "Evil <b>title</b>", "Evil <b>title</b> > <img src=x onerror=alert(1)>", 3, 5,
+              0.9, text)
+    cit = Citation(1, hit.path, hit.title, hit.heading, 4, 4, snippet)
+    body = f"From your notes:\n\n- {snippet} [1]\n\nSources:\n[1] {hit.title} — {cit.location}"
+    return Answer("q", body, found, [cit] if found else [], [hit])
+
+
+def test_sources_html_escapes_note_text_and_marks_only_with_our_tags():
+    text = "## Evil\n\n" + XSS + "\nplain line"
+    html_out = sources_html(_answer(XSS, text), lambda p, l: read_section_stub(text))
+    tags = re.findall(r"<([^>]*)>", html_out)          # every "<" left in the output is one of ours
+    assert {re.match(r"/?(\w+)", t).group(1) for t in tags} <= {"div", "span", "b", "code", "pre", "mark",
+                                                               "details", "summary"}
+    assert {a for t in tags for a in re.findall(r'\s([\w-]+)=', t)} <= {"class", "title"}
+    assert "${" not in html_out
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html_out
+    assert html_out.count('<mark class="azchat-match">') == 2          # passage + whole section
+    assert "x/evil.md:4" in html_out and "<details" in html_out
+
+
+class read_section_stub:
+    def __init__(self, text):
+        self.path, self.start_line, self.end_line, self.text, self.truncated = "x/evil.md", 3, 5, text, False
+
+
+def test_chat_markdown_shows_markup_literally():
+    out = chat_markdown(_answer(XSS, XSS))
+    assert "<" not in out and not re.search(r"(?<!\\)[\[\]`*_]", out)   # no tags; every bracket escaped
+    assert r"\[click\](javascript" in out
+    assert out.startswith("From your notes:") and "\n- " in out
+    assert md_text("**bold** [x](y) `c` <i>") == r"\*\*bold\*\* \[x\](y) \`c\` &lt;i&gt;"
+
+
+def test_highlight_and_window_find_the_quoted_lines():
+    text = "\n".join(f"line {i}" for i in range(20))
+    assert highlight("a <b> c", ["<b>"]) == 'a <mark class="azchat-match">&lt;b&gt;</mark> c'
+    shown, cut_start, cut_end = window(text, ["line 10"])
+    assert shown.split("\n") == ["line 8", "line 9", "line 10", "line 11", "line 12"] and cut_start and cut_end
+    assert window(text, ["nowhere"]) == (text, False, False)
+    assert esc("${x}") == "&#36;&#123;x&#125;"
+
+
+def test_not_found_answer_has_no_sources():
+    out = sources_html(_answer("", "", found=False))
+    assert "nothing in your notes" in out and "azchat-source\"" not in out
+
+
+def test_auth_setting():
+    assert auth_from_env("") is None
+    assert auth_from_env("me:pa:ss") == ("me", "pa:ss")
+    for bad in ("nopassword", ":pw", "user:"):
+        with pytest.raises(AzchatError, match="user:password"):
+            auth_from_env(bad)
+
+
+# -- the service -------------------------------------------------------------------------------
+class GatedEmbedder(HashEmbedder):
+    """Blocks embedding inside the rebuild thread until released, so a test can ask meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def embed(self, texts, progress=None):
+        if threading.current_thread().name == "azchat-rebuild":
+            self.entered.set()
+            assert self.release.wait(30)
+        return super().embed(texts, progress)
+
+
+def test_service_answers_during_rebuild_and_swaps_in_the_new_index(vault, tmp_path):
+    emb = GatedEmbedder()
+    svc = NotesService(vault, tmp_path / "index", embedder=emb)
+    stats = svc.open()
+    assert stats.added == 4 and svc.status()["notes"] == 4
+    assert svc.open() is None                                  # up to date: nothing rebuilt
+    write(vault, "new/kubernetes.md", "## AKS\n\nZebrafish clusters run container workloads on nodes.\n")
+    old = svc.retriever
+    assert svc.start_rebuild()
+    assert emb.entered.wait(30)
+    assert svc.rebuilding and not svc.start_rebuild()          # one rebuild at a time
+    assert svc.status()["rebuilding"] is True
+    # the old index keeps answering while the rebuild is blocked
+    assert svc.ask("How do I peer two virtual networks?").found
+    assert all(h.path != "new/kubernetes.md" for h in svc.search("zebrafish clusters", k=10))
+    assert svc.retriever is old
+    emb.release.set()
+    svc.wait(30)
+    assert not svc.rebuilding and svc.retriever is not old
+    st = svc.status()
+    assert (st["notes"], st["error"], st["last_build"]["added"], st["last_build"]["unchanged"]) == (5, "", 1, 4)
+    assert svc.search("zebrafish clusters", k=1)[0].path == "new/kubernetes.md"
+    assert "new" in svc.folders()
+    assert svc.search("zebrafish", k=5, folder="storage") == [] or \
+        all(h.path.startswith("storage/") for h in svc.search("zebrafish", k=5, folder="storage"))
+
+
+def test_service_section_only_for_indexed_notes_and_failed_rebuild_keeps_serving(vault, tmp_path):
+    svc = NotesService(vault, tmp_path / "index", embedder=HashEmbedder())
+    svc.open()
+    assert svc.section("networking.md", 17).heading == "Peering"
+    write(vault, "later.md", "## Later\n\nNot indexed yet.\n")
+    with pytest.raises(SourceError, match="not a note in the index"):
+        svc.section("later.md", 1)
+    with pytest.raises(SourceError):
+        svc.section("../notes/networking.md", 1)
+    assert svc.suggested_questions(2) and all(q.endswith("?") for q in svc.suggested_questions(2))
+    # a rebuild that fails (notes folder gone) reports the error and keeps the old index
+    moved = vault.rename(tmp_path / "gone")
+    assert svc.rebuild() is None
+    assert "does not exist" in svc.status()["error"]
+    assert svc.ask("How do I peer two virtual networks?").found
+    moved.rename(vault)
+
+
+def test_importing_the_library_and_cli_does_not_import_gradio():
+    code = ("import sys, azchat, azchat.cli, azchat.service, azchat.render, azchat.sources;"
+            "azchat.cli.build_parser().parse_args(['serve']);"
+            "print('gradio' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")}).stdout
+    assert out.split() == ["False", "False"]
