@@ -17,4 +17,14 @@ extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
 echo "Installing azchat${extra} ..."
 $PIP install -q -e ".${extra}"
+if [ -n "$extra" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing chromium (for the browser test) ..."
+        apt-get install -y -q chromium >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+    else
+        echo "Note: install Chromium (e.g. apt-get install chromium) to run the browser test." >&2
+    fi
+fi
 echo "Ready: .venv/bin/azchat"

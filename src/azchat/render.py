@@ -23,17 +23,21 @@ def esc(text: str) -> str:
 
 def md_text(text: str) -> str:
     """Text -> Markdown that renders as exactly that text (no HTML, links, emphasis or code)."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=True))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
 def chat_markdown(answer: Answer) -> str:
-    """The answer text, line by line, as Markdown that shows it literally (list bullets kept)."""
+    """The answer as Markdown that shows the notes' text literally: the cited sentences as a list with
+    their [n] markers, then one compact line of sources (the sources panel has the details)."""
     out = []
     for line in answer.answer.split("\n"):
-        if line.startswith("- "):
-            out.append("- " + md_text(line[2:]))
-        else:
-            out.append(md_text(line))
+        if answer.citations and line.strip() == "Sources:":
+            break
+        out.append("- " + md_text(line[2:]) if line.startswith("- ") else md_text(line))
+    if answer.citations:
+        while out and not out[-1].strip():
+            out.pop()
+        out += ["", "Sources: " + " · ".join(md_text(f"[{c.n}] {c.location}") for c in answer.citations)]
     return "\n".join(out)
 
 
@@ -116,12 +120,11 @@ def sources_html(answer: Answer | None, read_section: SectionReader | None = Non
     parts = ['<div class="azchat-sources">']
     for hit, cits in group_citations(answer):
         first = cits[0]
-        marks = " ".join(f'<span class="azchat-n">[{c.n}]</span>' for c in cits)
         heading = first.heading if first.heading and first.heading != first.title else ""
         locs = "".join(f'<div><span class="azchat-n">[{c.n}]</span> <code class="azchat-loc">{esc(c.location)}'
                        f"</code></div>" for c in cits)
         parts.append('<div class="azchat-source">')
-        parts.append(f'<div class="azchat-source-title">{marks} <b>{esc(first.title)}</b>'
+        parts.append(f'<div class="azchat-source-title"><b>{esc(first.title)}</b>'
                      + (f' <span class="azchat-heading">› {esc(heading)}</span>' if heading else "")
                      + "</div>")
         parts.append(f'<div class="azchat-locs">{locs}</div>')

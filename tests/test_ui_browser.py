@@ -1,0 +1,270 @@
+"""`azchat serve` for real: one server (subprocess, real model) over fixture notes, driven by
+gradio_client (the API) and by Playwright with Debian's Chromium (the browser)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GERMAN_NOTE, MERMAID_NOTE, NETWORK_NOTE, REPO, STORAGE_NOTE_CRLF, assert_span, write
+
+pytestmark = pytest.mark.slow
+
+EVIL_NOTE = """---
+title: Quarantine <img src=x onerror="window.__pwned=1">
+tags: [security]
+---
+## Payloads <script>window.__pwned=2</script>
+
+The quarantine sentinel phrase is <script>window.__pwned=3;document.title='pwned'</script> kept here.
+An image <img src=x onerror="window.__pwned=4;document.title='pwned'"> and a [quarantine link](javascript:window.__pwned=5) sit in the quarantine note.
+<svg onload="window.__pwned=6"></svg> <iframe srcdoc="<script>parent.__pwned=7</script>"></iframe>
+Template ${window.__pwned=8} and {{window.__pwned=9}} stay text too.
+"""
+
+NEW_NOTE = """## Aquarium
+
+The axolotl tank is cleaned every second Tuesday with a siphon.
+"""
+
+NOT_IN_NOTES = "What is the best recipe for banana bread with walnuts?"
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    notes = root / "notes"
+    write(notes, "networking.md", NETWORK_NOTE)
+    write(notes, "storage/storage.md", STORAGE_NOTE_CRLF)
+    write(notes, "ml/machine learning.md", MERMAID_NOTE)
+    write(notes, "dns.md", GERMAN_NOTE)
+    write(notes, "security/evil.md", EVIL_NOTE)
+    write(root, "secret.md", "# Secret\n\nTOP SECRET outside the notes folder\n")
+    os.symlink(root / "secret.md", notes / "link-out.md")
+    port = free_port()
+    out, err = root / "stdout.txt", root / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
+    env.pop("AZCHAT_AUTH", None)
+    with open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index",
+                                 str(root / "index"), "--port", str(port), "--json"],
+                                stdout=fo, stderr=fe, env=env, cwd=root)
+    info = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = out.read_text().splitlines()
+        if lines:
+            info = json.loads(lines[0])
+            break
+        time.sleep(0.5)
+    if info is None:
+        proc.kill()
+        pytest.fail(f"azchat serve did not start (exit {proc.poll()}):\n{err.read_text()[-3000:]}")
+    yield {"url": info["url"], "info": info, "notes": notes, "root": root, "proc": proc}
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server["url"], download_files=False, verbose=False)
+
+
+# -- the API (gradio_client) -------------------------------------------------------------------
+def test_serve_listens_on_localhost_and_reports_the_index(server):
+    info = server["info"]
+    assert info["url"].startswith("http://127.0.0.1:") and info["host"] == "127.0.0.1"
+    assert (info["notes"], info["auth"], info["share"]) == (5, False, False)
+
+
+def test_api_search_and_ask_return_the_cli_json_shapes(server, client):
+    out = client.predict("how do I connect two vnets to each other", 3, api_name="/search")
+    assert set(out) == {"query", "hits"} and len(out["hits"]) == 3
+    top = out["hits"][0]
+    assert set(top) == {"rank", "path", "title", "heading", "start_line", "end_line", "score", "text"}
+    assert (top["path"], top["start_line"], top["end_line"]) == ("networking.md", 17, 19)
+
+    out = client.predict("What does Azure Machine Learning's workspace do?", api_name="/ask")
+    assert set(out) == {"question", "answer", "found", "citations"} and out["found"] is True
+    c = out["citations"][0]
+    assert set(c) == {"n", "path", "title", "heading", "start_line", "end_line", "snippet"}
+    assert (c["path"], c["start_line"]) == ("ml/machine learning.md", 6)
+    assert_span(server["notes"], c["path"], c["start_line"], c["end_line"], c["snippet"])
+
+    out = client.predict(NOT_IN_NOTES, api_name="/ask")
+    assert out["found"] is False and out["citations"] == []
+
+
+def test_api_filters_apply_inside_the_search(client):
+    out = client.predict("redundancy copies", 5, ["storage"], None, api_name="/search")
+    assert out["hits"] and {h["path"] for h in out["hits"]} == {"storage/storage.md"}
+    out = client.predict("network", 5, None, "ml", api_name="/search")
+    assert out["hits"] and {h["path"] for h in out["hits"]} == {"ml/machine learning.md"}
+    out = client.predict("How do I peer two virtual networks?", ["storage"], None, api_name="/ask")
+    assert all(c["path"] == "storage/storage.md" for c in out["citations"])
+
+
+@pytest.mark.parametrize("path", ["../secret.md", "storage/../../secret.md", "link-out.md", "/etc/passwd",
+                                  str(Path("/etc/hostname")), "..\\secret.md", "storage/../networking.md"])
+def test_api_section_refuses_paths_outside_the_notes(client, path):
+    with pytest.raises(Exception) as exc:
+        client.predict(path, 1, api_name="/section")
+    assert "TOP SECRET" not in str(exc.value) and "root:" not in str(exc.value)
+
+
+def test_api_section_reads_a_cited_section(client):
+    sec = client.predict("networking.md", 18, api_name="/section")
+    assert (sec["path"], sec["heading"], sec["start_line"]) == ("networking.md", "Peering", 17)
+    assert "peering link in each direction" in sec["text"]
+
+
+# -- the browser -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    exe = chromium_path()
+    if exe is None:
+        reason = "no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)"
+        if os.environ.get("AZCHAT_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    dialogs = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.goto(server["url"])
+    pg.wait_for_selector("#azchat-question textarea")
+    pg.dialogs = dialogs
+    yield pg
+    ctx.close()
+
+
+def ask(page, question: str) -> str:
+    """Type a question, press Ask, wait for the new bot message; returns its text."""
+    bots = page.locator('#azchat-chat [data-testid="bot"]')
+    before = bots.count()
+    page.fill("#azchat-question textarea", question)
+    page.click("#azchat-ask")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#azchat-chat [data-testid=\"bot\"]').length > n", arg=before)
+    return bots.nth(before).inner_text()
+
+
+def test_browser_answers_with_sources_and_follow_ups(page):
+    assert page.locator("#azchat-chat button", has_text="What do my notes say about").count() >= 1
+    text = ask(page, "how do I connect two vnets to each other")
+    assert "From your notes" in text and "peering link in each direction" in text and "[1]" in text
+    sources = page.locator("#azchat-sources")
+    sources.locator(".azchat-source").first.wait_for()
+    assert "networking.md:17" in sources.inner_text()
+    assert "Peering" in sources.inner_text()
+    assert "peering link in each direction" in sources.locator("mark").first.inner_text()
+    # expand the whole section
+    section = sources.locator("details").first
+    assert not section.locator("pre").is_visible()
+    section.locator("summary").click()
+    assert "Microsoft backbone" in section.locator("pre").inner_text()
+    # a follow-up in the same conversation
+    text = ask(page, "how many copies does locally redundant storage keep?")
+    assert "three copies" in text
+    assert page.locator('#azchat-chat [data-testid="user"]').count() == 2
+    assert "storage/storage.md:8" in page.locator("#azchat-sources").inner_text()
+
+
+def test_browser_says_plainly_when_the_notes_do_not_answer(page):
+    text = ask(page, NOT_IN_NOTES)
+    assert "could not find anything about this in your notes" in text
+    assert "Sources:" not in text and "[1]" not in text
+    assert "nothing in your notes matches" in page.locator("#azchat-sources").inner_text()
+
+
+def test_browser_example_question_answers(page):
+    page.locator("#azchat-chat button", has_text="What do my notes say about").first.click()
+    page.wait_for_selector('#azchat-chat [data-testid="bot"]')
+    assert page.locator('#azchat-chat [data-testid="user"]').first.inner_text().startswith("What do my notes")
+
+
+def test_browser_shows_hostile_note_text_as_text(page):
+    title = page.title()
+    text = ask(page, "What is the quarantine sentinel phrase?")
+    assert "quarantine sentinel phrase" in text
+    sources = page.locator("#azchat-sources")
+    sources.locator(".azchat-source").first.wait_for()
+    for summary in sources.locator("summary").all():
+        summary.click()
+    shown = sources.inner_text()
+    assert "security/evil.md:" in shown
+    assert "<script>window.__pwned=3" in shown and 'onerror="window.__pwned=4' in shown   # visible as text
+    assert "javascript:window.__pwned=5" in shown
+    page.wait_for_timeout(500)        # give any injected handler a chance to run
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.title() == title and not page.dialogs
+    assert page.locator("#azchat-sources script, #azchat-sources img, #azchat-sources iframe, "
+                        "#azchat-sources svg[onload], #azchat-chat script, #azchat-chat iframe").count() == 0
+    assert page.locator('a[href^="javascript:"]').count() == 0
+
+
+def test_browser_rebuild_index_picks_up_a_new_note(page, server):
+    assert "could not find" in ask(page, "How often is the axolotl tank cleaned?")
+    write(server["notes"], "pets/aquarium.md", NEW_NOTE)
+    page.click("#azchat-rebuild")
+    page.wait_for_function(
+        "() => document.querySelector('#azchat-status').innerText.includes('1 added')", timeout=120_000)
+    assert "6 notes" in page.locator("#azchat-status").inner_text()
+    text = ask(page, "How often is the axolotl tank cleaned?")
+    assert "every second Tuesday" in text
+    assert "pets/aquarium.md:3" in page.locator("#azchat-sources").inner_text()
+    # the new folder is offered as a filter, and the filter applies to the search
+    page.get_by_text("Filters (applied inside the search)").click()
+    page.locator("#azchat-folder input").click()
+    page.get_by_role("option", name="pets", exact=True).click()
+    ask(page, "How do I peer two virtual networks?")
+    assert "networking.md" not in page.locator("#azchat-sources").inner_text()
+
+
+def test_screenshot_of_an_answer(page, server):
+    """Not an assertion about looks: keeps a current picture of the UI for humans (bench/out is ignored)."""
+    ask(page, "What does Azure Machine Learning's workspace do?")
+    page.locator("#azchat-sources .azchat-source").first.wait_for()
+    out = REPO / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / "ui-answer.png"))
+    assert (out / "ui-answer.png").stat().st_size > 10_000
