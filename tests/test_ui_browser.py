@@ -138,6 +138,21 @@ def test_api_section_refuses_paths_outside_the_notes(client, path):
     assert "TOP SECRET" not in str(exc.value) and "root:" not in str(exc.value)
 
 
+def test_server_does_not_serve_note_or_outside_files_by_url(server):
+    import urllib.error
+    import urllib.request
+
+    for target in (server["root"] / "secret.md", server["notes"] / "networking.md"):
+        for route in ("gradio_api/file=", "file="):
+            try:
+                with urllib.request.urlopen(server["url"] + route + str(target), timeout=30) as resp:
+                    body = resp.read().decode("utf-8", "replace")
+            except urllib.error.HTTPError as exc:
+                assert exc.code in (403, 404, 405), (route, exc.code)
+                continue
+            assert "TOP SECRET" not in body and "peering link" not in body, route
+
+
 def test_api_section_reads_a_cited_section(client):
     sec = client.predict("networking.md", 18, api_name="/section")
     assert (sec["path"], sec["heading"], sec["start_line"]) == ("networking.md", "Peering", 17)
@@ -268,3 +283,34 @@ def test_screenshot_of_an_answer(page, server):
     out.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(out / "ui-answer.png"))
     assert (out / "ui-answer.png").stat().st_size > 10_000
+
+
+def test_auth_protects_the_app_and_its_api(tmp_path, vault):
+    """AZCHAT_AUTH's user:password guards the page and the API (in-process app, fake embedder)."""
+    import urllib.error
+    import urllib.request
+
+    from gradio_client import Client
+
+    from azchat.embedding import HashEmbedder
+    from azchat.service import NotesService
+    from azchat.ui import build_app
+
+    svc = NotesService(vault, tmp_path / "index", embedder=HashEmbedder())
+    svc.open()
+    app = build_app(svc)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, auth=("alice", "s3cret"), prevent_thread_lock=True,
+               quiet=True, ssr_mode=False)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(url + "gradio_api/info", timeout=30)
+        assert exc.value.code in (401, 403)
+        with pytest.raises(Exception):
+            Client(url, download_files=False, verbose=False).predict("peering", 1, api_name="/search")
+        client = Client(url, auth=("alice", "s3cret"), download_files=False, verbose=False)
+        out = client.predict("peer virtual networks", 1, api_name="/search")
+        assert out["hits"][0]["path"] == "networking.md"
+    finally:
+        app.close()

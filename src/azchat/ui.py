@@ -92,7 +92,7 @@ def build_app(service: NotesService) -> gr.Blocks:
                 chatbot = gr.Chatbot(label="Chat", elem_id="azchat-chat", height=520, sanitize_html=True,
                                      render_markdown=True, examples=examples or None,
                                      placeholder="Ask a question about your notes.", feedback_options=None,
-                                     latex_delimiters=[], allow_tags=False)
+                                     latex_delimiters=[], allow_tags=False, buttons=["copy", "copy_all"])
                 with gr.Row():
                     question = gr.Textbox(placeholder="e.g. how do I peer two virtual networks?",
                                           show_label=False, scale=6, elem_id="azchat-question",
