@@ -225,3 +225,33 @@ def test_importing_the_library_and_cli_does_not_import_gradio():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")}).stdout
     assert out.split() == ["False", "False"]
+
+
+class StubRetriever:
+    """Finds an answer only when the question mentions peering; records what it was asked."""
+
+    def __init__(self):
+        self.asked = []
+
+    def ask(self, question, tags=None, folder=None):
+        self.asked.append(question)
+        found = "peering" in question.lower()
+        return Answer(question, ("From your notes: " if found else "I could not find ") + question, found)
+
+
+def test_follow_up_questions_are_read_with_the_previous_one_only_when_they_refer_back(tmp_path):
+    from azchat.service import is_follow_up
+
+    svc = NotesService(tmp_path, tmp_path / "index")
+    svc._retriever = stub = StubRetriever()
+    ans = svc.ask("and how do I delete it?", previous=["What is VNet peering?"])
+    assert ans.found and ans.question == "and how do I delete it?"
+    assert ans.answer.startswith("(Read as a follow-up to: What is VNet peering?)")
+    assert stub.asked[-1] == "What is VNet peering? and how do I delete it?"
+    # a new topic is not glued to the last question: the notes' silence is reported as it is
+    ans = svc.ask("What is the best recipe for banana bread with walnuts?", previous=["What is VNet peering?"])
+    assert not ans.found and len(stub.asked) == 3
+    assert not svc.ask("and how do I delete it?").found           # no conversation yet
+    assert svc.ask("peering costs?", previous=["x"]).answer == "From your notes: peering costs?"
+    assert is_follow_up("Und wie lösche ich das?") and is_follow_up("what about the firewall?")
+    assert not is_follow_up("How do I configure a network security group for my web servers today?")

@@ -217,10 +217,11 @@ def test_browser_answers_with_sources_and_follow_ups(page):
     assert not section.locator("pre").is_visible()
     section.locator("summary").click()
     assert "Microsoft backbone" in section.locator("pre").inner_text()
-    # a follow-up in the same conversation
+    # follow-ups in the same conversation
+    assert "Microsoft backbone" in ask(page, "and which backbone do they use?")
     text = ask(page, "how many copies does locally redundant storage keep?")
     assert "three copies" in text
-    assert page.locator('#azchat-chat [data-testid="user"]').count() == 2
+    assert page.locator('#azchat-chat [data-testid="user"]').count() == 3
     assert "storage/storage.md:8" in page.locator("#azchat-sources").inner_text()
 
 

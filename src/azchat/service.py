@@ -6,6 +6,7 @@ No UI code here.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,21 @@ from . import config
 from .errors import AzchatError, NotesNotFoundError, SourceError
 from .sources import Section, read_section
 from .types import Answer, BuildStats, Hit
+
+
+_REFERRING = {"it", "its", "it's", "that", "this", "these", "those", "they", "them", "their", "there", "one",
+              "es", "das", "dies", "diese", "dieser", "dieses", "sie", "ihn", "ihm", "ihr", "deren", "dessen",
+              "dort", "dafür", "dazu", "damit", "davon"}
+_FOLLOW_START = ("and ", "what about", "how about", "und ", "und was", "was ist mit", "also ")
+
+
+def is_follow_up(question: str) -> bool:
+    """A short question that points back at the conversation (pronouns, "and ...", "what about ...")."""
+    q = question.strip().lower()
+    words = re.findall(r"[\w']+", q)
+    if not words or len(words) > 10:
+        return False
+    return q.startswith(_FOLLOW_START) or any(w in _REFERRING for w in words)
 
 
 class NotesService:
@@ -89,8 +105,20 @@ class NotesService:
     def search(self, query: str, k: int = 10, tags=None, folder=None) -> list[Hit]:
         return self.retriever.search(query, k=k, tags=tags or None, folder=folder or None)
 
-    def ask(self, question: str, tags=None, folder=None) -> Answer:
-        return self.retriever.ask(question, tags=tags or None, folder=folder or None)
+    def ask(self, question: str, tags=None, folder=None, previous: list[str] | None = None) -> Answer:
+        """Answer the question; in a conversation (`previous` questions, oldest first) a short question that
+        refers back ("and how do I delete it?") and finds nothing alone is read together with the last one."""
+        r = self.retriever
+        answer = r.ask(question, tags=tags or None, folder=folder or None)
+        if answer.found or not previous or not is_follow_up(question):
+            return answer
+        context = previous[-1]
+        combined = r.ask(f"{context} {question}", tags=tags or None, folder=folder or None)
+        if not combined.found:
+            return answer
+        combined.question = question
+        combined.answer = f"(Read as a follow-up to: {context})\n\n" + combined.answer
+        return combined
 
     def section(self, path: str, line: int) -> Section:
         """The whole section around a cited line; only notes that are in the index can be read."""

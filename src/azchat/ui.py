@@ -51,21 +51,21 @@ def _call(fn, *args, **kwargs):
 def build_app(service: NotesService) -> gr.Blocks:
     """The Blocks app: chat, sources panel, filters, index status with a rebuild button, and the API."""
 
-    def respond(message: str, history: list, tags, folder):
+    def respond(message: str, history: list, asked: list, tags, folder):
         message = (message or "").strip()
-        history = list(history or [])
+        history, asked = list(history or []), list(asked or [])
         if not message:
-            return history, "", gr.update()
+            return history, "", gr.update(), asked
         t, f = _filters(tags, folder)
-        answer = _call(service.ask, message, tags=t, folder=f)
+        answer = _call(service.ask, message, tags=t, folder=f, previous=asked)
         history += [{"role": "user", "content": md_text(message)},
                     {"role": "assistant", "content": chat_markdown(answer)}]
-        return history, "", sources_html(answer, service.section)
+        return history, "", sources_html(answer, service.section), asked + [message]
 
-    def example(evt: gr.SelectData, history: list, tags, folder):
+    def example(evt: gr.SelectData, history: list, asked: list, tags, folder):
         value = evt.value
         text = value.get("text", "") if isinstance(value, dict) else str(value or "")
-        return respond(text, history, tags, folder)
+        return respond(text, history, asked, tags, folder)
 
     def choices():
         folders = [ALL_FOLDERS] + service.folders()
@@ -110,12 +110,14 @@ def build_app(service: NotesService) -> gr.Blocks:
                 status = gr.Markdown(status_markdown(service.status()), elem_id="azchat-status")
                 rebuild_btn = gr.Button("Rebuild index", elem_id="azchat-rebuild", size="sm")
 
+        asked = gr.State([])          # this conversation's questions, as typed (for follow-ups)
         ui = dict(api_visibility="undocumented")
-        inputs = [question, chatbot, tags, folder]
-        outputs = [chatbot, question, sources]
+        inputs = [question, chatbot, asked, tags, folder]
+        outputs = [chatbot, question, sources, asked]
         question.submit(respond, inputs, outputs, **ui)
         ask_btn.click(respond, inputs, outputs, **ui)
-        chatbot.example_select(example, [chatbot, tags, folder], outputs, **ui)
+        chatbot.example_select(example, [chatbot, asked, tags, folder], outputs, **ui)
+        chatbot.clear(lambda: ([], sources_html(None)), None, [asked, sources], **ui)
         rebuild_btn.click(rebuild, None, [status, rebuild_btn, tags, folder], concurrency_limit=1, **ui)
         app.load(choices, None, [tags, folder, status], **ui)
 
@@ -155,8 +157,9 @@ def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, sha
             server_name=host, server_port=port, share=share, auth=auth, prevent_thread_lock=True,
             quiet=True, show_error=True, ssr_mode=False, css=CSS, footer_links=["api"],
             auth_message="azchat: sign in (AZCHAT_AUTH)" if auth else None)
-    except OSError as exc:
-        raise AzchatError(f"Cannot listen on {host}:{port} ({exc}). Choose another --port.") from None
+    except OSError:
+        raise AzchatError(f"Cannot listen on {host}:{port}: the port is in use or not allowed; "
+                          "choose another --port.") from None
     if on_ready:
         on_ready(share_url or local_url)
     try:
