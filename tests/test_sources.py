@@ -184,7 +184,10 @@ def test_service_answers_during_rebuild_and_swaps_in_the_new_index(vault, tmp_pa
     assert svc.start_rebuild()
     assert emb.entered.wait(30)
     assert svc.rebuilding and not svc.start_rebuild()          # one rebuild at a time
-    assert svc.status()["rebuilding"] is True
+    st = svc.status()
+    assert st["rebuilding"] is True and "Embedding 1 chunks" in st["phase"]
+    from azchat.render import status_markdown
+    assert "Rebuilding" in status_markdown(st) and "4 notes" in status_markdown(st)
     # the old index keeps answering while the rebuild is blocked
     assert svc.ask("How do I peer two virtual networks?").found
     assert all(h.path != "new/kubernetes.md" for h in svc.search("zebrafish clusters", k=10))
