@@ -79,7 +79,8 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
 
         embedder = load_embedder(model)
     stats = BuildStats()
-    with build_lock(index_dir, wait_seconds):
+    with build_lock(index_dir, wait_seconds,
+                    on_wait=lambda: log(f"Waiting for another azchat indexer to finish with {index_dir} ...")):
         old: Generation | None = None
         reason = "--full was requested" if full else ""
         try:
