@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from . import __version__, config
-from .errors import AzchatError, NotesNotFoundError
+from .errors import AzchatError, IndexLockedError, NotesNotFoundError
+
+LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index (only changed notes are re-embedded)")
     _common(p)
     p.add_argument("--full", action="store_true", help="rebuild everything from scratch")
+    p.add_argument("--wait", type=float, default=LOCK_WAIT, metavar="SECONDS",
+                   help=f"when another indexer is running, wait this long for it (default {LOCK_WAIT:g})")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the best matching passages")
@@ -52,12 +56,13 @@ def _say(args, message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _build(args, quiet: bool = False):
+def _build(args, quiet: bool = False, wait: float | None = None):
     from .indexing import build_index
     from .progress import ProgressBar
 
+    wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
     return build_index(args.notes, args.index, full=getattr(args, "full", False), model=args.model,
-                       progress=ProgressBar("Embedding"), log=lambda m: _say(args, m))
+                       progress=ProgressBar("Embedding"), log=lambda m: _say(args, m), wait_seconds=wait)
 
 
 def _retriever(args):
@@ -70,7 +75,13 @@ def _retriever(args):
         raise NotesNotFoundError(f"Notes folder {notes} does not exist or is not a folder.")
     if notes.is_dir() and is_stale(notes, index):
         _say(args, f"Updating the index in {index} from {notes} ...")
-        _build(args)
+        have_index = (index / "CURRENT").exists()
+        try:
+            _build(args, wait=0.0 if have_index else LOCK_WAIT)
+        except IndexLockedError:
+            if not have_index:
+                raise
+            _say(args, "Another azchat indexer is updating the index; answering from the current index.")
     embedder = None
     if args.model:
         from .embedding import load_embedder

@@ -93,7 +93,7 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
             if reason:
                 log(f"Rebuilding everything: {reason}.")
         reuse = old is not None and not reason
-        stats.full_rebuild_reason = reason if old is not None or full else ""
+        stats.full_rebuild_reason = reason   # "" for a first build
 
         old_notes = old.manifest.get("notes", {}) if reuse else {}
         old_rows: dict[str, list[int]] = {}
