@@ -11,6 +11,7 @@ import pytest
 from azchat import build_index
 from azchat.cli import main
 from azchat.embedding import HashEmbedder
+from azchat.indexing import is_stale
 from azchat.retrieval import Retriever
 from azchat.store import load_generation
 
@@ -117,7 +118,7 @@ def skipped_reasons(skipped: list[dict]) -> dict[str, str]:
     return {s["path"]: s["reason"] for s in skipped}
 
 
-def test_hostile_vault_builds_and_stays_searchable(tmp_path):
+def test_hostile_vault_builds_and_stays_searchable(tmp_path, monkeypatch):
     notes = build_hostile_vault(tmp_path)
     fake = HashEmbedder(dim=1024)   # wide, so hashed words rarely collide and search behaves
     stats = build_index(notes, tmp_path / "index", embedder=fake)
@@ -151,8 +152,11 @@ def test_hostile_vault_builds_and_stays_searchable(tmp_path):
     assert "<script>alert('x')</script>" in joined and "onerror=alert(1)" in joined
     assert "javascript:alert(document.cookie)" in joined      # stored verbatim, as text
 
-    # a second build changes nothing and still reports the same skipped files
+    # skipped files are remembered by stat: the index is not stale, a second build re-reads nothing
+    assert not is_stale(notes, tmp_path / "index")
+    monkeypatch.setattr("azchat.indexing.read_note", None)      # any read would fail
     again = build_index(notes, tmp_path / "index", embedder=fake)
+    monkeypatch.undo()
     assert (again.added, again.updated, again.removed, again.embedded) == (0, 0, 0, 0)
     assert skipped_reasons(again.skipped) == reasons
 
@@ -239,3 +243,20 @@ def test_a_note_replaced_by_a_link_out_of_the_vault_after_discovery_is_not_read(
     stats = build_index(notes, tmp_path / "index", embedder=HashEmbedder())
     assert {"path": "b.md", "reason": "symlink points outside the notes folder"} in stats.skipped
     assert not _marker_chunks(load_generation(tmp_path / "index"), "quuxsecret")
+
+
+def test_touched_and_newly_skipped_files_leave_the_index_fresh(tmp_path):
+    notes = tmp_path / "notes"
+    write(notes, "a.md", "# A\n\nquuxa\n")
+    fake = HashEmbedder()
+    build_index(notes, tmp_path / "index", embedder=fake)
+    os.utime(notes / "a.md", (1, 1))
+    write(notes, "bin.md", b"\x00\x01binary")
+    assert is_stale(notes, tmp_path / "index")
+    stats = build_index(notes, tmp_path / "index", embedder=fake)
+    assert (stats.updated, stats.unchanged, stats.embedded) == (0, 1, 0)
+    assert not is_stale(notes, tmp_path / "index")
+    write(notes, "bin.md", "now it is text quuxnowtext\n")        # a skipped file that becomes readable
+    assert is_stale(notes, tmp_path / "index")
+    stats = build_index(notes, tmp_path / "index", embedder=fake)
+    assert stats.added == 1 and not stats.skipped

@@ -52,11 +52,15 @@ def is_stale(notes_dir, index_dir) -> bool:
         return True
     paths, _ = find_notes(Path(notes_dir))
     known = manifest.get("notes", {})
+    skipped = manifest.get("skipped", {})
     seen = 0
     for path in paths:
         rel = relative_path(path, Path(notes_dir))
         entry = known.get(rel)
         if entry is None:
+            bad = skipped.get(rel)
+            if bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size")):
+                continue          # a file skipped last time (binary, unreadable) and untouched since
             return True
         seen += 1
         if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
@@ -96,6 +100,8 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         stats.full_rebuild_reason = reason   # "" for a first build
 
         old_notes = old.manifest.get("notes", {}) if reuse else {}
+        old_skipped = old.manifest.get("skipped", {}) if reuse else {}
+        skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
         old_rows: dict[str, list[int]] = {}
         if reuse:
             for row, chunk in enumerate(old.chunks):
@@ -115,9 +121,16 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
                 notes_meta[rel] = entry
                 stats.unchanged += 1
                 continue
+            bad = old_skipped.get(rel)
+            if bad and st and st == (bad.get("mtime_ns"), bad.get("size")):
+                stats.skipped.append({"path": rel, "reason": bad.get("reason", "")})
+                skipped_meta[rel] = bad
+                continue
             note = read_note(path, notes_dir)
             if isinstance(note, Skipped):
                 stats.skipped.append({"path": note.path, "reason": note.reason})
+                if st:
+                    skipped_meta[rel] = {"mtime_ns": st[0], "size": st[1], "reason": note.reason}
                 continue
             meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
                     "title": note.title, "tags": note.tags, "warnings": note.warnings}
@@ -138,7 +151,10 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         stats.removed = len(set(old_notes) - set(notes_meta))
         stats.notes = len(notes_meta)
 
-        changed = stats.added or stats.updated or stats.removed or not reuse
+        # a touched note (same text, new mtime) or a newly skipped file also needs a new manifest, or every
+        # later is_stale() would report the index stale and re-read them
+        changed = stats.added or stats.updated or stats.removed or not reuse \
+            or notes_meta != old_notes or skipped_meta != old_skipped
         if not changed:
             stats.chunks = len(old.chunks)
             stats.seconds = time.perf_counter() - t0
@@ -181,6 +197,7 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
             "notes_dir": str(notes_dir.resolve()),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "notes": notes_meta,
+            "skipped": skipped_meta,
         }
         write_generation(index_dir, manifest, chunks, vectors, {
             "dense.faiss": lambda p: dense.write(dense_index, p),
