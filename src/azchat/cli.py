@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from . import __version__, config
@@ -49,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p)
     p.add_argument("question")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("watch", help="keep the index up to date while notes change (Ctrl-C stops)")
+    _common(p)
+    p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
+                   help="wait until changes have settled this long before updating (default 1)")
+    p.add_argument("--polling", action="store_true", help="poll the folder instead of using file events "
+                                                          "(network drives)")
+    p.set_defaults(func=cmd_watch)
     return parser
 
 
@@ -126,6 +135,34 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
         print(answer.answer)
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from .watch import Watcher
+
+    def report(stats) -> None:
+        if args.json:
+            print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **stats.to_dict()},
+                             ensure_ascii=False), flush=True)
+            return
+        print(f"{time.strftime('%H:%M:%S')} {stats.notes} notes, {stats.chunks} chunks: {stats.added} added, "
+              f"{stats.updated} updated, {stats.removed} removed; {stats.embedded} chunks embedded "
+              f"in {stats.seconds:.1f}s.", flush=True)
+        for s in stats.skipped:
+            print(f"  skipped {s['path']}: {s['reason']}", flush=True)
+
+    watcher = Watcher(args.notes, args.index, model=args.model, debounce=args.debounce, polling=args.polling,
+                      on_update=report, log=lambda m: _say(args, m))
+    watcher.start()
+    _say(args, f"Watching {watcher.notes_dir} for changes (index: {watcher.index_dir}); Ctrl-C stops.")
+    try:
+        watcher.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+    _say(args, "Stopped watching.")
     return 0
 
 
