@@ -47,6 +47,23 @@ CHILD = textwrap.dedent("""
 
     notes, index, wait = sys.argv[1], sys.argv[2], float(sys.argv[3])
     print("ready", flush=True)
+    if len(sys.argv) > 4:        # fork server: every "go" forks one build, "reap" collects it after the kill
+        import os
+        for line in sys.stdin:
+            if line.strip() == "go":
+                pid = os.fork()
+                if pid == 0:
+                    random.seed(os.getpid())
+                    build_index(notes, index, embedder=SlowEmbedder(), wait_seconds=wait)
+                    os._exit(0)
+                print(pid, flush=True)
+            elif line.strip() == "reap":
+                _, status = os.waitpid(pid, 0)
+                print("killed" if os.WIFSIGNALED(status) else f"exit {os.waitstatus_to_exitcode(status)}",
+                      flush=True)
+            else:
+                break
+        sys.exit(0)
     if sys.stdin.readline().strip() != "go":
         sys.exit(0)
     stats = build_index(notes, index, embedder=SlowEmbedder(), wait_seconds=wait, log=lambda m: print(m, flush=True))
@@ -101,8 +118,17 @@ def test_sigkill_at_random_points_never_breaks_the_index(tmp_path):
     committed = dict(vault)
     assert _index_state(index, fake) == committed
 
-    iterations, killed_mid_build, killed_while_writing = 30, 0, 0
-    pool = [Child(script, notes, index) for _ in range(3)]      # started ahead, so imports overlap
+    iterations, killed_mid_build, killed_while_writing, advanced = 40, 0, 0, 0
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen([sys.executable, str(script), str(notes), str(index), "0", "fork-server"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert server.stdout.readline().strip() == "ready"
+
+    def ask(command: str) -> str:
+        server.stdin.write(command + "\n")
+        server.stdin.flush()
+        return server.stdout.readline().strip()
+
     for it in range(1, iterations + 1):
         # change the vault: edit a few notes, sometimes add or delete one
         for name in rng.sample(sorted(vault), 3):
@@ -117,31 +143,28 @@ def test_sigkill_at_random_points_never_breaks_the_index(tmp_path):
             write(notes, name, _note(name, v))
         expected_new = dict(vault)
 
-        child = pool.pop(0)
-        pool.append(Child(script, notes, index))
-        child.ready()
-        child.go()
-        time.sleep(rng.uniform(0.05, 0.6))
-        if child.proc.poll() is None:
-            killed_mid_build += 1
-        child.proc.send_signal(signal.SIGKILL)
-        child.proc.wait()
-        child.proc.stdout.close(), child.proc.stderr.close(), child.proc.stdin.close()
+        pid = int(ask("go"))
+        time.sleep(rng.uniform(0.0, 0.45))
+        os.kill(pid, signal.SIGKILL)      # safe: the server has not reaped it, so the pid is still its child
+        outcome = ask("reap")
+        assert outcome in ("killed", "exit 0"), outcome
+        killed_mid_build += outcome == "killed"
 
         if list(index.glob(".tmp-gen-*")) or len(list(index.glob("gen-*"))) > 2:
             killed_while_writing += 1                   # it died between its first write and the prune
         state = _index_state(index, fake)               # the index still opens, whole
         assert state in (committed, expected_new), (it, state)
+        advanced += state != committed
         committed = state
         r = Retriever(index, embedder=fake)
         top = r.search(f"ver_{max(state.values())}", k=3)
         assert top and VERSION.search(top[0].text)
-    for child in pool:
-        child.proc.kill()
-        child.proc.wait()
-        child.proc.stdout.close(), child.proc.stderr.close(), child.proc.stdin.close()
+    server.stdin.close()
+    server.wait(timeout=30)
+    server.stdout.close()
 
-    print(f"{killed_mid_build} of {iterations} kills interrupted a build, {killed_while_writing} while writing")
+    print(f"{killed_mid_build} of {iterations} kills interrupted a build, {killed_while_writing} while writing; "
+          f"the index advanced {advanced} times")
     assert killed_mid_build >= iterations // 3 and killed_while_writing >= 3   # kills hit every phase
     final = build_index(notes, index, embedder=fake)    # the next build completes and catches up
     assert _index_state(index, fake) == vault
