@@ -272,3 +272,31 @@ def test_a_second_indexer_that_will_not_wait_is_refused_clearly(vault, tmp_path,
         assert "answering from the current index" in captured.err
     assert main(["index", "--notes", str(vault), "--index", str(index), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["added"] == 1
+
+
+def test_a_full_disk_or_unusable_index_folder_is_one_clear_sentence(vault, tmp_path, capsys, monkeypatch):
+    fake = HashEmbedder()
+    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
+    index = tmp_path / "index"
+    build_index(vault, index, embedder=fake)
+    before = current_folder(index)
+    write(vault, "new.md", "# New\n\nquuxnew\n")
+    import azchat.store as store
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(store.np, "save", full_disk)
+    code = main(["index", "--notes", str(vault), "--index", str(index)])
+    err = capsys.readouterr().err
+    err = err.splitlines()[-1]
+    assert code == 6 and err.startswith("azchat: Could not update the index") and "No space left" in err
+    assert "previous index is unchanged" in err and "Traceback" not in err
+    assert current_folder(index) == before and not list(index.glob(".tmp-*"))
+    monkeypatch.undo()
+
+    not_a_folder = tmp_path / "index-file"
+    not_a_folder.write_text("I am a file")
+    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
+    code = main(["index", "--notes", str(vault), "--index", str(not_a_folder)])
+    err = capsys.readouterr().err
+    assert code == 6 and err.startswith("azchat: Could not update the index") and err.count("\n") == 1

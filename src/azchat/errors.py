@@ -25,3 +25,9 @@ class IndexLockedError(AzchatError):
 
 class ModelError(AzchatError):
     exit_code = 5
+
+
+class IndexWriteError(AzchatError, OSError):
+    """The index folder could not be written (disk full, no permission, not a folder)."""
+
+    exit_code = 6

@@ -13,7 +13,7 @@ from . import dense
 from .chunking import chunk_note
 from .config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
 from .embedding import Embedder, Progress
-from .errors import IndexCorruptError, NotesNotFoundError
+from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import LexicalIndex
 from .notes import Skipped, find_notes, read_note, relative_path
 from .store import Generation, build_lock, load_generation, read_manifest, write_generation
@@ -82,6 +82,18 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         from .embedding import load_embedder
 
         embedder = load_embedder(model)
+    try:
+        return _build(notes_dir, index_dir, full, embedder, settings, progress, log, wait_seconds, t0)
+    except AzchatError:
+        raise
+    except OSError as exc:     # disk full, read-only or misplaced index folder: one clear sentence
+        raise IndexWriteError(
+            f"Could not update the index in {index_dir}: {exc.strerror or exc}"
+            f"{f' ({exc.filename})' if exc.filename else ''}. The previous index is unchanged.") from exc
+
+
+def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, settings: ChunkSettings,
+           progress: Progress | None, log: Log, wait_seconds: float, t0: float) -> BuildStats:
     stats = BuildStats()
     with build_lock(index_dir, wait_seconds,
                     on_wait=lambda: log(f"Waiting for another azchat indexer to finish with {index_dir} ...")):
