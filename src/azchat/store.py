@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import io
@@ -178,8 +179,9 @@ def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vecto
     tmp.mkdir()
     try:
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            names = [f.name for f in dataclasses.fields(Chunk)]   # a flat dict; asdict() deep-copies (slow)
             for chunk in chunks:
-                fh.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+                fh.write(json.dumps({n: getattr(chunk, n) for n in names}, ensure_ascii=False) + "\n")
         np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
         for fname, write in writers.items():
             write(tmp / fname)
