@@ -214,3 +214,20 @@ def test_cli_watch_prints_one_json_object_per_update_and_stops_cleanly_on_ctrl_c
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Stopped watching." in err and "Traceback" not in err
+
+
+def test_an_index_swapped_by_another_indexer_is_reported(vault, tmp_path):
+    from azchat import build_index
+
+    index = tmp_path / "index"
+    fake = HashEmbedder()
+    updates = []
+    w = Watcher(vault, index, embedder=fake, debounce=DEBOUNCE, rescan_seconds=0.5, on_update=updates.append)
+    with w:
+        wait_for(lambda: updates)
+        w._observer.stop()
+        w._observer.join()
+        write(vault, "outside-run.md", "# Run\n\nquuxrun\n")
+        build_index(vault, index, embedder=fake)         # `azchat index` in another terminal
+        wait_for(lambda: len(updates) >= 2)
+        assert "outside-run.md" in indexed(index)

@@ -55,7 +55,8 @@ def _stamp(path: str):
 class Watcher:
     """Watches a notes folder and rebuilds the index (incrementally) after changes settle.
 
-    on_update(stats) is called after every build that changed the index (from the watcher's thread);
+    on_update(stats) is called after the first build and whenever the live index changed (a build of ours, or
+    another indexer's, noticed by the periodic check), from the watcher's thread;
     on_error(exc) after a build that failed with an AzchatError (the watcher keeps going).
     """
 
@@ -86,6 +87,7 @@ class Watcher:
         self._observer = None
         self._thread: threading.Thread | None = None
         self._crashed: BaseException | None = None
+        self._seen_live: str | None = None
 
     # -- events ---------------------------------------------------------------------------------
     def notify(self, *paths: str, folder: bool = False) -> None:
@@ -216,6 +218,8 @@ class Watcher:
                         if self._stale():
                             self.log("Notes changed without file events; updating the index.")
                             self.build()
+                        elif self._live() != self._seen_live:    # `azchat index` ran beside us
+                            self.build()
                     continue
                 if self._settled():
                     self.build()
@@ -250,7 +254,16 @@ class Watcher:
             return None
         self.builds += 1
         self.last_stats = stats
-        if stats.added or stats.updated or stats.removed or stats.full_rebuild_reason or self.builds == 1:
+        live = self._live()
+        if live != self._seen_live or self.builds == 1:     # a new generation (ours or another indexer's)
+            self._seen_live = live
             if self.on_update:
                 self.on_update(stats)
         return stats
+
+    def _live(self) -> str | None:
+        """What CURRENT says now (None when unreadable): changes whenever any indexer swaps the index."""
+        try:
+            return (self.index_dir / "CURRENT").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
