@@ -18,7 +18,7 @@ from azchat.store import load_generation
 from conftest import assert_span, file_lines, write
 
 BIG_SECTIONS = 3000            # ~3 MB note
-LONG_LINE_WORDS = 50_000       # ~300 kB single line
+LONG_LINE_WORDS = 62_000       # ~300 kB single line
 
 
 def _big_note() -> str:
@@ -120,6 +120,8 @@ def skipped_reasons(skipped: list[dict]) -> dict[str, str]:
 
 def test_hostile_vault_builds_and_stays_searchable(tmp_path, monkeypatch):
     notes = build_hostile_vault(tmp_path)
+    assert 1_000_000 < (notes / "big.md").stat().st_size < 5_000_000
+    assert (notes / "long line.md").stat().st_size > 300_000 and len(file_lines(notes, "long line.md")) == 3
     fake = HashEmbedder(dim=1024)   # wide, so hashed words rarely collide and search behaves
     stats = build_index(notes, tmp_path / "index", embedder=fake)
     reasons = skipped_reasons(stats.skipped)
@@ -164,6 +166,8 @@ def test_hostile_vault_builds_and_stays_searchable(tmp_path, monkeypatch):
 def test_index_json_on_the_hostile_vault_exits_0(tmp_path, capsys, monkeypatch):
     """The CLI end to end (fake embedder in place of the model so the 3 MB note stays fast)."""
     notes = build_hostile_vault(tmp_path)
+    assert 1_000_000 < (notes / "big.md").stat().st_size < 5_000_000
+    assert (notes / "long line.md").stat().st_size > 300_000 and len(file_lines(notes, "long line.md")) == 3
     fake = HashEmbedder(dim=1024)   # wide, so hashed words rarely collide and search behaves
     monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
     code = main(["index", "--notes", str(notes), "--index", str(tmp_path / "index"), "--json"])

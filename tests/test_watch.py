@@ -231,3 +231,11 @@ def test_an_index_swapped_by_another_indexer_is_reported(vault, tmp_path):
         build_index(vault, index, embedder=fake)         # `azchat index` in another terminal
         wait_for(lambda: len(updates) >= 2)
         assert "outside-run.md" in indexed(index)
+
+
+def test_cli_watch_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):
+    from azchat.cli import main
+
+    code = main(["watch", "--notes", str(tmp_path / "missing"), "--index", str(tmp_path / "index")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("azchat: Notes folder") and "Traceback" not in err
