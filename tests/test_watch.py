@@ -239,3 +239,27 @@ def test_cli_watch_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):
     code = main(["watch", "--notes", str(tmp_path / "missing"), "--index", str(tmp_path / "index")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("azchat: Notes folder") and "Traceback" not in err
+
+
+def test_a_note_written_non_stop_is_still_indexed_after_max_delay(vault, tmp_path):
+    index = tmp_path / "index"
+    updates = []
+    w = Watcher(vault, index, embedder=HashEmbedder(), debounce=0.5, max_delay=1.5, on_update=updates.append)
+    with w:
+        wait_for(lambda: updates)
+        stop = threading.Event()
+
+        def scribble():
+            i = 0
+            while not stop.is_set():
+                with open(vault / "log.md", "a") as fh:
+                    fh.write(f"entry {i} quuxlog\n")
+                i += 1
+                time.sleep(0.1)                      # never quiet for the 0.5 s debounce
+        t = threading.Thread(target=scribble)
+        t.start()
+        try:
+            wait_for(lambda: "quuxlog" in indexed(index).get("log.md", ""))
+        finally:
+            stop.set()
+            t.join()

@@ -63,6 +63,7 @@ class Watcher:
     def __init__(self, notes_dir=None, index_dir=None, *, model: str | None = None,
                  embedder: Embedder | None = None, settings: ChunkSettings = ChunkSettings(),
                  debounce: float = 1.0, rescan_seconds: float = 60.0, lock_wait: float = 600.0,
+                 max_delay: float = 30.0,
                  on_update: Callable[[BuildStats], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  log: Callable[[str], None] | None = None, progress=None, polling: bool = False):
@@ -73,6 +74,7 @@ class Watcher:
         self._root = str(self.notes_dir.resolve())
         self.model, self.embedder, self.settings = model, embedder, settings
         self.debounce, self.rescan_seconds, self.lock_wait = debounce, rescan_seconds, lock_wait
+        self.max_delay = max_delay           # a file written non-stop still gets indexed this often
         self.on_update, self.on_error = on_update, on_error
         self.log = log or (lambda msg: None)
         self.progress = progress
@@ -83,6 +85,7 @@ class Watcher:
         self._pending: dict[str, object] = {}   # path -> (size, mtime) when its last event arrived
         self._dirty = False
         self._last_event = 0.0
+        self._first_event = 0.0
         self._stop = threading.Event()
         self._observer = None
         self._thread: threading.Thread | None = None
@@ -99,6 +102,8 @@ class Watcher:
         with self._cond:
             for p in relevant:
                 self._pending[p] = None if folder else _stamp(p)
+            if not self._dirty:
+                self._first_event = time.monotonic()
             self._dirty = True
             self._last_event = time.monotonic()
             self._cond.notify_all()
@@ -184,7 +189,12 @@ class Watcher:
         Returns False when stopping."""
         while not self._stop.is_set():
             with self._cond:
-                quiet = time.monotonic() - self._last_event
+                now = time.monotonic()
+                if now - self._first_event >= self.max_delay and self._first_event:
+                    self._pending.clear()           # never settles (a log written non-stop): index it now
+                    self._dirty = False
+                    return True
+                quiet = now - self._last_event
                 if quiet < self.debounce:
                     self._cond.wait(self.debounce - quiet)
                     continue
