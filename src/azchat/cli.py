@@ -152,8 +152,19 @@ def cmd_watch(args) -> int:
         for s in stats.skipped:
             print(f"  skipped {s['path']}: {s['reason']}", flush=True)
 
+    from .progress import ProgressBar
+
+    bar: dict = {"bar": None, "last": (0, 0)}
+
+    def progress(done: int, total: int) -> None:   # a fresh bar (rate, eta) for every build
+        last_done, last_total = bar["last"]
+        if bar["bar"] is None or done < last_done or last_done >= last_total:
+            bar["bar"] = ProgressBar("Embedding")
+        bar["last"] = (done, total)
+        bar["bar"](done, total)
+
     watcher = Watcher(args.notes, args.index, model=args.model, debounce=args.debounce, polling=args.polling,
-                      on_update=report, log=lambda m: _say(args, m))
+                      on_update=report, log=lambda m: _say(args, m), progress=progress)
     watcher.start()
     _say(args, f"Watching {watcher.notes_dir} for changes (index: {watcher.index_dir}); Ctrl-C stops.")
     try:
