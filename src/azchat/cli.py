@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from . import __version__, config
-from .errors import AzchatError, NotesNotFoundError
+from .errors import AzchatError, IndexLockedError, NotesNotFoundError
+
+LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -31,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index (only changed notes are re-embedded)")
     _common(p)
     p.add_argument("--full", action="store_true", help="rebuild everything from scratch")
+    p.add_argument("--wait", type=float, default=LOCK_WAIT, metavar="SECONDS",
+                   help=f"when another indexer is running, wait this long for it (default {LOCK_WAIT:g})")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the best matching passages")
@@ -52,7 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to your network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    p.add_argument("--watch", action="store_true", help="update the index while notes change; the chat "
+                                                        "answers from the new index without a restart")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("watch", help="keep the index up to date while notes change (Ctrl-C stops)")
+    _common(p)
+    p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
+                   help="wait until changes have settled this long before updating (default 1)")
+    p.add_argument("--polling", action="store_true", help="poll the folder instead of using file events "
+                                                          "(network drives)")
+    p.set_defaults(func=cmd_watch)
     return parser
 
 
@@ -60,12 +75,13 @@ def _say(args, message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _build(args, quiet: bool = False):
+def _build(args, quiet: bool = False, wait: float | None = None):
     from .indexing import build_index
     from .progress import ProgressBar
 
+    wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
     return build_index(args.notes, args.index, full=getattr(args, "full", False), model=args.model,
-                       progress=ProgressBar("Embedding"), log=lambda m: _say(args, m))
+                       progress=ProgressBar("Embedding"), log=lambda m: _say(args, m), wait_seconds=wait)
 
 
 def _retriever(args):
@@ -78,7 +94,13 @@ def _retriever(args):
         raise NotesNotFoundError(f"Notes folder {notes} does not exist or is not a folder.")
     if notes.is_dir() and is_stale(notes, index):
         _say(args, f"Updating the index in {index} from {notes} ...")
-        _build(args)
+        have_index = (index / "CURRENT").exists()
+        try:
+            _build(args, wait=0.0 if have_index else LOCK_WAIT)
+        except IndexLockedError:
+            if not have_index:
+                raise
+            _say(args, "Another azchat indexer is updating the index; answering from the current index.")
     embedder = None
     if args.model:
         from .embedding import load_embedder
@@ -146,7 +168,58 @@ def cmd_serve(args) -> int:
         else:
             print(f"azchat is ready at {url} (Ctrl+C to stop)", flush=True)
 
-    launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready)
+    watcher = None
+    if args.watch:
+        from .watch import Watcher
+
+        watcher = Watcher(args.notes, args.index, model=args.model, log=lambda m: _say(args, m),
+                          on_update=lambda stats: service.reload())
+        watcher.start(initial_build=False)
+        _say(args, f"Watching {watcher.notes_dir} for changes.")
+    try:
+        launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from .watch import Watcher
+
+    def report(stats) -> None:
+        if args.json:
+            print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **stats.to_dict()},
+                             ensure_ascii=False), flush=True)
+            return
+        print(f"{time.strftime('%H:%M:%S')} {stats.notes} notes, {stats.chunks} chunks: {stats.added} added, "
+              f"{stats.updated} updated, {stats.removed} removed; {stats.embedded} chunks embedded "
+              f"in {stats.seconds:.1f}s.", flush=True)
+        for s in stats.skipped:
+            print(f"  skipped {s['path']}: {s['reason']}", flush=True)
+
+    from .progress import ProgressBar
+
+    bar: dict = {"bar": None, "last": (0, 0)}
+
+    def progress(done: int, total: int) -> None:   # a fresh bar (rate, eta) for every build
+        last_done, last_total = bar["last"]
+        if bar["bar"] is None or done < last_done or last_done >= last_total:
+            bar["bar"] = ProgressBar("Embedding")
+        bar["last"] = (done, total)
+        bar["bar"](done, total)
+
+    watcher = Watcher(args.notes, args.index, model=args.model, debounce=args.debounce, polling=args.polling,
+                      on_update=report, log=lambda m: _say(args, m), progress=progress)
+    watcher.start()
+    _say(args, f"Watching {watcher.notes_dir} for changes (index: {watcher.index_dir}); Ctrl-C stops.")
+    try:
+        watcher.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+    _say(args, "Stopped watching.")
     return 0
 
 

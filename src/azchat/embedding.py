@@ -60,6 +60,9 @@ class SentenceTransformerEmbedder:
 
     def _load(self):
         if self._model is None:
+            from .models import ensure_bundled_weights
+
+            ensure_bundled_weights(self.info)      # refuse tampered bundled weights before torch reads them
             try:
                 from sentence_transformers import SentenceTransformer
 

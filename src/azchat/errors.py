@@ -31,3 +31,9 @@ class SourceError(AzchatError):
     """A source that cannot be shown: outside the notes folder, not an indexed note, or no such line."""
 
     exit_code = 2
+
+
+class IndexWriteError(AzchatError, OSError):
+    """The index folder could not be written (disk full, no permission, not a folder)."""
+
+    exit_code = 6

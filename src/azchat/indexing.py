@@ -13,7 +13,7 @@ from . import dense
 from .chunking import chunk_note
 from .config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
 from .embedding import Embedder, Progress
-from .errors import IndexCorruptError, NotesNotFoundError
+from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import LexicalIndex
 from .notes import Skipped, find_notes, read_note, relative_path
 from .store import Generation, build_lock, load_generation, read_manifest, write_generation
@@ -52,11 +52,15 @@ def is_stale(notes_dir, index_dir) -> bool:
         return True
     paths, _ = find_notes(Path(notes_dir))
     known = manifest.get("notes", {})
+    skipped = manifest.get("skipped", {})
     seen = 0
     for path in paths:
         rel = relative_path(path, Path(notes_dir))
         entry = known.get(rel)
         if entry is None:
+            bad = skipped.get(rel)
+            if bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size")):
+                continue          # a file skipped last time (binary, unreadable) and untouched since
             return True
         seen += 1
         if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
@@ -78,8 +82,21 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         from .embedding import load_embedder
 
         embedder = load_embedder(model)
+    try:
+        return _build(notes_dir, index_dir, full, embedder, settings, progress, log, wait_seconds, t0)
+    except AzchatError:
+        raise
+    except OSError as exc:     # disk full, read-only or misplaced index folder: one clear sentence
+        raise IndexWriteError(
+            f"Could not update the index in {index_dir}: {exc.strerror or exc}"
+            f"{f' ({exc.filename})' if exc.filename else ''}. The previous index is unchanged.") from exc
+
+
+def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, settings: ChunkSettings,
+           progress: Progress | None, log: Log, wait_seconds: float, t0: float) -> BuildStats:
     stats = BuildStats()
-    with build_lock(index_dir, wait_seconds):
+    with build_lock(index_dir, wait_seconds,
+                    on_wait=lambda: log(f"Waiting for another azchat indexer to finish with {index_dir} ...")):
         old: Generation | None = None
         reason = "--full was requested" if full else ""
         try:
@@ -92,9 +109,11 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
             if reason:
                 log(f"Rebuilding everything: {reason}.")
         reuse = old is not None and not reason
-        stats.full_rebuild_reason = reason if old is not None or full else ""
+        stats.full_rebuild_reason = reason   # "" for a first build
 
         old_notes = old.manifest.get("notes", {}) if reuse else {}
+        old_skipped = old.manifest.get("skipped", {}) if reuse else {}
+        skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
         old_rows: dict[str, list[int]] = {}
         if reuse:
             for row, chunk in enumerate(old.chunks):
@@ -114,9 +133,16 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
                 notes_meta[rel] = entry
                 stats.unchanged += 1
                 continue
+            bad = old_skipped.get(rel)
+            if bad and st and st == (bad.get("mtime_ns"), bad.get("size")):
+                stats.skipped.append({"path": rel, "reason": bad.get("reason", "")})
+                skipped_meta[rel] = bad
+                continue
             note = read_note(path, notes_dir)
             if isinstance(note, Skipped):
                 stats.skipped.append({"path": note.path, "reason": note.reason})
+                if st:
+                    skipped_meta[rel] = {"mtime_ns": st[0], "size": st[1], "reason": note.reason}
                 continue
             meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
                     "title": note.title, "tags": note.tags, "warnings": note.warnings}
@@ -137,7 +163,10 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         stats.removed = len(set(old_notes) - set(notes_meta))
         stats.notes = len(notes_meta)
 
-        changed = stats.added or stats.updated or stats.removed or not reuse
+        # a touched note (same text, new mtime) or a newly skipped file also needs a new manifest, or every
+        # later is_stale() would report the index stale and re-read them
+        changed = stats.added or stats.updated or stats.removed or not reuse \
+            or notes_meta != old_notes or skipped_meta != old_skipped
         if not changed:
             stats.chunks = len(old.chunks)
             stats.seconds = time.perf_counter() - t0
@@ -180,6 +209,7 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
             "notes_dir": str(notes_dir.resolve()),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "notes": notes_meta,
+            "skipped": skipped_meta,
         }
         write_generation(index_dir, manifest, chunks, vectors, {
             "dense.faiss": lambda p: dense.write(dense_index, p),

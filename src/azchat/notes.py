@@ -5,6 +5,7 @@ import datetime as _dt
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -41,6 +42,11 @@ def find_notes(root: Path) -> tuple[list[Path], list[Skipped]]:
                 continue
             path = Path(dirpath) / name
             rel = relative_path(path, root)
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:   # undecodable bytes in a file or folder name
+                skipped.append(Skipped(printable(rel), "the file name is not valid UTF-8; rename it"))
+                continue
             if path.is_symlink():
                 try:
                     target = path.resolve(strict=True)
@@ -58,6 +64,38 @@ def find_notes(root: Path) -> tuple[list[Path], list[Skipped]]:
 
 def relative_path(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
+
+
+def printable(name: str) -> str:
+    """A file name that may hold undecodable bytes (surrogate escapes), safe to print and store as JSON."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _read_regular(path: Path, root: Path) -> bytes | str:
+    """The bytes of a regular file inside root, or the reason it cannot be read.
+
+    Checked at read time, not only at discovery, because the vault can change in between: a note replaced by
+    a link out of the folder is never read, and a FIFO or device never blocks the build."""
+    real_root = Path(root).resolve()
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError):
+        return "broken or looping symlink"
+    if not real.is_relative_to(real_root):
+        return "symlink points outside the notes folder"
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file"
+        if st.st_size > MAX_NOTE_BYTES:
+            return f"larger than {MAX_NOTE_BYTES // (1024 * 1024)} MB"
+        data = fh.read(MAX_NOTE_BYTES + 1)
+    if len(data) > MAX_NOTE_BYTES:
+        return f"larger than {MAX_NOTE_BYTES // (1024 * 1024)} MB"
+    return data
 
 
 def decode(data: bytes) -> tuple[str, str | None]:
@@ -95,10 +133,9 @@ def read_note(path: Path, root: Path, data: bytes | None = None) -> Note | Skipp
     rel = relative_path(path, root)
     try:
         if data is None:
-            size = path.stat().st_size
-            if size > MAX_NOTE_BYTES:
-                return Skipped(rel, f"larger than {MAX_NOTE_BYTES // (1024 * 1024)} MB")
-            data = path.read_bytes()
+            data = _read_regular(path, root)
+            if isinstance(data, str):
+                return Skipped(rel, data)
     except FileNotFoundError:
         return Skipped(rel, "vanished while indexing")
     except OSError as exc:

