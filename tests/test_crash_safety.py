@@ -300,3 +300,45 @@ def test_a_full_disk_or_unusable_index_folder_is_one_clear_sentence(vault, tmp_p
     code = main(["index", "--notes", str(vault), "--index", str(not_a_folder)])
     err = capsys.readouterr().err
     assert code == 6 and err.startswith("azchat: Could not update the index") and err.count("\n") == 1
+
+
+def test_a_reader_whose_generation_is_pruned_while_it_opens_reads_the_new_one(built, monkeypatch):
+    """Two builds landing while a Retriever opens prune the generation it started reading (only the live and
+    the previous one are kept): it opens the new live generation instead of failing."""
+    vault, index, fake = built
+    first = current_folder(index)
+    from azchat import retrieval
+
+    real_load, calls = retrieval.LexicalIndex.load, []
+
+    def load_while_two_builds_land(folder, size):
+        calls.append(folder)
+        if len(calls) == 1:
+            for i in range(2):
+                write(vault, f"race-{i}.md", f"## Race {i}\n\nThe zebrafinch number {i} sings at dawn.\n")
+                build_index(vault, index, embedder=fake)
+            assert not first.exists()                      # pruned under the reader
+        return real_load(folder, size)
+
+    monkeypatch.setattr(retrieval.LexicalIndex, "load", load_while_two_builds_land)
+    r = Retriever(index, embedder=fake)
+    assert len(calls) == 2 and calls[0].parent == first
+    assert r._gen.folder == current_folder(index) != first
+    assert {c.path for c in r.chunks} >= {"race-0.md", "race-1.md"}
+    assert r.search("zebrafinch sings at dawn", k=1)[0].path.startswith("race-")
+
+
+def test_damage_found_while_opening_bm25_is_not_retried_when_no_build_landed(built, monkeypatch):
+    vault, index, fake = built
+    from azchat import retrieval
+
+    calls = []
+
+    def broken(folder, size):
+        calls.append(folder)
+        raise ValueError("bad bm25 params")
+
+    monkeypatch.setattr(retrieval.LexicalIndex, "load", broken)
+    with pytest.raises(IndexCorruptError, match=r"bad bm25 params.*azchat index"):
+        Retriever(index, embedder=fake)
+    assert len(calls) == 1

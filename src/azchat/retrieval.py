@@ -24,6 +24,12 @@ class FusionSettings:
     min_confidence: float = 0.35   # below this the notes do not answer the question
 
 
+def _open_search_indexes(gen: Generation) -> dict:
+    """BM25 and FAISS of a generation; opened inside load_generation, which retries when a build pruned it."""
+    return {"lexical": LexicalIndex.load(gen.folder / "bm25", len(gen.chunks)),
+            "dense": dense.read(gen.folder / "dense.faiss")}
+
+
 class Retriever:
     """Opens a built index; search() returns Hits, ask() an extractive Answer with citations."""
 
@@ -31,7 +37,7 @@ class Retriever:
                  fusion: FusionSettings = FusionSettings()):
         self.index_dir = Path(default_index(index_dir))
         self.fusion = fusion
-        self._gen: Generation = load_generation(self.index_dir)
+        self._gen: Generation = load_generation(self.index_dir, also=_open_search_indexes)
         manifest = self._gen.manifest
         if embedder is None:
             from .embedding import load_embedder
@@ -42,13 +48,7 @@ class Retriever:
                 f"The index in {self.index_dir} was built with {manifest.get('embedder')!r}, not "
                 f"{embedder.name!r}. Run `azchat index` with that model, or `--full` to rebuild.")
         self.embedder = embedder
-        folder = self._gen.folder
-        try:
-            self._lexical = LexicalIndex.load(folder / "bm25", len(self._gen.chunks))
-            self._dense = dense.read(folder / "dense.faiss")
-        except Exception as exc:   # faiss raises RuntimeError, bm25s ValueError/OSError on damage
-            raise IndexCorruptError(
-                f"The index in {folder} is damaged ({exc}). Run `azchat index --full` to rebuild it.") from exc
+        self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
 
     # -- what is in the index -------------------------------------------------------------------
     @property

@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -124,11 +125,14 @@ def _load_from(folder: Path, manifest: dict) -> Generation:
     return Generation(folder, manifest, chunks, vectors)
 
 
-def load_generation(index_dir: Path) -> Generation:
+def load_generation(index_dir: Path, also: Callable[[Generation], dict] | None = None) -> Generation:
     """Open the live generation fully into memory, checking every file against the manifest.
 
+    `also(generation)` opens whatever else the caller reads from the generation's folder (FAISS, BM25); its
+    dict becomes `generation.extra`, and any error it raises counts as damage.
     CURRENT is read once per attempt, so the manifest and the files always come from the same generation;
-    when a concurrent build swapped and pruned that generation while it was being read, the new one is read.
+    when a concurrent build swapped and pruned that generation while it was being read (two builds landing
+    in quick succession prune the one before the previous), the new one is read.
     """
     index_dir = Path(index_dir)
     for attempt in range(3):
@@ -136,7 +140,14 @@ def load_generation(index_dir: Path) -> Generation:
         if live is None:
             raise IndexNotFoundError(f"No index in {index_dir}. Run `azchat index` first.")
         try:
-            return _load_from(live[0], _load_manifest(*live))
+            gen = _load_from(live[0], _load_manifest(*live))
+            if also is not None:
+                try:
+                    gen.extra = also(gen)
+                except Exception as exc:   # faiss raises RuntimeError, bm25s ValueError/OSError on damage
+                    raise IndexCorruptError(f"The index in {gen.folder} is damaged ({exc}). {REBUILD_HINT}") \
+                        from exc
+            return gen
         except IndexCorruptError:
             again = _pointer(index_dir)
             if attempt == 2 or again is None or again == live:
