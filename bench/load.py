@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Load test of `azchat serve` through its Gradio API (gradio_client), in two phases, each on its own server:
+
+1. steady load: C concurrent clients (one gradio_client.Client each) ask N questions each from
+   bench/dev_questions.jsonl via /ask; the baseline is one client asking sequentially on the same server.
+2. rebuilds under load: `serve --watch` on a temp copy of the vault while the same load runs; meanwhile a note
+   is created, an existing note edited and the new note deleted, each waited for until the server answers from
+   the new index (seen through /search). Clients keep asking (at least N each) until the edits are done.
+
+Every request that raises, or returns something other than an answer dict, is an error; the script exits 1 on
+any error or when an edit never reached the server. Prints a Markdown table.
+
+    python bench/load.py [--notes ../shared/corpus/niclasedge-notes] [--index /tmp/azload-idx]
+                         [--clients 20] [--per-client 10]
+
+The index is built (or updated) once into --index and reused; phase 2 works on copies of vault and index.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+CANARY = "load-canary.md"
+CANARY_TEXT = """---
+title: Load canary
+tags: [bench]
+---
+## Quokka feeding
+
+The quokka colony on the balcony gets three slices of cucumber every morning at seven.
+"""
+CANARY_QUERY = "quokka colony cucumber balcony"
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python -m azchat serve --json` in a subprocess; .url once it listens."""
+
+    def __init__(self, notes: Path, index: Path, watch: bool, log: Path):
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
+        env.pop("AZCHAT_AUTH", None)
+        self.out = tempfile.TemporaryFile("w+")
+        self.err = open(log, "w")
+        cmd = [sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index", str(index),
+               "--port", str(free_port()), "--json"] + (["--watch"] if watch else [])
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, env=env)
+        while True:
+            self.out.seek(0)
+            line = self.out.readline()
+            if line:
+                self.url = json.loads(line)["url"]
+                break
+            if self.proc.poll() is not None:
+                raise SystemExit(f"serve did not start; see {log}")
+            time.sleep(0.2)
+        self.startup = time.perf_counter() - t0
+
+    def stop(self) -> float:
+        t = time.perf_counter()
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return float("inf")
+        finally:
+            self.out.close()
+            self.err.close()
+        return time.perf_counter() - t
+
+
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, download_files=False, verbose=False)
+
+
+class Load:
+    """C clients, each asking its questions in turn; latencies and errors are collected."""
+
+    def __init__(self, url, questions, clients: int, per_client: int):
+        self.url, self.questions, self.n, self.per = url, questions, clients, per_client
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        self.keep_going = threading.Event()     # set: ask beyond per_client until cleared
+
+    def _one(self, c: int) -> None:
+        try:
+            cl = client(self.url)
+        except Exception as exc:                # a client that cannot connect is an error too
+            with self.lock:
+                self.errors.append(f"client {c}: connect: {exc!r}")
+            return
+        i = 0
+        while i < self.per or self.keep_going.is_set():
+            q = self.questions[(c * self.per + i) % len(self.questions)]
+            t = time.perf_counter()
+            try:
+                out = cl.predict(q, api_name="/ask")
+                ok = isinstance(out, dict) and {"answer", "found", "citations"} <= set(out)
+                err = None if ok else f"client {c}: unexpected answer {str(out)[:200]}"
+            except Exception as exc:
+                err = f"client {c}: {exc!r}"[:300]
+            dt = time.perf_counter() - t
+            with self.lock:
+                self.latencies.append(dt)
+                if err:
+                    self.errors.append(err)
+            i += 1
+
+    def run(self) -> float:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(self.n) as pool:
+            list(pool.map(self._one, range(self.n)))
+        return time.perf_counter() - t
+
+
+def row(name, secs, errors, wall=None):
+    ms = [s * 1000 for s in secs]
+    qps = len(secs) / wall if wall else 1000 / statistics.mean(ms)
+    return (f"| {name} | {len(secs)} | {errors} | {statistics.mean(ms):.0f} | {pct(ms, .5):.0f} | "
+            f"{pct(ms, .95):.0f} | {max(ms):.0f} | {qps:.1f} |")
+
+
+def wait_until(cond, timeout: float) -> float | None:
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout:
+        if cond():
+            return time.perf_counter() - t
+        time.sleep(0.25)
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--notes", default=str(REPO.parent / "shared" / "corpus" / "niclasedge-notes"))
+    ap.add_argument("--index", default="/tmp/azload-idx")
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--per-client", type=int, default=10)
+    ap.add_argument("--edit-timeout", type=float, default=120.0)
+    args = ap.parse_args()
+    notes, index = Path(args.notes), Path(args.index)
+    questions = [json.loads(line)["question"] for line in open(REPO / "bench" / "dev_questions.jsonl")]
+
+    from azchat import build_index
+
+    stats = build_index(notes, index)          # once; later runs only check that nothing changed
+    print(f"index: {stats.notes} notes, {stats.chunks} chunks, {stats.embedded} embedded in {stats.seconds:.1f}s")
+    work = Path(tempfile.mkdtemp(prefix="azload-"))
+    failures: list[str] = []
+    rows = []
+    try:
+        # -- phase 1: steady load ------------------------------------------------------------------
+        srv = Server(notes, index, watch=False, log=work / "serve1.log")
+        try:
+            base = Load(srv.url, questions, 1, 2 * args.per_client)
+            warm = client(srv.url)
+            warm.predict("warm up", api_name="/ask")
+            base_wall = base.run()
+            load = Load(srv.url, questions, args.clients, args.per_client)
+            wall = load.run()
+        finally:
+            stop1 = srv.stop()
+        rows.append(row("baseline: 1 client, sequential", base.latencies, len(base.errors), base_wall))
+        rows.append(row(f"{args.clients} clients x {args.per_client}", load.latencies, len(load.errors), wall))
+        errors = base.errors + load.errors
+
+        # -- phase 2: rebuilds (serve --watch) under load ---------------------------------------------
+        notes2, index2 = work / "notes", work / "index"
+        shutil.copytree(notes, notes2)        # copy2 keeps mtimes: the copied index is not stale
+        shutil.copytree(index, index2)
+        srv = Server(notes2, index2, watch=True, log=work / "serve2.log")
+        edits = []
+        try:
+            probe = client(srv.url)
+            probe.predict("warm up", api_name="/ask")
+
+            def paths(query: str) -> set[str]:
+                return {h["path"] for h in probe.predict(query, 5, api_name="/search")["hits"]}
+
+            def built_at() -> str:
+                return probe.predict(api_name="/status")["built_at"]
+
+            assert CANARY not in paths(CANARY_QUERY)
+            load2 = Load(srv.url, questions, args.clients, args.per_client)
+            load2.keep_going.set()
+
+            def edit():
+                try:
+                    time.sleep(2.0)                    # the load is running
+                    (notes2 / CANARY).write_text(CANARY_TEXT, encoding="utf-8")
+                    edits.append(("create a note", wait_until(lambda: CANARY in paths(CANARY_QUERY),
+                                                               args.edit_timeout)))
+                    victim = sorted(notes2.rglob("*.md"))[0]
+                    before = built_at()
+                    with open(victim, "a", encoding="utf-8") as fh:
+                        fh.write("\n\nAppended by the load test: the pangolin ledger is reconciled monthly.\n")
+                    edits.append(("edit a note", wait_until(lambda: built_at() != before, args.edit_timeout)))
+                    (notes2 / CANARY).unlink()
+                    edits.append(("delete a note", wait_until(lambda: CANARY not in paths(CANARY_QUERY),
+                                                               args.edit_timeout)))
+                except Exception as exc:
+                    failures.append(f"editor: {exc!r}")
+                finally:
+                    load2.keep_going.clear()
+
+            editor = threading.Thread(target=edit)
+            editor.start()
+            wall2 = load2.run()
+            editor.join()
+        finally:
+            stop2 = srv.stop()
+        rows.append(row(f"{args.clients} clients during 3 rebuilds (serve --watch)", load2.latencies,
+                        len(load2.errors), wall2))
+        errors += load2.errors
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nserve start-up: {srv.startup:.1f} s; SIGTERM to exit: {stop1:.1f} s (plain), {stop2:.1f} s (--watch)\n")
+    print("| phase | requests | errors | mean ms | p50 ms | p95 ms | max ms | requests/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(r)
+    print("\n| edit during load | reached the server after (s) |")
+    print("|---|---|")
+    for name, secs in edits:
+        print(f"| {name} | {'never' if secs is None else f'{secs:.1f}'} |")
+        if secs is None:
+            failures.append(f"{name}: not visible within {args.edit_timeout:.0f}s")
+    for e in errors[:10]:
+        print("error:", e)
+    failures += [f"{len(errors)} request errors"] if errors else []
+    if len(edits) != 3:
+        failures.append("not every edit ran")
+    print("\nRESULT:", "PASS (0 errors)" if not failures else "FAIL: " + "; ".join(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
