@@ -173,6 +173,7 @@ def cmd_serve(args) -> int:
         from .watch import Watcher
 
         watcher = Watcher(args.notes, args.index, model=args.model, log=lambda m: _say(args, m),
+                          embedder=service.retriever.embedder,     # the index's model, loaded once
                           on_update=lambda stats: service.reload())
         watcher.start(initial_build=False)
         _say(args, f"Watching {watcher.notes_dir} for changes.")
