@@ -4,8 +4,9 @@
 1. steady load: C concurrent clients (one gradio_client.Client each) ask N questions each from
    bench/dev_questions.jsonl via /ask; the baseline is one client asking sequentially on the same server.
 2. rebuilds under load: `serve --watch` on a temp copy of the vault while the same load runs; meanwhile a note
-   is created, an existing note edited and the new note deleted, each waited for until the server answers from
-   the new index (seen through /search). Clients keep asking (at least N each) until the edits are done.
+   is created, an existing note edited (once for the watcher, once followed by the chat's "Rebuild index"
+   button through its /rebuild event) and the new note deleted, each waited for until the server answers from
+   the new index (seen through /search, /status). Clients keep asking (at least N each) until the edits are done.
 
 Every request that raises, or returns something other than an answer dict, is an error; the script exits 1 on
 any error or when an edit never reached the server. Prints a Markdown table.
@@ -223,6 +224,15 @@ def main() -> int:
                     with open(victim, "a", encoding="utf-8") as fh:
                         fh.write("\n\nAppended by the load test: the pangolin ledger is reconciled monthly.\n")
                     edits.append(("edit a note", wait_until(lambda: built_at() != before, args.edit_timeout)))
+                    victim = sorted(notes2.rglob("*.md"))[1]       # the chat's "Rebuild index" button
+                    before = built_at()
+                    with open(victim, "a", encoding="utf-8") as fh:
+                        fh.write("\n\nAppended by the load test: the heron count is taken at noon.\n")
+                    t = time.perf_counter()
+                    shown = probe.predict(api_name="/rebuild")[0]          # returns when the rebuild is done
+                    secs = time.perf_counter() - t
+                    ok = "Last update:" in shown and "fail" not in shown.lower() and built_at() != before
+                    edits.append(("edit + Rebuild button (/rebuild)", secs if ok else None))
                     (notes2 / CANARY).unlink()
                     edits.append(("delete a note", wait_until(lambda: CANARY not in paths(CANARY_QUERY),
                                                                args.edit_timeout)))
@@ -237,7 +247,7 @@ def main() -> int:
             editor.join()
         finally:
             stop2 = srv.stop()
-        rows.append(row(f"{args.clients} clients during 3 rebuilds (serve --watch)", load2.latencies,
+        rows.append(row(f"{args.clients} clients during 4 rebuilds (serve --watch)", load2.latencies,
                         len(load2.errors), wall2))
         errors += load2.errors
     finally:
@@ -258,7 +268,7 @@ def main() -> int:
     for e in errors[:10]:
         print("error:", e)
     failures += [f"{len(errors)} request errors"] if errors else []
-    if len(edits) != 3:
+    if len(edits) != 4:
         failures.append("not every edit ran")
     print("\nRESULT:", "PASS (0 errors)" if not failures else "FAIL: " + "; ".join(failures))
     return 1 if failures else 0
