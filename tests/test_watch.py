@@ -170,6 +170,29 @@ def test_a_failed_update_is_reported_and_the_watcher_keeps_going(vault, tmp_path
         wait_for(lambda: {"one.md", "two.md"} <= set(indexed(index)))
 
 
+def test_an_on_update_that_fails_is_reported_and_the_watcher_keeps_going(vault, tmp_path):
+    """`serve --watch` reloads its index in on_update; one failed reload must not stop the watching."""
+    index = tmp_path / "index"
+    updates, errors, logged = [], [], []
+
+    def on_update(stats):
+        updates.append(stats)
+        if len(updates) == 2:
+            raise RuntimeError("cannot open the new index")
+
+    w = Watcher(vault, index, embedder=HashEmbedder(), debounce=DEBOUNCE, on_update=on_update,
+                on_error=errors.append, log=logged.append)
+    with w:
+        wait_for(lambda: len(updates) == 1)
+        write(vault, "one.md", "# One\n\nquuxone\n")
+        wait_for(lambda: errors)
+        write(vault, "two.md", "# Two\n\nquuxtwo\n")
+        wait_for(lambda: len(updates) == 3)
+        assert w._crashed is None
+    assert [str(e) for e in errors] == ["cannot open the new index"]
+    assert any("cannot open the new index" in m for m in logged)
+
+
 def test_changes_without_file_events_are_caught_by_the_periodic_check(vault, tmp_path):
     index = tmp_path / "index"
     updates = []

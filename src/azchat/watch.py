@@ -268,7 +268,12 @@ class Watcher:
         if live != self._seen_live or self.builds == 1:     # a new generation (ours or another indexer's)
             self._seen_live = live
             if self.on_update:
-                self.on_update(stats)
+                try:
+                    self.on_update(stats)
+                except Exception as exc:   # e.g. the app could not open the new index: report, keep watching
+                    self.log(f"Could not use the updated index: {type(exc).__name__}: {exc}")
+                    if self.on_error:
+                        self.on_error(exc)
         return stats
 
     def _live(self) -> str | None:
