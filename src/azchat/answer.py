@@ -118,13 +118,15 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     numeric = bool(_NUMERIC_Q.search(question))
     scores = []
     for unit in units:
-        u_tokens = set(tokenize(unit.display))
+        u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
         hit = q_tokens & u_tokens
-        cover = (sum(idf.get(t, 1.0) for t in hit) + 0.5 * sum(idf.get(t, 1.0) for t in ctx - hit)) / total
+        half = (ctx | set(tokenize(unit.display))) - hit   # a table row's header words count half, too
+        cover = (sum(idf.get(t, 1.0) for t in hit) + 0.5 * sum(idf.get(t, 1.0) for t in half & q_tokens)) / total
         words = len(unit.display.split())
         brevity = 0.6 if words < 4 else 1.0
         bonus = 0.1 if numeric and any(ch.isdigit() for ch in unit.display) else 0.0
-        scores.append(cover * brevity + bonus * (cover > 0))
+        direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
+        scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
 
 
