@@ -123,6 +123,36 @@ def bench_notes(configs, split, answers=True):
               flush=True)
 
 
+def calibrate(spec, split):
+    """Grid-search the refusal rule (w * best cosine + (1 - w) * coverage >= t) on one split."""
+    index = CACHE / "notes-idx"
+    name, lex, fusion, legacy = parse_config(spec)
+    questions = ev.split_questions(ev.load_questions(QUESTIONS), split)
+    with Legacy(legacy):
+        r = retriever_for(index, lex, fusion, legacy)
+        feats = [(r.signals(q.question, r._scored(q.question, 8, None, None)), bool(q.gold_files))
+                 for q in questions]
+    for (cos, cov), ans in feats:
+        pass
+    n_ans = sum(a for _, a in feats)
+    n_un = len(feats) - n_ans
+    best = []
+    for w in [x / 10 for x in range(0, 11)]:
+        vals = sorted({round(w * c + (1 - w) * v, 4) for (c, v), _ in feats})
+        for t in vals:
+            refused_ans = sum(1 for (c, v), a in feats if a and w * c + (1 - w) * v < t)
+            refused_un = sum(1 for (c, v), a in feats if not a and w * c + (1 - w) * v < t)
+            best.append((refused_un / max(n_un, 1) - 3 * refused_ans / max(n_ans, 1), w, t, refused_ans,
+                         refused_un))
+    best.sort(reverse=True)
+    print(f"{split}: {n_ans} answerable, {n_un} unanswerable")
+    for row in best[:10]:
+        print("score %.3f  w=%.1f  t=%.4f  answerable refused %d  unanswerable refused %d" % row)
+    print("unanswerable signals:", [(round(c, 3), round(v, 3)) for (c, v), a in feats if not a])
+    print("answerable lowest:", sorted((round(0.5 * c + 0.5 * v, 3), round(c, 3), round(v, 3))
+                                        for (c, v), a in feats if a)[:8])
+
+
 def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
     work = CACHE / "scifact"
     beir = ev.load_beir(SCIFACT)
@@ -146,14 +176,16 @@ def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["notes", "scifact"])
+    ap.add_argument("what", choices=["notes", "scifact", "calibrate"])
     ap.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     ap.add_argument("--configs", default="trunk,default")
     ap.add_argument("--modes", default="lexical,dense,hybrid")
     ap.add_argument("--no-answers", action="store_true")
     a = ap.parse_args()
     configs = a.configs.split(";") if ";" in a.configs else a.configs.split(",")
-    if a.what == "notes":
+    if a.what == "calibrate":
+        calibrate(configs[0], a.split)
+    elif a.what == "notes":
         bench_notes(configs, a.split, answers=not a.no_answers)
     else:
         bench_scifact(configs, tuple(a.modes.split(",")))

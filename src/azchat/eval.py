@@ -109,8 +109,7 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
     """File-level metrics over a question set, plus answer-term and refusal rates from ask()."""
     rows = []
     for q in questions:
-        hits = retriever.search(q.question, k=max(k, 10) * 4, tags=tags, folder=folder)
-        ranked = dedupe(h.path for h in hits)[:max(k, 10)]
+        ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
         gold = set(q.gold_files)
         row = {"question": q.question, "gold_files": q.gold_files, "ranked": ranked[:k]}
         if gold:

@@ -25,7 +25,9 @@ class FusionSettings:
     candidates: int = 100          # chunks from each side before fusion
     normalize: str = "minmax"      # minmax | zscore | max (each list over the candidate pool) | rrf
     rrf_k: int = 60
+    second_chunk_weight: float = 0.0   # note ranking: best chunk + this share of the note's second best
     min_confidence: float = 0.35   # below this the notes do not answer the question
+    confidence_dense_weight: float = 0.6   # confidence = w * best cosine + (1 - w) * question coverage
 
 
 class Retriever:
@@ -130,14 +132,16 @@ class Retriever:
         return [(int(cand[i]), float(fused[i]), float(d[i]), float(lex[i])) for i in order]
 
     def rank_files(self, query: str, n: int = 10, tags=None, folder=None, mode: str = "hybrid") -> list[str]:
-        """Note paths, best first: each note scores as its best chunk (mode: hybrid | dense | lexical)."""
+        """Note paths, best first: a note scores as its best chunk plus a share of its second best."""
         scored = self._scored(query, max(self.fusion.candidates, 3 * n), tags, folder, mode)
-        best: dict[str, float] = {}
+        best: dict[str, list[float]] = {}
         for row, score, _, _ in scored:
-            path = self._gen.chunks[row].path
-            if path not in best:
-                best[path] = score
-        return sorted(best, key=lambda p: -best[p])[:n]
+            top = best.setdefault(self._gen.chunks[row].path, [])
+            if len(top) < 2:
+                top.append(score)
+        bonus = self.fusion.second_chunk_weight
+        total = {p: s[0] + bonus * (s[1] if len(s) > 1 else 0.0) for p, s in best.items()}
+        return sorted(total, key=lambda p: -total[p])[:n]
 
     def search(self, query: str, k: int = 10, tags: list[str] | None = None,
                folder: str | None = None) -> list[Hit]:
@@ -150,15 +154,25 @@ class Retriever:
         return Hit(rank=rank, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
                    end_line=c.end_line, score=round(score, 4), text=c.text)
 
-    def confidence(self, question: str, row: int, dense_score: float) -> float:
-        """How sure we are that the chunk answers: its cosine and how much of the question it covers."""
+    def signals(self, question: str, scored) -> tuple[float, float]:
+        """(best dense cosine among the hits, best IDF-weighted share of the question's words in one hit)."""
+        if not scored:
+            return 0.0, 0.0
         q = set(tokenize(question))
+        cos = max(d for _, _, d, _ in scored)
         if not q:
-            return dense_score
+            return cos, 0.0
         idf = self._lexical.idf(sorted(q))
-        have = set(tokenize(self._gen.chunks[row].search_text))
-        cover = sum(idf[t] for t in q & have) / (sum(idf.values()) or 1.0)
-        return 0.6 * dense_score + 0.4 * cover
+        total = sum(idf.values()) or 1.0
+        cover = max(sum(idf[t] for t in q & set(tokenize(self._gen.chunks[row].search_text))) / total
+                    for row, _, _, _ in scored[:3])
+        return cos, cover
+
+    def confidence(self, question: str, scored) -> float:
+        """How sure we are that the notes answer: the best cosine and how much of the question one hit covers."""
+        cos, cover = self.signals(question, scored)
+        w = self.fusion.confidence_dense_weight
+        return w * cos + (1 - w) * cover
 
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
             folder: str | None = None) -> Answer:
@@ -166,7 +180,7 @@ class Retriever:
         scored = self._scored(question, k, tags, folder)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
-        found = bool(scored) and self.confidence(question, scored[0][0], scored[0][2]) >= self.fusion.min_confidence
+        found = bool(scored) and self.confidence(question, scored) >= self.fusion.min_confidence
         idf = self._lexical.idf(sorted(set(tokenize(question))))
         return compose(question, hits, chunks, idf, found)
 
