@@ -54,10 +54,35 @@ def legacy_tokenize(text):
     return out
 
 
+_EMBEDDERS: dict = {}
+
+
+class MemoEmbedder:
+    """The real embedder with a cache of query vectors, so configurations compare without re-embedding."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
+        self.cache: dict[str, object] = {}
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+    def embed(self, texts, progress=None):
+        import numpy as np
+
+        missing = [t for t in texts if t not in self.cache]
+        if missing:
+            for t, v in zip(missing, self.inner.embed(missing)):
+                self.cache[t] = v
+        return np.stack([self.cache[t] for t in texts]) if texts else self.inner.embed(texts)
+
+
 def retriever_for(index: Path, lex: LexicalSettings, fusion: FusionSettings, legacy: bool) -> Retriever:
     from azchat import lexical
 
-    r = Retriever(index, fusion=fusion)
+    if index not in _EMBEDDERS:
+        _EMBEDDERS[index] = MemoEmbedder(Retriever(index).embedder)
+    r = Retriever(index, fusion=fusion, embedder=_EMBEDDERS[index])
     saved = lexical.tokenize
     if legacy:
         lexical.tokenize = legacy_tokenize
@@ -69,29 +94,47 @@ def retriever_for(index: Path, lex: LexicalSettings, fusion: FusionSettings, leg
     return r
 
 
-class Legacy:
-    """Run a retriever with the legacy tokenizer patched in (queries must be tokenized like the index)."""
+def trunk_compose():
+    """compose() of the trunk's answer.py (git show e63fd16), with the legacy tokenizer, for before/after rows."""
+    import subprocess
+    import types
 
-    def __init__(self, on):
+    src = subprocess.run(["git", "-C", str(REPO), "show", "e63fd16:src/azchat/answer.py"], check=True,
+                         capture_output=True, text=True).stdout
+    mod = types.ModuleType("azchat._trunk_answer")
+    mod.__package__ = "azchat"
+    sys.modules[mod.__name__] = mod
+    exec(compile(src, "trunk_answer.py", "exec"), mod.__dict__)
+    mod.tokenize = legacy_tokenize
+    return mod.compose
+
+
+class Legacy:
+    """Run a retriever with the legacy tokenizer (and, with answers=True, the trunk's answer composer)."""
+
+    def __init__(self, on, answers=False):
         self.on = on
+        self.answers = answers
 
     def __enter__(self):
         from azchat import answer, lexical, retrieval
 
-        self.saved = (lexical.tokenize, retrieval.tokenize, answer.tokenize)
+        self.saved = (lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose)
         if self.on:
             lexical.tokenize = retrieval.tokenize = answer.tokenize = legacy_tokenize
+        if self.answers:
+            retrieval.compose = trunk_compose()
 
     def __exit__(self, *exc):
         from azchat import answer, lexical, retrieval
 
-        lexical.tokenize, retrieval.tokenize, answer.tokenize = self.saved
+        lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose = self.saved
 
 
 def parse_config(spec: str):
     """NAME or NAME:key=value,... to override fusion fields (dense_weight, lexical_weight, normalize, ...)."""
     name, _, over = spec.partition(":")
-    lex, fusion, legacy = CONFIGS[name]
+    lex, fusion, legacy = CONFIGS[name.split("@")[0]]
     for kv in filter(None, over.split(",")):
         k, v = kv.split("=")
         if hasattr(fusion, k):
@@ -113,7 +156,7 @@ def bench_notes(configs, split, answers=True):
     for spec in configs:
         name, lex, fusion, legacy = parse_config(spec)
         t = time.perf_counter()
-        with Legacy(legacy):
+        with Legacy(legacy, answers="@trunk-answer" in name or name.startswith("trunk")):
             r = retriever_for(index, lex, fusion, legacy)
             s = ev.evaluate_questions(r, questions, answers=answers)["summary"]
         f = lambda v: "-" if v is None else f"{v:.3f}"   # noqa: E731
@@ -165,6 +208,7 @@ def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
         name, lex, fusion, legacy = parse_config(spec)
         with Legacy(legacy):
             r = retriever_for(work / "index", lex, fusion, legacy)
+            r.embedder.embed(list(beir.queries.values()))     # one batch, cached for every mode
             for mode in modes:
                 nd, rc = [], []
                 for qid, text in beir.queries.items():
@@ -182,7 +226,7 @@ def main():
     ap.add_argument("--modes", default="lexical,dense,hybrid")
     ap.add_argument("--no-answers", action="store_true")
     a = ap.parse_args()
-    configs = a.configs.split(";") if ";" in a.configs else a.configs.split(",")
+    configs = [c for c in (a.configs.split(";") if ";" in a.configs else a.configs.split(",")) if c]
     if a.what == "calibrate":
         calibrate(configs[0], a.split)
     elif a.what == "notes":

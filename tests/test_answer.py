@@ -56,3 +56,22 @@ def test_heading_words_help_pick_the_sentence_under_them():
     ans = _ask("What does terraform fmt do?", _chunk(text, title="Working with Terraform",
                                                      heading="Working with Terraform > terraform fmt"))
     assert ans.found and "canonical format" in ans.citations[0].snippet
+
+
+def test_the_code_under_an_intro_line_is_quoted_with_it():
+    text = "Jobs pausieren und fortsetzen.\n\nJob fortsetzen:\n\n```bash\njobber resume DailyBackup\n```\n"
+    ans = _ask("Wie kann ich einen Job fortsetzen?", _chunk(text, start=90))
+    c = next(c for c in ans.citations if "jobber" in c.snippet)
+    assert (c.start_line, c.end_line) == (92, 95)
+    assert "jobber resume DailyBackup" in c.snippet and c.snippet.startswith("Job fortsetzen:")
+    assert "jobber resume DailyBackup" in ans.answer
+
+
+def test_merged_snippets_are_exact_spans_of_the_chunk():
+    from azchat.answer import _with_blocks, score_units
+
+    text = "Run these commands:\n\n- terraform init\n- terraform plan\n\n`terraform apply` applies."
+    chunk = _chunk(text, start=1)
+    units = segment(chunk)
+    for unit, _ in _with_blocks(units, score_units("terraform commands", units, {}), chunk):
+        assert unit.text in text

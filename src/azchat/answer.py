@@ -23,7 +23,7 @@ class Unit:
     display: str       # cleaned for reading
     start_line: int    # 1-based
     end_line: int
-    kind: str          # sentence | item | row | code | diagram | quote
+    kind: str          # sentence | item | row | code | diagram | quote; list | table | snippet when merged
 
 
 def segment(chunk: Chunk) -> list[Unit]:
@@ -147,16 +147,29 @@ def blocks(units: list[Unit], max_units: int = 12) -> list[tuple[int, int]]:
     return out
 
 
-def _merge(units: list[Unit], first: int, last: int) -> Unit:
+def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, kind: str = "") -> Unit:
+    """One unit for units[first..last]; its text is the exact span of lines (fences and blanks included)."""
     part = units[first:last + 1]
-    return Unit("\n".join(u.text for u in part), "\n".join(u.display for u in part), part[0].start_line,
-                part[-1].end_line, "list" if part[0].kind == "item" else "table")
+    kind = kind and "snippet" or ("list" if part[-1].kind == "item" else "table")
+    lines = chunk.text.split("\n")[part[0].start_line - chunk.start_line:part[-1].end_line - chunk.start_line + 1]
+    return Unit("\n".join(lines).strip(), "\n".join(u.display for u in part), part[0].start_line,
+                part[-1].end_line, kind)
 
 
-def _with_blocks(units: list[Unit], scores: list[float]) -> list[tuple[Unit, float]]:
+def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[tuple[Unit, float]]:
     """Units with their scores, plus whole lists/tables as one unit where the list is the answer: its intro
     sentence (ending in ':') matches the question, or several of its items do."""
     out = list(zip(units, scores))
+    for i, unit in enumerate(units):
+        # "Resume a job:" or a "# comment" line: the code right below it is what answers
+        if (unit.display.rstrip().endswith(":") or unit.kind == "code" and unit.text.lstrip().startswith("#")) \
+                and scores[i] > 0:
+            j = i
+            while j + 1 < len(units) and j - i < 3 and units[j + 1].kind == "code" \
+                    and units[j + 1].start_line <= units[j].end_line + 3:
+                j += 1
+            if j > i:
+                out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
     for first, last in blocks(units):
         inner = scores[first:last + 1]
         intro = first - 1 if first > 0 and units[first - 1].display.rstrip().endswith(":") \
@@ -165,7 +178,7 @@ def _with_blocks(units: list[Unit], scores: list[float]) -> list[tuple[Unit, flo
         matched = sum(1 for x in inner if x > 0)
         # a table's rows all repeat the header words, so only an intro sentence makes the whole table the answer
         if intro_score >= max(inner) or (matched >= 2 and units[first].kind == "item"):
-            whole = _merge(units, first if intro is None else intro, last)
+            whole = _merge(units, first if intro is None else intro, last, chunk)
             out.append((whole, max(intro_score, max(inner)) + 0.05))
     return out
 
@@ -183,7 +196,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             break
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
-        scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"))
+        scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
         for order, (unit, s) in enumerate(scored):
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
@@ -208,7 +221,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
                                   unit.text))
         if unit.kind == "code":
             shown = f"`{unit.display}`"
-        elif unit.kind in ("list", "table"):
+        elif unit.kind in ("list", "table", "snippet"):
             shown = "\n  ".join(unit.display.split("\n"))
         else:
             shown = unit.display

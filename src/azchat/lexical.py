@@ -22,6 +22,13 @@ it its they them their what which who whom this that these those am would could 
 der die das den dem des ein eine einer eines einem einen und oder aber wenn als auch an auf aus bei bis durch
 für gegen im in ist sind war waren wird werden wurde mit nach nicht noch nur ob so über um unter von vor wie
 wo zu zum zur es sie er wir ihr ich du man sich was wer welche welcher welches dass daß kann können muss
+welchem welchen mein meine meinem meinen meiner dein deine sein seine ihre ihrem ihren unser unsere euer
+dieser diese dieses diesem diesen jeder jede jedes jedem jeden alle allen kein keine keinen keinem
+da dann denn doch hier dort wann warum wieso womit wofür wozu woher wohin dabei dafür damit daran darauf
+darin davon dazu also sehr mehr immer wieder schon bereits etwa ganz gibt gib bin bist seid habe hast hat
+haben hatte hatten soll sollte sollen will wollen möchte darf dürfen könnte würde wäre mal nun ja nein
+zwischen ohne seit während bzw usw etc einen einem einer eines
+also just really every everything everyone something anything via onto upon within without whether
 """.split())
 
 

@@ -20,14 +20,14 @@ from .types import Answer, Chunk, Hit
 class FusionSettings:
     """How dense and BM25 scores are combined; tuned on bench/ (see bench/QUALITY.md)."""
 
-    dense_weight: float = 0.5
-    lexical_weight: float = 0.5
+    dense_weight: float = 0.6
+    lexical_weight: float = 0.4
     candidates: int = 100          # chunks from each side before fusion
     normalize: str = "minmax"      # minmax | zscore | max (each list over the candidate pool) | rrf
     rrf_k: int = 60
     second_chunk_weight: float = 0.0   # note ranking: best chunk + this share of the note's second best
-    min_confidence: float = 0.35   # below this the notes do not answer the question
-    confidence_dense_weight: float = 0.6   # confidence = w * best cosine + (1 - w) * question coverage
+    min_confidence: float = 0.31   # below this the notes do not answer the question
+    confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
 
 
 class Retriever:
