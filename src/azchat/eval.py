@@ -232,8 +232,8 @@ def evaluate_beir(folder, work: Path, embedder=None, fusion=None, k: int = 10, m
     mapping = write_beir_notes(beir, notes)
     build_index(notes, index, embedder=embedder, model=model, log=log, progress=progress)
     out = {"dataset": str(folder), "documents": len(beir.corpus), "queries": len(beir.queries)}
+    r = Retriever(index, embedder=embedder, **({"fusion": fusion} if fusion else {}))
     for mode in modes:
-        r = Retriever(index, embedder=embedder, **({"fusion": fusion} if fusion else {}))
         ndcg, rec = [], []
         for qid, text in beir.queries.items():
             ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
