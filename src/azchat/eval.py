@@ -64,6 +64,35 @@ def contains_term(text: str, terms: Sequence[str]) -> bool:
     return any(" ".join(t.lower().split()) in low for t in terms)
 
 
+class QueryCache:
+    """Wraps a retriever's embedder: queries are embedded once, in batches, and reused by search and ask."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
+        self._vecs: dict = {}
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+    def prime(self, texts) -> None:
+        todo = sorted({t for t in texts if t not in self._vecs})
+        if todo:
+            self._vecs.update(zip(todo, self.inner.embed(todo)))
+
+    def embed(self, texts, progress=None):
+        texts = list(texts)
+        self.prime(texts)
+        import numpy as np
+
+        return np.stack([self._vecs[t] for t in texts]) if texts else self.inner.embed(texts)
+
+
+def _cached(retriever, texts) -> None:
+    if not isinstance(retriever.embedder, QueryCache):
+        retriever.embedder = QueryCache(retriever.embedder)
+    retriever.embedder.prime(list(texts))
+
+
 # -- question sets ----------------------------------------------------------------------------------
 @dataclass
 class Question:
@@ -107,6 +136,7 @@ def split_questions(questions: list[Question], part: str) -> list[Question]:
 def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=None, folder=None,
                        answers: bool = True) -> dict:
     """File-level metrics over a question set, plus answer-term and refusal rates from ask()."""
+    _cached(retriever, [q.question for q in questions])
     rows = []
     for q in questions:
         ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
@@ -233,6 +263,7 @@ def evaluate_beir(folder, work: Path, embedder=None, fusion=None, k: int = 10, m
     build_index(notes, index, embedder=embedder, model=model, log=log, progress=progress)
     out = {"dataset": str(folder), "documents": len(beir.corpus), "queries": len(beir.queries)}
     r = Retriever(index, embedder=embedder, **({"fusion": fusion} if fusion else {}))
+    _cached(r, beir.queries.values())
     for mode in modes:
         ndcg, rec = [], []
         for qid, text in beir.queries.items():
