@@ -47,3 +47,14 @@ def test_title_line_is_boosted_and_settings_survive_save(tmp_path):
     again = LexicalIndex.load(tmp_path / "bm25", 2)
     assert again.settings == idx.settings
     assert list(again.scores("kubernetes pods")) == list(s)
+
+
+def test_an_index_from_older_tokenization_rules_is_rebuilt_without_re_embedding(vault, tmp_path, fake):
+    from azchat.config import ChunkSettings
+    from azchat.indexing import build_index, is_stale
+
+    build_index(vault, tmp_path / "index", embedder=fake, settings=ChunkSettings(version=1))
+    assert is_stale(vault, tmp_path / "index")            # the CLI updates it before searching
+    stats = build_index(vault, tmp_path / "index", embedder=fake)
+    assert "chunker" in stats.full_rebuild_reason and stats.embedded == 0
+    assert not is_stale(vault, tmp_path / "index")
