@@ -75,3 +75,11 @@ def test_merged_snippets_are_exact_spans_of_the_chunk():
     units = segment(chunk)
     for unit, _ in _with_blocks(units, score_units("terraform commands", units, {}), chunk):
         assert unit.text in text
+
+
+def test_link_lists_and_image_names_are_not_quoted_as_answers():
+    text = ("Citations: [1] https://zed.dev/blog/zed-ai [2] https://zed.dev/blog/editor\n\n"
+            "Zed AI differs from Cursor by its assistant panel and slash commands.\n\n"
+            "![[Pasted image 20230515110654.png]]")
+    ans = _ask("How does Zed AI differ from Cursor?", _chunk(text, start=1, title="Zed AI"))
+    assert [c.start_line for c in ans.citations] == [3]

@@ -126,8 +126,19 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
         brevity = 0.6 if words < 4 else 1.0
         bonus = 0.1 if numeric and any(ch.isdigit() for ch in unit.display) else 0.0
         direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
+        if _is_reference(unit.display):
+            direct *= 0.2                    # a link list or an embedded image's file name answers nothing
         scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
+
+
+_URL = re.compile(r"https?://\S+|\S+\.(?:png|jpe?g|gif|svg|webp|pdf)\b", re.IGNORECASE)
+
+
+def _is_reference(text: str) -> bool:
+    """Mostly URLs or image file names."""
+    refs = _URL.findall(text)
+    return bool(refs) and len(" ".join(refs)) >= 0.5 * len(text.strip())
 
 
 def blocks(units: list[Unit], max_units: int = 12) -> list[tuple[int, int]]:
