@@ -71,3 +71,24 @@ def test_an_index_built_with_another_model_is_refused(vault, tmp_path, fake):
     build_index(vault, tmp_path / "index", embedder=fake)
     with pytest.raises(IndexCorruptError, match="built with"):
         Retriever(tmp_path / "index", embedder=HashEmbedder(name="other"))
+
+
+def test_fusion_normalizes_each_list_and_notes_rank_by_their_best_chunk(retriever):
+    import numpy as np
+
+    from azchat.retrieval import FusionSettings, _normalize
+
+    assert list(_normalize(np.array([2.0, 4.0, 3.0]), "minmax")) == [0.0, 1.0, 0.5]
+    assert list(_normalize(np.array([2.0, 4.0]), "max")) == [0.5, 1.0]
+    z = _normalize(np.array([1.0, 2.0, 3.0]), "zscore")
+    assert abs(float(z.mean())) < 1e-9 and z[2] > z[1] > z[0]
+    assert list(_normalize(np.array([3.0, 3.0]), "minmax")) == [0.0, 0.0]
+
+    files = retriever.rank_files("archive tier rehydration", 10)
+    assert files[0] == "storage/storage.md" and len(files) == len(set(files))
+    assert retriever.rank_files("archive tier rehydration", 10, mode="lexical")[0] == "storage/storage.md"
+    # the folder filter works inside retrieval: only the ml note can come back
+    assert retriever.rank_files("archive tier rehydration", 10, folder="ml") == ["ml/machine learning.md"]
+    # a pure lexical weighting ranks like BM25 alone
+    retriever.fusion = FusionSettings(dense_weight=0.0, lexical_weight=1.0)
+    assert retriever.rank_files("rehydration", 1) == retriever.rank_files("rehydration", 1, mode="lexical")

@@ -23,7 +23,7 @@ class Unit:
     display: str       # cleaned for reading
     start_line: int    # 1-based
     end_line: int
-    kind: str          # sentence | item | row | code | diagram | quote
+    kind: str          # sentence | item | row | code | diagram | quote; list | table | snippet when merged
 
 
 def segment(chunk: Chunk) -> list[Unit]:
@@ -32,6 +32,7 @@ def segment(chunk: Chunk) -> list[Unit]:
     units: list[Unit] = []
     cleaner = LineCleaner()
     para: list[tuple[int, str]] = []
+    header: list[str] = []       # the cells of the current table's header row
 
     def flush():
         if para:
@@ -49,12 +50,21 @@ def segment(chunk: Chunk) -> list[Unit]:
                 if kind == "code" or ":" in clean:
                     units.append(Unit(raw.strip(), clean, line_no, line_no, kind))
             continue
+        if _TABLE_RULE.match(raw) and "-" in raw and units and units[-1].kind == "row" \
+                and units[-1].end_line == line_no - 1:
+            header = _cells(units.pop().text)   # the row above the rule is the header: shown in each row
+            continue
         if not raw.strip() or heading_of(raw) or _TABLE_RULE.match(raw) and "-" in raw:
             flush()
+            header = []
             continue
         if raw.lstrip().startswith("|"):
             flush()
-            units.append(Unit(raw.strip(), clean, line_no, line_no, "row"))
+            cells = _cells(raw)
+            shown = clean
+            if header and len(cells) == len(header) and cells != header:
+                shown = "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells) if c)
+            units.append(Unit(raw.strip(), shown, line_no, line_no, "row"))
         elif _LIST.match(raw):
             flush()
             units.append(Unit(raw.strip(), clean, line_no, line_no, "item"))
@@ -71,6 +81,10 @@ def segment(chunk: Chunk) -> list[Unit]:
             para.append((line_no, raw))
     flush()
     return [u for u in units if u.display]
+
+
+def _cells(row: str) -> list[str]:
+    return [clean_inline(c) for c in row.strip().strip("|").split("|")]
 
 
 def _sentences(para: list[tuple[int, str]]) -> list[Unit]:
@@ -91,18 +105,93 @@ def _sentences(para: list[tuple[int, str]]) -> list[Unit]:
     return out
 
 
-def score_units(question: str, units: list[Unit], idf: dict[str, float]) -> list[float]:
-    """How much of the question's (IDF-weighted) vocabulary each unit covers."""
+_NUMERIC_Q = re.compile(r"\b(how (many|much|long|often|big|large|deep)|wie (viele|viel|lange|oft|gro)|when|wann|"
+                        r"which (port|version|size)|welche[rns]? (port|version))", re.IGNORECASE)
+
+
+def score_units(question: str, units: list[Unit], idf: dict[str, float], context: str = "") -> list[float]:
+    """How much of the question's (IDF-weighted) vocabulary each unit covers. Words of the chunk's title and
+    heading (`context`) count half: a sentence under 'terraform fmt' answers 'what does terraform fmt do'."""
     q_tokens = set(tokenize(question))
     total = sum(idf.get(t, 1.0) for t in q_tokens) or 1.0
+    ctx = set(tokenize(context)) & q_tokens
+    numeric = bool(_NUMERIC_Q.search(question))
     scores = []
     for unit in units:
-        u_tokens = set(tokenize(unit.display))
-        cover = sum(idf.get(t, 1.0) for t in q_tokens & u_tokens) / total
+        u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
+        hit = q_tokens & u_tokens
+        half = (ctx | set(tokenize(unit.display))) - hit   # a table row's header words count half, too
+        cover = (sum(idf.get(t, 1.0) for t in hit) + 0.5 * sum(idf.get(t, 1.0) for t in half & q_tokens)) / total
         words = len(unit.display.split())
         brevity = 0.6 if words < 4 else 1.0
-        scores.append(cover * brevity)
+        bonus = 0.1 if numeric and any(ch.isdigit() for ch in unit.display) else 0.0
+        direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
+        if _is_reference(unit.display):
+            direct *= 0.2                    # a link list or an embedded image's file name answers nothing
+        scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
+
+
+_URL = re.compile(r"https?://\S+|\S+\.(?:png|jpe?g|gif|svg|webp|pdf)\b", re.IGNORECASE)
+
+
+def _is_reference(text: str) -> bool:
+    """Mostly URLs or image file names."""
+    refs = _URL.findall(text)
+    return bool(refs) and len(" ".join(refs)) >= 0.5 * len(text.strip())
+
+
+def blocks(units: list[Unit], max_units: int = 12) -> list[tuple[int, int]]:
+    """(first, last) unit indexes of each short run of list items or table rows on consecutive lines."""
+    out, i = [], 0
+    while i < len(units):
+        if units[i].kind in ("item", "row"):
+            j = i
+            while j + 1 < len(units) and units[j + 1].kind == units[i].kind \
+                    and units[j + 1].start_line == units[j].end_line + 1:
+                j += 1
+            if 1 <= j - i + 1 <= max_units and j > i:
+                out.append((i, j))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
+def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, kind: str = "") -> Unit:
+    """One unit for units[first..last]; its text is the exact span of lines (fences and blanks included)."""
+    part = units[first:last + 1]
+    kind = kind and "snippet" or ("list" if part[-1].kind == "item" else "table")
+    lines = chunk.text.split("\n")[part[0].start_line - chunk.start_line:part[-1].end_line - chunk.start_line + 1]
+    return Unit("\n".join(lines).strip(), "\n".join(u.display for u in part), part[0].start_line,
+                part[-1].end_line, kind)
+
+
+def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[tuple[Unit, float]]:
+    """Units with their scores, plus whole lists/tables as one unit where the list is the answer: its intro
+    sentence (ending in ':') matches the question, or several of its items do."""
+    out = list(zip(units, scores))
+    for i, unit in enumerate(units):
+        # "Resume a job:" or a "# comment" line: the code right below it is what answers
+        if (unit.display.rstrip().endswith(":") or unit.kind == "code" and unit.text.lstrip().startswith("#")) \
+                and scores[i] > 0:
+            j = i
+            while j + 1 < len(units) and j - i < 3 and units[j + 1].kind == "code" \
+                    and units[j + 1].start_line <= units[j].end_line + 3:
+                j += 1
+            if j > i:
+                out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
+    for first, last in blocks(units):
+        inner = scores[first:last + 1]
+        intro = first - 1 if first > 0 and units[first - 1].display.rstrip().endswith(":") \
+            and units[first - 1].end_line >= units[first].start_line - 2 else None
+        intro_score = scores[intro] if intro is not None else 0.0
+        matched = sum(1 for x in inner if x > 0)
+        # a table's rows all repeat the header words, so only an intro sentence makes the whole table the answer
+        if intro_score >= max(inner) or (matched >= 2 and units[first].kind == "item"):
+            whole = _merge(units, first if intro is None else intro, last, chunk)
+            out.append((whole, max(intro_score, max(inner)) + 0.05))
+    return out
 
 
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
@@ -118,13 +207,21 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             break
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
-        for order, (unit, s) in enumerate(zip(units, score_units(question, units, idf))):
-            candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, order, unit))
+        scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
+        for order, (unit, s) in enumerate(scored):
+            candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], hits)
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     best = candidates[0][0]
-    chosen = [c for c in candidates if c[0] >= 0.5 * best and c[0] > 0][:max_sentences] or candidates[:1]
+    chosen: list = []
+    for c in candidates:
+        if len(chosen) >= max_sentences or (chosen and (c[0] < 0.5 * best or c[0] <= 0)):
+            break
+        if any(o[1] == c[1] and o[3].start_line <= c[3].end_line and c[3].start_line <= o[3].end_line
+               for o in chosen):
+            continue   # overlaps a passage already quoted (an item inside a chosen list)
+        chosen.append(c)
     # read in note order: by hit, then position in the chunk
     chosen.sort(key=lambda c: (c[1], c[2]))
     citations: list[Citation] = []
@@ -133,7 +230,12 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         hit = hits[h_idx]
         citations.append(Citation(n, hit.path, hit.title, hit.heading, unit.start_line, unit.end_line,
                                   unit.text))
-        shown = f"`{unit.display}`" if unit.kind == "code" else unit.display
+        if unit.kind == "code":
+            shown = f"`{unit.display}`"
+        elif unit.kind in ("list", "table", "snippet"):
+            shown = "\n  ".join(unit.display.split("\n"))
+        else:
+            shown = unit.display
         bullets.append(f"- {shown} [{n}]")
     sources = [f"[{c.n}] {c.title}" + (f" › {c.heading}" if c.heading and c.heading != c.title else "")
                + f" — {c.location}" for c in citations]

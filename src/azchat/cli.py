@@ -68,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polling", action="store_true", help="poll the folder instead of using file events "
                                                           "(network drives)")
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("eval", help="measure retrieval and answer quality on a question set or a BEIR folder")
+    _common(p)
+    _filters(p)
+    p.add_argument("questions", nargs="?", help="JSONL: {question, gold_files, answer_terms} per line")
+    p.add_argument("--beir", metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels) instead")
+    p.add_argument("--work", metavar="DIR", help="where --beir writes its notes and index (default: a folder "
+                                                 "under the system temp dir, reused between runs)")
+    p.add_argument("--split", choices=["all", "dev", "test"], default="all",
+                   help="evaluate all questions, or the dev/test part (every third line is test)")
+    p.add_argument("-k", type=int, default=10, help="ranking depth for the metrics (default 10)")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -221,6 +233,36 @@ def cmd_watch(args) -> int:
     finally:
         watcher.stop()
     _say(args, "Stopped watching.")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from . import eval as ev
+    if bool(args.questions) == bool(args.beir):
+        raise ev.EvalInputError("Give either a questions file or --beir DIR, not both or neither.")
+    if args.beir:
+        import tempfile
+        from .progress import ProgressBar
+
+        work = Path(args.work) if args.work else Path(tempfile.gettempdir()) / "azchat-beir" / \
+            Path(args.beir).resolve().name
+        result = ev.evaluate_beir(args.beir, work, model=args.model, k=args.k, log=lambda m: _say(args, m),
+                                  progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"))
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            print(f"{result['documents']} documents, {result['queries']} queries")
+            for mode in ("lexical", "dense", "hybrid"):
+                m = result[mode]
+                print(f"  {mode:<8} nDCG@{args.k} {m[f'ndcg@{args.k}']:.4f}   recall@100 {m['recall@100']:.4f}")
+        return 0
+    questions = ev.split_questions(ev.load_questions(args.questions), args.split)
+    result = ev.evaluate_questions(_retriever(args), questions, k=args.k, tags=args.tag or None,
+                                   folder=args.folder)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(ev.format_summary(result["summary"]))
     return 0
 
 

@@ -48,8 +48,8 @@ def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings)
 def is_stale(notes_dir, index_dir) -> bool:
     """True when a note was added, removed or touched since the last build (stat only, no reading)."""
     manifest = read_manifest(Path(index_dir))
-    if manifest is None:
-        return True
+    if manifest is None or manifest.get("chunker") != ChunkSettings().to_dict():
+        return True   # no index, or one built with older chunking/tokenization rules
     paths, _ = find_notes(Path(notes_dir))
     known = manifest.get("notes", {})
     skipped = manifest.get("skipped", {})

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import re
+import json
 import unicodedata
+from collections import Counter
+from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -18,59 +22,160 @@ it its they them their what which who whom this that these those am would could 
 der die das den dem des ein eine einer eines einem einen und oder aber wenn als auch an auf aus bei bis durch
 für gegen im in ist sind war waren wird werden wurde mit nach nicht noch nur ob so über um unter von vor wie
 wo zu zum zur es sie er wir ihr ich du man sich was wer welche welcher welches dass daß kann können muss
+welchem welchen mein meine meinem meinen meiner dein deine sein seine ihre ihrem ihren unser unsere euer
+dieser diese dieses diesem diesen jeder jede jedes jedem jeden alle allen kein keine keinen keinem
+da dann denn doch hier dort wann warum wieso womit wofür wozu woher wohin dabei dafür damit daran darauf
+darin davon dazu also sehr mehr immer wieder schon bereits etwa ganz gibt gib bin bist seid habe hast hat
+haben hatte hatten soll sollte sollen will wollen möchte darf dürfen könnte würde wäre mal nun ja nein
+zwischen ohne seit während bzw usw etc einen einem einer eines
+also just really every everything everyone something anything via onto upon within without whether
 """.split())
 
 
-def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens without stopwords; a light plural fold so 'vnets' meets 'vnet'."""
+_STEMMERS: dict = {}
+_GERMAN_HINT = re.compile(r"[äöüß]")
+_GERMAN_PLURALS = (("ungen", "ung"), ("heiten", "heit"), ("keiten", "keit"), ("nisse", "nis"), ("ien", "i"))
+
+
+def _stemmer(lang: str):
+    st = _STEMMERS.get(lang)
+    if st is None:
+        try:
+            import snowballstemmer
+
+            st = snowballstemmer.stemmer(lang)
+        except ImportError:   # pragma: no cover - the dependency is declared; fall back to a plural fold
+            st = False
+        _STEMMERS[lang] = st
+    return st
+
+
+@lru_cache(maxsize=200_000)
+def stem(tok: str) -> str:
+    """Snowball stem: German for words with umlauts/ß, English (Porter 2) otherwise; digits stay as they are."""
+    if tok.isdigit() or len(tok) < 4:
+        return tok
+    for plural, single in _GERMAN_PLURALS:   # German plurals the English stemmer does not know
+        if tok.endswith(plural) and len(tok) >= len(plural) + 4:
+            tok = tok[: -len(plural)] + single
+            break
+    st = _stemmer("german" if _GERMAN_HINT.search(tok) else "english")
+    if not st:
+        return tok[:-1] if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss") else tok
+    return st.stemWord(tok)
+
+
+def words(text: str) -> list[str]:
+    """Lowercased word tokens without stopwords, not stemmed (what the reader sees)."""
     text = unicodedata.normalize("NFKC", text).lower()
-    out = []
-    for tok in _TOKEN.findall(text):
-        if tok in STOPWORDS or (len(tok) < 2 and not tok.isdigit()):
+    return [t for t in _TOKEN.findall(text) if t not in STOPWORDS and (len(t) >= 2 or t.isdigit())]
+
+
+def tokenize(text: str) -> list[str]:
+    """Stemmed word tokens without stopwords, so 'vnets' meets 'vnet' and 'Netzwerke' meets 'Netzwerk'."""
+    return [stem(t) for t in words(text)]
+
+
+def split_compound(tok: str, vocab, min_part: int = 4) -> list[str]:
+    """Split a long token into two known tokens (German compounds: 'speicherkonto' -> speicher, konto;
+    a linking 's' is allowed: 'zugriffsschlüssel' -> zugriff, schlüssel). [] when no split is found."""
+    if len(tok) < 2 * min_part + 1 or tok.isdigit():
+        return []
+    best: list[str] = []
+    for i in range(min_part, len(tok) - min_part + 1):
+        left, right = tok[:i], tok[i:]
+        r = stem(right)
+        if r not in vocab and right not in vocab:
             continue
-        if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
-            tok = tok[:-1]
-        out.append(tok)
-    return out
+        right_tok = r if r in vocab else right
+        for l in (left, left[:-1] if left.endswith("s") and len(left) > min_part else None):
+            if l and (l in vocab or stem(l) in vocab):
+                parts = [l if l in vocab else stem(l), right_tok]
+                if not best or min(len(p) for p in parts) > min(len(p) for p in best):
+                    best = parts
+                break
+    return best
+
+
+@dataclass(frozen=True)
+class LexicalSettings:
+    """Tokenization and BM25 parameters; saved next to the BM25 arrays so queries are tokenized the same way."""
+
+    k1: float = 1.2
+    b: float = 0.75
+    meta_repeat: int = 2        # the first line of search_text (title, aliases, tags, heading) counts this often
+    compounds: bool = True      # add the parts of compound words found in the corpus vocabulary
+    version: int = 2
+
+    def to_dict(self) -> dict:
+        return {"k1": self.k1, "b": self.b, "meta_repeat": self.meta_repeat, "compounds": self.compounds,
+                "version": self.version}
 
 
 class LexicalIndex:
     """A BM25 index over the chunk table's search_text, saved as bm25s arrays (no pickle)."""
 
-    def __init__(self, bm25=None, size: int = 0):
+    def __init__(self, bm25=None, size: int = 0, settings: LexicalSettings = LexicalSettings()):
         self._bm25 = bm25
         self.size = size
+        self.settings = settings
+        self._split_cache: dict[str, list[str]] = {}
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> "LexicalIndex":
+    def build(cls, texts: Sequence[str], settings: LexicalSettings = LexicalSettings()) -> "LexicalIndex":
         import bm25s
 
         if not texts:
-            return cls(None, 0)
-        bm25 = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
-        bm25.index([tokenize(t) or ["\u2205"] for t in texts], show_progress=False)
-        return cls(bm25, len(texts))
+            return cls(None, 0, settings)
+        docs = []
+        for t in texts:
+            meta, _, body = t.partition("\n")
+            docs.append(tokenize(meta) * max(settings.meta_repeat, 1) + tokenize(body))
+        if settings.compounds:
+            vocab = Counter(tok for d in docs for tok in set(d))
+            splits = {tok: split_compound(tok, vocab) for tok in vocab}
+            docs = [d + [p for tok in d for p in splits[tok]] for d in docs]
+        bm25 = bm25s.BM25(method="lucene", k1=settings.k1, b=settings.b)
+        bm25.index([d or ["\u2205"] for d in docs], show_progress=False)
+        return cls(bm25, len(texts), settings)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if self._bm25 is not None:
             self._bm25.save(str(folder), allow_pickle=False, show_progress=False)
+        (folder / "azchat_lexical.json").write_text(json.dumps(self.settings.to_dict()), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, size: int) -> "LexicalIndex":
+        meta = folder / "azchat_lexical.json"
+        settings = LexicalSettings(**json.loads(meta.read_text(encoding="utf-8"))) if meta.is_file() \
+            else LexicalSettings()
         if size == 0:
-            return cls(None, 0)
+            return cls(None, 0, settings)
         import bm25s
 
         bm25 = bm25s.BM25.load(str(folder), allow_pickle=False, show_progress=False)
-        return cls(bm25, size)
+        return cls(bm25, size, settings)
+
+    def query_tokens(self, query: str) -> list[str]:
+        """The query's tokens that the index knows, compound parts added."""
+        if self._bm25 is None:
+            return []
+        vocab = self._bm25.vocab_dict
+        out = []
+        for tok in tokenize(query):
+            if tok in vocab:
+                out.append(tok)
+            if self.settings.compounds:
+                parts = self._split_cache.get(tok)
+                if parts is None:
+                    parts = self._split_cache[tok] = split_compound(tok, vocab)
+                out.extend(p for p in parts if p in vocab)
+        return out
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros when no term matches)."""
-        tokens = tokenize(query)
-        if self._bm25 is None or not tokens:
-            return np.zeros(self.size, dtype=np.float32)
-        known = [t for t in tokens if t in self._bm25.vocab_dict]
+        known = self.query_tokens(query)
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)

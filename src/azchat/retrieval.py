@@ -18,10 +18,16 @@ from .types import Answer, Chunk, Hit
 
 @dataclass(frozen=True)
 class FusionSettings:
-    dense_weight: float = 0.7
-    lexical_weight: float = 0.3
-    candidates: int = 100          # from each side before fusion
-    min_confidence: float = 0.35   # below this the notes do not answer the question
+    """How dense and BM25 scores are combined; tuned on bench/ (see bench/QUALITY.md)."""
+
+    dense_weight: float = 0.6
+    lexical_weight: float = 0.4
+    candidates: int = 100          # chunks from each side before fusion
+    normalize: str = "minmax"      # minmax | zscore | max (each list over the candidate pool) | rrf
+    rrf_k: int = 60
+    second_chunk_weight: float = 0.0   # note ranking: best chunk + this share of the note's second best
+    min_confidence: float = 0.31   # below this the notes do not answer the question
+    confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
 
 
 def _open_search_indexes(gen: Generation) -> dict:
@@ -76,33 +82,66 @@ class Retriever:
                and (prefix is None or (c.path + "/").startswith(prefix) or c.folder == folder.strip("/"))]
         return np.asarray(ids, dtype=np.int64)
 
-    def _scored(self, query: str, k: int, tags, folder) -> list[tuple[int, float, float, float]]:
-        """(chunk row, fused score, dense cosine, lexical share) of the best k chunks."""
+    def _candidates(self, query: str, pool: int, tags, folder, mode: str = "hybrid"):
+        """Candidate chunk rows with their dense cosine and raw BM25 score (both exact for every row)."""
         n = len(self._gen.chunks)
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
         if n == 0 or not query.strip():
-            return []
+            return empty
         allowed = self._allowed(tags, folder)
         if allowed is not None and len(allowed) == 0:
-            return []
+            return empty
         qv = self.embedder.embed([query])[0]
-        pool = max(self.fusion.candidates, k)
-        d_ids, _ = dense.search(self._dense, qv, pool, allowed)
+        parts = []
+        if mode != "lexical":
+            d_ids, _ = dense.search(self._dense, qv, pool, allowed)
+            parts.append(np.asarray(d_ids, dtype=np.int64))
         lex = self._lexical.scores(query)
         if allowed is not None:
             mask = np.zeros(n, dtype=bool)
             mask[allowed] = True
             lex = np.where(mask, lex, 0.0)
-        l_ids = np.argsort(-lex)[:pool]
-        l_ids = l_ids[lex[l_ids] > 0]
-        cand = np.unique(np.concatenate([d_ids.astype(np.int64), l_ids.astype(np.int64)]))
+        if mode != "dense":
+            l_ids = np.argsort(-lex)[:pool]
+            parts.append(l_ids[lex[l_ids] > 0].astype(np.int64))
+        cand = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        cand = cand[cand >= 0]
+        return cand, (self._gen.vectors[cand] @ qv).astype(np.float32), lex[cand].astype(np.float32)
+
+    def _fuse(self, d: np.ndarray, lex: np.ndarray, mode: str = "hybrid") -> np.ndarray:
+        f = self.fusion
+        if mode == "dense":
+            return d.copy()
+        if mode == "lexical":
+            return lex.copy()
+        if f.normalize == "rrf":
+            rank_d = np.empty(len(d)); rank_d[np.argsort(-d)] = np.arange(1, len(d) + 1)
+            rank_l = np.empty(len(lex)); rank_l[np.argsort(-lex)] = np.arange(1, len(lex) + 1)
+            rrf_l = np.where(lex > 0, 1.0 / (f.rrf_k + rank_l), 0.0)
+            return f.dense_weight / (f.rrf_k + rank_d) + f.lexical_weight * rrf_l
+        return f.dense_weight * _normalize(d, f.normalize) + f.lexical_weight * _normalize(lex, f.normalize)
+
+    def _scored(self, query: str, k: int, tags, folder, mode: str = "hybrid"
+                ) -> list[tuple[int, float, float, float]]:
+        """(chunk row, fused score, dense cosine, raw BM25) of the best k chunks."""
+        cand, d, lex = self._candidates(query, max(self.fusion.candidates, k), tags, folder, mode)
         if len(cand) == 0:
             return []
-        d_scores = self._gen.vectors[cand] @ qv
-        l_max = float(lex[cand].max()) if len(cand) else 0.0
-        l_norm = lex[cand] / l_max if l_max > 0 else np.zeros(len(cand), dtype=np.float32)
-        fused = self.fusion.dense_weight * d_scores + self.fusion.lexical_weight * l_norm
-        order = np.argsort(-fused)[:k]
-        return [(int(cand[i]), float(fused[i]), float(d_scores[i]), float(l_norm[i])) for i in order]
+        fused = self._fuse(d, lex, mode)
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [(int(cand[i]), float(fused[i]), float(d[i]), float(lex[i])) for i in order]
+
+    def rank_files(self, query: str, n: int = 10, tags=None, folder=None, mode: str = "hybrid") -> list[str]:
+        """Note paths, best first: a note scores as its best chunk plus a share of its second best."""
+        scored = self._scored(query, max(self.fusion.candidates, 3 * n), tags, folder, mode)
+        best: dict[str, list[float]] = {}
+        for row, score, _, _ in scored:
+            top = best.setdefault(self._gen.chunks[row].path, [])
+            if len(top) < 2:
+                top.append(score)
+        bonus = self.fusion.second_chunk_weight
+        total = {p: s[0] + bonus * (s[1] if len(s) > 1 else 0.0) for p, s in best.items()}
+        return sorted(total, key=lambda p: -total[p])[:n]
 
     def search(self, query: str, k: int = 10, tags: list[str] | None = None,
                folder: str | None = None) -> list[Hit]:
@@ -115,15 +154,25 @@ class Retriever:
         return Hit(rank=rank, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
                    end_line=c.end_line, score=round(score, 4), text=c.text)
 
-    def confidence(self, question: str, row: int, dense_score: float) -> float:
-        """How sure we are that the chunk answers: its cosine and how much of the question it covers."""
+    def signals(self, question: str, scored) -> tuple[float, float]:
+        """(best dense cosine among the hits, best IDF-weighted share of the question's words in one hit)."""
+        if not scored:
+            return 0.0, 0.0
         q = set(tokenize(question))
+        cos = max(d for _, _, d, _ in scored)
         if not q:
-            return dense_score
+            return cos, 0.0
         idf = self._lexical.idf(sorted(q))
-        have = set(tokenize(self._gen.chunks[row].search_text))
-        cover = sum(idf[t] for t in q & have) / (sum(idf.values()) or 1.0)
-        return 0.6 * dense_score + 0.4 * cover
+        total = sum(idf.values()) or 1.0
+        cover = max(sum(idf[t] for t in q & set(tokenize(self._gen.chunks[row].search_text))) / total
+                    for row, _, _, _ in scored[:3])
+        return cos, cover
+
+    def confidence(self, question: str, scored) -> float:
+        """How sure we are that the notes answer: the best cosine and how much of the question one hit covers."""
+        cos, cover = self.signals(question, scored)
+        w = self.fusion.confidence_dense_weight
+        return w * cos + (1 - w) * cover
 
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
             folder: str | None = None) -> Answer:
@@ -131,6 +180,20 @@ class Retriever:
         scored = self._scored(question, k, tags, folder)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
-        found = bool(scored) and self.confidence(question, scored[0][0], scored[0][2]) >= self.fusion.min_confidence
+        found = bool(scored) and self.confidence(question, scored) >= self.fusion.min_confidence
         idf = self._lexical.idf(sorted(set(tokenize(question))))
         return compose(question, hits, chunks, idf, found)
+
+
+def _normalize(x: np.ndarray, how: str) -> np.ndarray:
+    """Scale one score list over the candidate pool so dense and BM25 can be added."""
+    if len(x) == 0:
+        return x
+    if how == "zscore":
+        sd = float(x.std())
+        return (x - float(x.mean())) / sd if sd > 0 else np.zeros_like(x)
+    if how == "max":
+        top = float(x.max())
+        return x / top if top > 0 else np.zeros_like(x)
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)

@@ -1,0 +1,278 @@
+"""Measure answer quality: file-level retrieval metrics over a question set, and BEIR folders.
+
+Question sets are JSONL, one object a line: {"question", "gold_files": [paths relative to the notes folder],
+"answer_terms": [optional strings]}. An empty gold_files means the notes do not answer the question.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .errors import AzchatError
+
+
+class EvalInputError(AzchatError):
+    """A question set or BEIR folder that cannot be read."""
+
+    exit_code = 2
+
+
+# -- metrics on one ranking -------------------------------------------------------------------------
+def hit_at(ranked: Sequence[str], gold: set[str], k: int) -> float:
+    return 1.0 if any(r in gold for r in ranked[:k]) else 0.0
+
+
+def mrr_at(ranked: Sequence[str], gold: set[str], k: int = 10) -> float:
+    for i, r in enumerate(ranked[:k], start=1):
+        if r in gold:
+            return 1.0 / i
+    return 0.0
+
+
+def ndcg_at(ranked: Sequence[str], gold: set[str] | dict[str, float], k: int = 10) -> float:
+    """nDCG@k with graded gains when gold is a dict (BEIR qrels), binary when a set."""
+    gains = gold if isinstance(gold, dict) else {g: 1.0 for g in gold}
+    dcg = sum(gains.get(r, 0.0) / math.log2(i + 1) for i, r in enumerate(ranked[:k], start=1))
+    ideal = sorted(gains.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 1) for i, g in enumerate(ideal, start=1))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(ranked: Sequence[str], gold: set[str] | dict[str, float], k: int) -> float:
+    rel = {g for g in gold if (gold[g] > 0 if isinstance(gold, dict) else True)}
+    if not rel:
+        return 0.0
+    return len(rel & set(ranked[:k])) / len(rel)
+
+
+def dedupe(items: Iterable[str]) -> list[str]:
+    """Keep the first occurrence of each item, in order (chunk hits -> file ranking)."""
+    seen, out = set(), []
+    for it in items:
+        if it not in seen:
+            seen.add(it)
+            out.append(it)
+    return out
+
+
+def contains_term(text: str, terms: Sequence[str]) -> bool:
+    low = " ".join(text.lower().split())
+    return any(" ".join(t.lower().split()) in low for t in terms)
+
+
+class QueryCache:
+    """Wraps a retriever's embedder: queries are embedded once, in batches, and reused by search and ask."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
+        self._vecs: dict = {}
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+    def prime(self, texts) -> None:
+        todo = sorted({t for t in texts if t not in self._vecs})
+        if todo:
+            self._vecs.update(zip(todo, self.inner.embed(todo)))
+
+    def embed(self, texts, progress=None):
+        texts = list(texts)
+        self.prime(texts)
+        import numpy as np
+
+        return np.stack([self._vecs[t] for t in texts]) if texts else self.inner.embed(texts)
+
+
+def _cached(retriever, texts) -> None:
+    if not isinstance(retriever.embedder, QueryCache):
+        retriever.embedder = QueryCache(retriever.embedder)
+    retriever.embedder.prime(list(texts))
+
+
+# -- question sets ----------------------------------------------------------------------------------
+@dataclass
+class Question:
+    question: str
+    gold_files: list[str]
+    answer_terms: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def load_questions(path) -> list[Question]:
+    path = Path(path)
+    if not path.is_file():
+        raise EvalInputError(f"Question file {path} does not exist.")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            q = str(obj["question"])
+            gold = [str(g) for g in obj.get("gold_files") or []]
+            terms = [str(t) for t in obj.get("answer_terms") or []]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EvalInputError(f"Line {n} of {path} is not a question object ({exc}).") from exc
+        extra = {k: v for k, v in obj.items() if k not in ("question", "gold_files", "answer_terms")}
+        out.append(Question(q, gold, terms, extra))
+    if not out:
+        raise EvalInputError(f"Question file {path} holds no questions.")
+    return out
+
+
+def split_questions(questions: list[Question], part: str) -> list[Question]:
+    """Deterministic dev/test split by line: every third question (lines 3, 6, 9, ...) is test."""
+    if part == "all":
+        return questions
+    test = [q for i, q in enumerate(questions, start=1) if i % 3 == 0]
+    dev = [q for i, q in enumerate(questions, start=1) if i % 3 != 0]
+    return test if part == "test" else dev
+
+
+def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=None, folder=None,
+                       answers: bool = True) -> dict:
+    """File-level metrics over a question set, plus answer-term and refusal rates from ask()."""
+    _cached(retriever, [q.question for q in questions])
+    rows = []
+    for q in questions:
+        ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
+        gold = set(q.gold_files)
+        row = {"question": q.question, "gold_files": q.gold_files, "ranked": ranked[:k]}
+        if gold:
+            row.update({"hit@1": hit_at(ranked, gold, 1), "hit@5": hit_at(ranked, gold, 5),
+                        "hit@10": hit_at(ranked, gold, 10), "mrr@10": mrr_at(ranked, gold, 10),
+                        "ndcg@10": ndcg_at(ranked, gold, 10)})
+        if answers:
+            ans = retriever.ask(q.question, tags=tags, folder=folder)
+            row["found"] = ans.found
+            if gold and q.answer_terms:
+                row["has_term"] = ans.found and contains_term(ans.answer, q.answer_terms)
+        rows.append(row)
+    answerable = [r for r in rows if r["gold_files"]]
+    unanswerable = [r for r in rows if not r["gold_files"]]
+
+    def mean(key, rs):
+        vals = [float(r[key]) for r in rs if key in r]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    summary = {
+        "questions": len(rows), "answerable": len(answerable), "unanswerable": len(unanswerable),
+        "hit@1": mean("hit@1", answerable), "hit@5": mean("hit@5", answerable),
+        "hit@10": mean("hit@10", answerable), "mrr@10": mean("mrr@10", answerable),
+        "ndcg@10": mean("ndcg@10", answerable),
+    }
+    if answers:
+        with_terms = [r for r in answerable if "has_term" in r]
+        summary["answer_term_rate"] = mean("has_term", with_terms)
+        summary["answerable_refused"] = (round(sum(not r["found"] for r in answerable) / len(answerable), 4)
+                                         if answerable else None)
+        summary["unanswerable_refused"] = sum(not r["found"] for r in unanswerable)
+        summary["unanswerable_refused_rate"] = (round(summary["unanswerable_refused"] / len(unanswerable), 4)
+                                                if unanswerable else None)
+    return {"summary": summary, "rows": rows}
+
+
+def format_summary(s: dict) -> str:
+    """The summary as a few readable lines."""
+    def f(v):
+        return "-" if v is None else f"{v:.3f}"
+    lines = [f"{s['questions']} questions ({s['answerable']} answerable, {s['unanswerable']} unanswerable)",
+             f"  hit@1 {f(s['hit@1'])}  hit@5 {f(s['hit@5'])}  hit@10 {f(s['hit@10'])}  "
+             f"MRR@10 {f(s['mrr@10'])}  nDCG@10 {f(s['ndcg@10'])}"]
+    if "answer_term_rate" in s:
+        lines.append(f"  answers with a gold term {f(s['answer_term_rate'])}   answerable refused "
+                     f"{f(s['answerable_refused'])}")
+        if s["unanswerable"]:
+            lines.append(f"  unanswerable refused {s['unanswerable_refused']}/{s['unanswerable']}")
+    return "\n".join(lines)
+
+
+# -- BEIR ------------------------------------------------------------------------------------------
+@dataclass
+class BeirSet:
+    corpus: dict[str, tuple[str, str]]        # doc id -> (title, text)
+    queries: dict[str, str]                   # query id -> text (only queries with judgments)
+    qrels: dict[str, dict[str, float]]        # query id -> {doc id: relevance}
+
+
+def _read_jsonl(path: Path) -> Iterable[dict]:
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    raise EvalInputError(f"Line {n} of {path} is not JSON ({exc}).") from exc
+
+
+def load_beir(folder, split: str = "test") -> BeirSet:
+    """corpus.jsonl, queries.jsonl and qrels (qrels/<split>.tsv or qrels-<split>.tsv). Only `text` is read."""
+    folder = Path(folder)
+    corpus_p, queries_p = folder / "corpus.jsonl", folder / "queries.jsonl"
+    qrels_p = next((p for p in (folder / "qrels" / f"{split}.tsv", folder / f"qrels-{split}.tsv")
+                    if p.is_file()), None)
+    if not corpus_p.is_file() or not queries_p.is_file() or qrels_p is None:
+        raise EvalInputError(f"{folder} is not a BEIR folder (needs corpus.jsonl, queries.jsonl and "
+                             f"qrels/{split}.tsv or qrels-{split}.tsv).")
+    corpus = {str(d["_id"]): (str(d.get("title") or ""), str(d.get("text") or ""))
+              for d in _read_jsonl(corpus_p)}
+    qrels: dict[str, dict[str, float]] = {}
+    for n, line in enumerate(qrels_p.read_text(encoding="utf-8").splitlines()):
+        parts = line.split("\t")
+        if len(parts) < 3 or (n == 0 and not parts[2].strip().lstrip("-").isdigit()):
+            continue   # header or blank
+        qrels.setdefault(parts[0], {})[parts[1]] = float(parts[2])
+    queries = {str(q["_id"]): str(q.get("text") or "") for q in _read_jsonl(queries_p)
+               if str(q["_id"]) in qrels}
+    return BeirSet(corpus, queries, qrels)
+
+
+def _safe_name(doc_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else f"~{ord(ch):x}" for ch in doc_id)
+
+
+def write_beir_notes(beir: BeirSet, notes: Path) -> dict[str, str]:
+    """One note per document (title as its heading, then the text). Returns note path -> doc id."""
+    notes.mkdir(parents=True, exist_ok=True)
+    mapping = {}
+    for doc_id, (title, text) in beir.corpus.items():
+        name = _safe_name(doc_id) + ".md"
+        heading = " ".join(title.split()) or doc_id
+        body = f"# {heading}\n\n{text.strip()}\n"
+        p = notes / name
+        if not p.is_file() or p.read_text(encoding="utf-8") != body:
+            p.write_text(body, encoding="utf-8")
+        mapping[name] = doc_id
+    return mapping
+
+
+def evaluate_beir(folder, work: Path, embedder=None, fusion=None, k: int = 10, model=None,
+                  log: Callable[[str], None] | None = None, progress=None, modes=("hybrid",)) -> dict:
+    """Index the BEIR corpus under `work` (reused between runs) and score its test queries."""
+    from .indexing import build_index
+    from .retrieval import Retriever
+
+    beir = load_beir(folder)
+    work = Path(work)
+    notes, index = work / "notes", work / "index"
+    mapping = write_beir_notes(beir, notes)
+    build_index(notes, index, embedder=embedder, model=model, log=log, progress=progress)
+    out = {"dataset": str(folder), "documents": len(beir.corpus), "queries": len(beir.queries)}
+    r = Retriever(index, embedder=embedder, **({"fusion": fusion} if fusion else {}))
+    _cached(r, beir.queries.values())
+    for mode in modes:
+        ndcg, rec = [], []
+        for qid, text in beir.queries.items():
+            ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
+            ndcg.append(ndcg_at(ranked, beir.qrels[qid], k))
+            rec.append(recall_at(ranked, beir.qrels[qid], 100))
+        out[mode] = {f"ndcg@{k}": round(sum(ndcg) / len(ndcg), 4), "recall@100": round(sum(rec) / len(rec), 4)}
+    return out
+
+
+def clear(work: Path) -> None:
+    shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""The extractive answer: the answering sentence over the first one, lists and table rows kept whole."""
+from azchat.answer import compose, segment
+from azchat.types import Chunk, Hit
+
+
+def _chunk(text: str, start: int = 10, title: str = "Note", heading: str = "Note") -> Chunk:
+    return Chunk(id="c", path="note.md", title=title, heading=heading, start_line=start,
+                 end_line=start + text.count("\n"), text=text, embed_text=text, search_text=text)
+
+
+def _ask(question: str, chunk: Chunk):
+    hit = Hit(rank=1, path=chunk.path, title=chunk.title, heading=chunk.heading, start_line=chunk.start_line,
+              end_line=chunk.end_line, score=1.0, text=chunk.text)
+    return compose(question, [hit], [chunk], {}, True)
+
+
+def test_the_answering_sentence_is_chosen_over_the_first():
+    text = ("## Cloud Shell\n\nCloud Shell is a browser-based terminal for managing Azure. It comes with the Azure CLI "
+            "and PowerShell preinstalled. Sessions end after a 20-minute inactivity timeout. Files persist in an "
+            "Azure file share.")
+    ans = _ask("How long can the Cloud Shell session stay inactive before it times out?", _chunk(text))
+    assert ans.found
+    first = ans.citations[0]
+    assert "20-minute inactivity timeout" in first.snippet
+    assert "browser-based terminal" not in ans.answer.split("Sources:")[0] or len(ans.citations) > 1
+    assert all("preinstalled" not in c.snippet for c in ans.citations)
+
+
+def test_a_list_under_a_matching_intro_is_quoted_whole():
+    text = ("To deploy infrastructure with Terraform run these commands in order:\n"
+            "- terraform init\n- terraform plan\n- terraform apply\n\nSomething else entirely about providers.")
+    ans = _ask("Which commands deploy infrastructure with Terraform in order?", _chunk(text, start=5))
+    c = ans.citations[0]
+    assert (c.start_line, c.end_line) == (5, 8)
+    assert "- terraform init\n- terraform plan\n- terraform apply" in c.snippet
+    body = ans.answer.split("Sources:")[0]
+    assert "terraform init" in body and "terraform apply" in body
+    assert len([x for x in ans.citations if x.start_line <= 6 <= x.end_line]) == 1   # items not quoted twice
+
+
+def test_table_rows_are_kept_whole_with_their_header():
+    text = ("| Tier | Latency | Cost |\n|---|---|---|\n| Hot | milliseconds | high storage cost |\n"
+            "| Archive | hours, needs rehydration | lowest storage cost |")
+    units = segment(_chunk(text, start=3))
+    rows = [u for u in units if u.kind == "row"]
+    assert [u.start_line for u in rows] == [5, 6]      # the header row is shown in each row instead
+    assert rows[1].text == "| Archive | hours, needs rehydration | lowest storage cost |"
+    assert rows[1].display == "Tier: Archive; Latency: hours, needs rehydration; Cost: lowest storage cost"
+    ans = _ask("What is the latency of the archive tier?", _chunk(text, start=3))
+    assert [c.start_line for c in ans.citations] == [6]
+    assert "Archive" in ans.answer and "hours" in ans.answer
+
+
+def test_heading_words_help_pick_the_sentence_under_them():
+    text = "## terraform fmt\n\nRewrites configuration files to a canonical format and style."
+    ans = _ask("What does terraform fmt do?", _chunk(text, title="Working with Terraform",
+                                                     heading="Working with Terraform > terraform fmt"))
+    assert ans.found and "canonical format" in ans.citations[0].snippet
+
+
+def test_the_code_under_an_intro_line_is_quoted_with_it():
+    text = "Jobs pausieren und fortsetzen.\n\nJob fortsetzen:\n\n```bash\njobber resume DailyBackup\n```\n"
+    ans = _ask("Wie kann ich einen Job fortsetzen?", _chunk(text, start=90))
+    c = next(c for c in ans.citations if "jobber" in c.snippet)
+    assert (c.start_line, c.end_line) == (92, 95)
+    assert "jobber resume DailyBackup" in c.snippet and c.snippet.startswith("Job fortsetzen:")
+    assert "jobber resume DailyBackup" in ans.answer
+
+
+def test_merged_snippets_are_exact_spans_of_the_chunk():
+    from azchat.answer import _with_blocks, score_units
+
+    text = "Run these commands:\n\n- terraform init\n- terraform plan\n\n`terraform apply` applies."
+    chunk = _chunk(text, start=1)
+    units = segment(chunk)
+    for unit, _ in _with_blocks(units, score_units("terraform commands", units, {}), chunk):
+        assert unit.text in text
+
+
+def test_link_lists_and_image_names_are_not_quoted_as_answers():
+    text = ("Citations: [1] https://zed.dev/blog/zed-ai [2] https://zed.dev/blog/editor\n\n"
+            "Zed AI differs from Cursor by its assistant panel and slash commands.\n\n"
+            "![[Pasted image 20230515110654.png]]")
+    ans = _ask("How does Zed AI differ from Cursor?", _chunk(text, start=1, title="Zed AI"))
+    assert [c.start_line for c in ans.citations] == [3]

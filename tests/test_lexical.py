@@ -1,0 +1,60 @@
+"""Tokenization for English and German: stemming, stopwords, compound splitting against the corpus vocabulary."""
+from azchat.lexical import LexicalIndex, LexicalSettings, split_compound, stem, tokenize
+
+
+def test_english_and_german_words_meet_their_inflections():
+    assert tokenize("Peering virtual networks") == tokenize("peered virtual network")
+    assert tokenize("VNets")[0] == tokenize("vnet")[0]
+    assert stem("deployments") == stem("deployment")
+    assert tokenize("die Netzwerke und Dateien") == tokenize("Netzwerk Datei")
+    assert stem("Größen".lower()) == stem("größe")
+    assert tokenize("the and der die das") == []      # stopwords of both languages
+    assert tokenize("port 443") == ["port", "443"]     # numbers stay as they are
+
+
+def test_compounds_split_into_known_parts_only():
+    vocab = {"speicher", "konto", "zugriff", "schlüssel", "netzwerk", "sicherheit"}
+    assert split_compound("speicherkonto", vocab) == ["speicher", "konto"]
+    assert split_compound("zugriffsschlüssel", vocab) == ["zugriff", "schlüssel"]   # linking s
+    assert split_compound("netzwerksicherheit", vocab) == ["netzwerk", "sicherheit"]
+    assert split_compound("speicherplatz", vocab) == []                           # 'platz' unknown
+    assert split_compound("konto", vocab) == []                                   # too short to split
+
+
+def test_bm25_finds_a_compound_by_its_parts_and_parts_by_the_compound():
+    texts = ["Titel\nDas Speicherkonto hat Zugriffsschlüssel.",
+             "Titel\nEin Konto beim Speicher Anbieter.",
+             "Titel\nDer Schlüssel für den Zugriff.",
+             "Titel\nVöllig anderes Thema über Katzen."]
+    idx = LexicalIndex.build(texts)
+    # the query names the parts; the first text only has the compound
+    scores = idx.scores("Zugriff Schlüssel")
+    assert scores[0] > 0 and scores[3] == 0
+    # the query names the compound; texts with the parts match too
+    scores = idx.scores("Speicherkonto")
+    assert scores[0] > scores[1] > 0 and scores[3] == 0
+    plain = LexicalIndex.build(texts, LexicalSettings(compounds=False))
+    assert plain.scores("Speicherkonto")[1] == 0
+
+
+def test_title_line_is_boosted_and_settings_survive_save(tmp_path):
+    texts = ["Kubernetes Pods\nsomething about clusters and nodes",
+             "Other note\nsomething about kubernetes pods in passing and clusters"]
+    idx = LexicalIndex.build(texts)
+    s = idx.scores("kubernetes pods")
+    assert s[0] > s[1]
+    idx.save(tmp_path / "bm25")
+    again = LexicalIndex.load(tmp_path / "bm25", 2)
+    assert again.settings == idx.settings
+    assert list(again.scores("kubernetes pods")) == list(s)
+
+
+def test_an_index_from_older_tokenization_rules_is_rebuilt_without_re_embedding(vault, tmp_path, fake):
+    from azchat.config import ChunkSettings
+    from azchat.indexing import build_index, is_stale
+
+    build_index(vault, tmp_path / "index", embedder=fake, settings=ChunkSettings(version=1))
+    assert is_stale(vault, tmp_path / "index")            # the CLI updates it before searching
+    stats = build_index(vault, tmp_path / "index", embedder=fake)
+    assert "chunker" in stats.full_rebuild_reason and stats.embedded == 0
+    assert not is_stale(vault, tmp_path / "index")
