@@ -75,7 +75,7 @@ def _retriever(args):
     if args.model:
         from .embedding import load_embedder
 
-        embedder = load_embedder(args.model)
+        embedder = load_embedder(args.model, index)
     return Retriever(index, embedder=embedder)
 
 

@@ -64,6 +64,44 @@ def is_stale(notes_dir, index_dir) -> bool:
     return seen != len(known)
 
 
+def light_max() -> int:
+    """Up to this many changed chunks are embedded with the ONNX export (no torch import)."""
+    return _int_env("AZCHAT_LIGHT_MAX", 512)
+
+
+def dense_threshold() -> int:
+    """From this many chunks on, the dense index is approximate (HNSW) instead of exact."""
+    return _int_env("AZCHAT_ANN_THRESHOLD", dense.ANN_THRESHOLD)
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _light_export(index_dir: Path, embedder, log: Log) -> Path | None:
+    """The ONNX export for this index's model, made once (from the loaded reference) when missing."""
+    from .embedding import SentenceTransformerEmbedder, light_enabled
+    from .onnx_embedding import OnnxEmbedder, export_model, find_export, mark_failed, failed_before
+
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.folder
+    if not isinstance(embedder, SentenceTransformerEmbedder) or not light_enabled():
+        return None
+    found = find_export(index_dir, embedder.info)
+    if found is not None or failed_before(index_dir, embedder.info):
+        return found
+    log(f"Exporting {embedder.name} to ONNX for fast queries (once)")
+    try:
+        return export_model(index_dir, embedder.info, st_model=embedder._model)
+    except Exception as exc:   # the reference path keeps working; say why once
+        mark_failed(index_dir, embedder.info, str(exc))
+        log(f"Queries will use sentence-transformers: {exc}")
+        return None
+
+
 def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: str | None = None,
                 embedder: Embedder | None = None, settings: ChunkSettings = ChunkSettings(),
                 progress: Progress | None = None, log: Log | None = None,
@@ -74,10 +112,11 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
     log = log or (lambda msg: None)
     if not notes_dir.is_dir():
         raise NotesNotFoundError(f"Notes folder {notes_dir} does not exist or is not a folder.")
-    if embedder is None:
+    auto = embedder is None
+    if auto:
         from .embedding import load_embedder
 
-        embedder = load_embedder(model)
+        embedder = load_embedder(model, index_dir)   # the light ONNX export when there is one
     stats = BuildStats()
     with build_lock(index_dir, wait_seconds):
         old: Generation | None = None
@@ -139,6 +178,8 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
 
         changed = stats.added or stats.updated or stats.removed or not reuse
         if not changed:
+            if auto:
+                _light_export(index_dir, embedder, log)   # an index from before exports gets one now
             stats.chunks = len(old.chunks)
             stats.seconds = time.perf_counter() - t0
             return stats
@@ -155,9 +196,17 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
             if row is not None:
                 fresh_vecs[i] = old.vectors[row]
         if need:
+            use = embedder
+            if auto and len(need) > light_max() and getattr(embedder, "light", False):
+                # Many chunks: torch batches a little faster than onnxruntime here, worth its import.
+                from .embedding import SentenceTransformerEmbedder
+                from .models import resolve_model
+
+                use = SentenceTransformerEmbedder(resolve_model(embedder.name))
             log(f"Embedding {len(need)} chunks with {embedder.name}")
-            fresh_vecs[need] = embedder.embed([fresh[i].embed_text for i in need], progress=progress)
+            fresh_vecs[need] = use.embed([fresh[i].embed_text for i in need], progress=progress)
         stats.embedded = len(need)
+        onnx_dir = _light_export(index_dir, embedder, log) if auto else None
 
         chunks = [old.chunks[r] for r in kept_rows] + fresh
         vectors = np.concatenate([old.vectors[kept_rows] if kept_rows else
@@ -168,19 +217,21 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         stats.chunks = len(chunks)
 
         lexical = LexicalIndex.build([c.search_text for c in chunks])
-        kind = dense.choose_kind(len(chunks))
-        dense_index = dense.build(vectors, kind)
+        kind = dense.choose_kind(len(chunks), dense_threshold())
+        dense_index, dense_index_params = dense.build(vectors, kind)
         manifest = {
             "model": embedder.name,
             "embedder": embedder.name,
             "dim": embedder.dim,
             "max_tokens": embedder.max_tokens,
             "chunker": settings.to_dict(),
-            "dense": {"kind": kind},
+            "dense": dense_index_params,
             "notes_dir": str(notes_dir.resolve()),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "notes": notes_meta,
         }
+        if onnx_dir is not None:
+            manifest["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
         write_generation(index_dir, manifest, chunks, vectors, {
             "dense.faiss": lambda p: dense.write(dense_index, p),
             "bm25": lexical.save,
