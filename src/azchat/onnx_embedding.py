@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Sequence
@@ -240,6 +241,22 @@ class OnnxEmbedder:
         self._tok.enable_truncation(max_length=self.max_seq_length)
         self._tok.no_padding()
         self._session = None
+        self._lock = threading.Lock()
+        self._prefetch: threading.Thread | None = None
+
+    def prefetch(self) -> "OnnxEmbedder":
+        """Start loading the ONNX session in a background thread (onnxruntime releases the GIL while it
+        builds the session), so a cold query overlaps it with reading the index."""
+        if self._session is None and self._prefetch is None:
+            self._prefetch = threading.Thread(target=self._quiet_load, name="azchat-onnx-load", daemon=True)
+            self._prefetch.start()
+        return self
+
+    def _quiet_load(self) -> None:
+        try:
+            self._load()
+        except Exception:   # embed() calls _load again and raises it in the caller's thread
+            pass
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -247,6 +264,10 @@ class OnnxEmbedder:
         return [len(e.ids) - 2 for e in self._counter.encode_batch(list(texts))]
 
     def _load(self):
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self):
         if self._session is None:
             import onnxruntime as ort
 
