@@ -2,8 +2,8 @@
 
     python bench/ann.py [--sizes 100000,1000000] [--dim 384] [--queries 200]
 
-Vectors are normalized points around topic centres (like embeddings of notes on many subjects; uniform
-random vectors have no neighbours worth finding). Queries are other noisy points near the data. For each
+Vectors are normalized points in three levels, subjects > topics > chunks (see synthetic()); queries are
+new points drawn the same way. For each
 size: build time, query p50/p95 (one query at a time, as a Retriever asks), recall@10 vs exact, memory.
 """
 from __future__ import annotations
@@ -30,17 +30,24 @@ def rss_mb() -> float:
     return 0.0
 
 
-def synthetic(n: int, dim: int, centres: int, seed: int) -> np.ndarray:
+def synthetic(n: int, dim: int, seed: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized vectors in three levels (subjects > topics > chunks), like notes on many subjects, and
+    queries drawn the same way (near a topic, not copies of a chunk). Neighbourhoods overlap across topics,
+    so an approximate index has real work to do; uniform random vectors have no neighbours worth finding."""
     rng = np.random.default_rng(seed)
-    c = rng.normal(size=(centres, dim)).astype(np.float32)
+    subjects = rng.normal(size=(max(20, n // 5000), dim)).astype(np.float32)
+    topics = subjects[rng.integers(0, len(subjects), max(50, n // 50))]
+    topics = topics + 0.8 * rng.normal(size=topics.shape).astype(np.float32)
+
+    def draw(m: int) -> np.ndarray:
+        block = topics[rng.integers(0, len(topics), m)] + 1.4 * rng.normal(size=(m, dim)).astype(np.float32)
+        return block / np.linalg.norm(block, axis=1, keepdims=True)
+
     out = np.empty((n, dim), dtype=np.float32)
-    step = 100_000
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        block = c[rng.integers(0, centres, m)] + rng.normal(scale=0.6, size=(m, dim)).astype(np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start:start + m] = block
-    return out
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        out[start:start + m] = draw(m)
+    return out, np.ascontiguousarray(draw(queries))
 
 
 def timings(index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, list[float]]:
@@ -67,11 +74,7 @@ def main() -> int:
           "exact flat p50 / p95 ms | flat build s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in [int(s) for s in args.sizes.split(",")]:
-        vecs = synthetic(n, args.dim, centres=max(50, n // 200), seed=n)
-        rng = np.random.default_rng(7)
-        q = vecs[rng.choice(n, args.queries, replace=False)]
-        q = q + rng.normal(scale=0.5 / np.sqrt(args.dim), size=q.shape).astype(np.float32)
-        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        vecs, q = synthetic(n, args.dim, seed=n, queries=args.queries)
 
         t = time.perf_counter()
         flat, _ = dense.build(vecs, dense.FLAT)
