@@ -72,3 +72,34 @@ def test_build_records_ivf_in_the_manifest(vault, tmp_path, fake, monkeypatch):
     build_index(vault, idx, embedder=fake)
     assert read_manifest(idx)["dense"] == {"kind": "flat"}
     assert current_folder(idx).is_dir()
+
+
+def test_failed_export_keeps_the_reference_path_and_is_not_retried(vault, tmp_path, monkeypatch):
+    """A model that cannot be exported: the build still succeeds, says why once, and does not retry."""
+    import azchat.embedding as embedding
+    import azchat.onnx_embedding as onnx_embedding
+    from azchat.embedding import HashEmbedder, SentenceTransformerEmbedder
+    from azchat.errors import ModelError
+    from azchat.models import resolve_model
+
+    class FakeReference(SentenceTransformerEmbedder):   # the real class, a fake encoder (no torch)
+        def embed(self, texts, progress=None):
+            return HashEmbedder(dim=self.dim).embed(texts)
+
+    calls = []
+
+    def failing_export(index_dir, info, st_model=None):
+        calls.append(info.name)
+        raise ModelError("this model cannot be exported")
+
+    monkeypatch.setattr(embedding, "load_embedder",
+                        lambda model=None, index_dir=None: FakeReference(resolve_model("all-MiniLM-L6-v2")))
+    monkeypatch.setattr(onnx_embedding, "export_model", failing_export)
+    logs = []
+    idx = tmp_path / "index"
+    build_index(vault, idx, log=logs.append)
+    assert calls == ["all-MiniLM-L6-v2"] and any("cannot be exported" in m for m in logs)
+    assert "onnx" not in read_manifest(idx)
+    write(vault, "more.md", "# More\n\nAnother note.\n")
+    build_index(vault, idx, log=logs.append)
+    assert calls == ["all-MiniLM-L6-v2"]          # remembered: no second attempt for the same weights
