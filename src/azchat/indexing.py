@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -70,7 +71,7 @@ def light_max() -> int:
 
 
 def dense_threshold() -> int:
-    """From this many chunks on, the dense index is approximate (HNSW) instead of exact."""
+    """From this many chunks on, the dense index is approximate (IVF, see dense.py) instead of exact."""
     return _int_env("AZCHAT_ANN_THRESHOLD", dense.ANN_THRESHOLD)
 
 
@@ -197,7 +198,8 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
                 fresh_vecs[i] = old.vectors[row]
         if need:
             use = embedder
-            if auto and len(need) > light_max() and getattr(embedder, "light", False):
+            if auto and len(need) > light_max() and getattr(embedder, "light", False) \
+                    and importlib.util.find_spec("sentence_transformers") is not None:
                 # Many chunks: torch batches a little faster than onnxruntime here, worth its import.
                 from .embedding import SentenceTransformerEmbedder
                 from .models import resolve_model
