@@ -107,11 +107,6 @@ def mark_failed(index_dir: Path, info: ModelInfo, why: str) -> None:
         pass
 
 
-def export_folder_ok(folder: Path, name: str) -> bool:
-    meta = _read_meta(folder)
-    return bool(meta) and meta.get("name") == name
-
-
 def export_model(index_dir: Path, info: ModelInfo, st_model=None) -> Path:
     """Export the sentence-transformers model to ONNX under index_dir/models (imports torch).
 
