@@ -66,8 +66,10 @@ def is_stale(notes_dir, index_dir) -> bool:
 
 
 def light_max() -> int:
-    """Up to this many changed chunks are embedded with the ONNX export (no torch import)."""
-    return _int_env("AZCHAT_LIGHT_MAX", 512)
+    """Up to this many changed chunks are embedded with the ONNX export (no torch import); more go through
+    sentence-transformers. Unlimited by default: with sorted batches and non-spinning threads onnxruntime
+    embedded 1.18x faster than torch here (bench/RESULTS.md), so torch is only loaded for the first export."""
+    return _int_env("AZCHAT_LIGHT_MAX", 1 << 62)
 
 
 def dense_threshold() -> int:
@@ -200,7 +202,7 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
             use = embedder
             if auto and len(need) > light_max() and getattr(embedder, "light", False) \
                     and importlib.util.find_spec("sentence_transformers") is not None:
-                # Many chunks: torch batches a little faster than onnxruntime here, worth its import.
+                # Asked for (AZCHAT_LIGHT_MAX): many chunks go through the reference.
                 from .embedding import SentenceTransformerEmbedder
                 from .models import resolve_model
 
