@@ -116,3 +116,24 @@ def _no_env(monkeypatch):
     for name in ("AZCHAT_NOTES", "AZCHAT_INDEX", "AZCHAT_MODEL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory):
+    """A small vault indexed once with the real bundled model; the build also makes the ONNX export.
+
+    Returns (notes, index, export folder). Loads torch in this process (slow tests only).
+    """
+    from azchat import build_index
+    from azchat.onnx_embedding import EXPORTS
+
+    root = tmp_path_factory.mktemp("real")
+    notes = root / "notes"
+    write(notes, "networking.md", NETWORK_NOTE)
+    write(notes, "storage/storage.md", STORAGE_NOTE_CRLF)
+    write(notes, "ml/machine learning.md", MERMAID_NOTE)
+    write(notes, "dns.md", GERMAN_NOTE)
+    build_index(notes, root / "index")
+    exports = [p for p in (root / "index" / EXPORTS).iterdir() if not p.name.startswith(".")]
+    assert len(exports) == 1, exports
+    return notes, root / "index", exports[0]

@@ -201,7 +201,7 @@ def built(tmp_path, vault):
 def test_every_damaged_index_file_is_a_clear_error_and_a_rebuild_recovers(built, tmp_path, how, capsys,
                                                                           monkeypatch):
     vault, pristine, fake = built
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
+    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     files = _files_of(pristine)
     assert {"CURRENT", "manifest.json", "chunks.jsonl", "vectors.npy", "dense.faiss"} <= set(files)
     assert any(f.startswith("bm25/") for f in files)
@@ -255,7 +255,7 @@ def test_two_indexers_at_once_one_waits_and_the_index_is_whole(tmp_path):
 def test_a_second_indexer_that_will_not_wait_is_refused_clearly(vault, tmp_path, capsys, monkeypatch):
     index = tmp_path / "index"
     fake = HashEmbedder()
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
+    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     build_index(vault, index, embedder=fake)
     write(vault, "new.md", "# New\n\nBastion hosts give browser RDP.\n")
     with build_lock(index):
@@ -276,7 +276,7 @@ def test_a_second_indexer_that_will_not_wait_is_refused_clearly(vault, tmp_path,
 
 def test_a_full_disk_or_unusable_index_folder_is_one_clear_sentence(vault, tmp_path, capsys, monkeypatch):
     fake = HashEmbedder()
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
+    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     index = tmp_path / "index"
     build_index(vault, index, embedder=fake)
     before = current_folder(index)
@@ -296,7 +296,7 @@ def test_a_full_disk_or_unusable_index_folder_is_one_clear_sentence(vault, tmp_p
 
     not_a_folder = tmp_path / "index-file"
     not_a_folder.write_text("I am a file")
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
+    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     code = main(["index", "--notes", str(vault), "--index", str(not_a_folder)])
     err = capsys.readouterr().err
     assert code == 6 and err.startswith("azchat: Could not update the index") and err.count("\n") == 1

@@ -50,7 +50,7 @@ def test_question_file_errors_are_clear(tmp_path):
 def fake_model(monkeypatch, fake):
     import azchat.embedding
 
-    monkeypatch.setattr(azchat.embedding, "load_embedder", lambda model=None: fake)
+    monkeypatch.setattr(azchat.embedding, "load_embedder", lambda model=None, index_dir=None: fake)
     return fake
 
 

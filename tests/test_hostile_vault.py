@@ -169,7 +169,7 @@ def test_index_json_on_the_hostile_vault_exits_0(tmp_path, capsys, monkeypatch):
     assert 1_000_000 < (notes / "big.md").stat().st_size < 5_000_000
     assert (notes / "long line.md").stat().st_size > 300_000 and len(file_lines(notes, "long line.md")) == 3
     fake = HashEmbedder(dim=1024)   # wide, so hashed words rarely collide and search behaves
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None: fake)
+    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     code = main(["index", "--notes", str(notes), "--index", str(tmp_path / "index"), "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

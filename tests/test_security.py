@@ -22,7 +22,10 @@ def _calls(tree):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+            if isinstance(func, ast.Attribute):   # x.eval() on an expression is a method, not the builtin
+                owner = func.value.id if isinstance(func.value, ast.Name) else "<expr>"
+            else:
+                owner = ""
             yield node, owner, name
 
 

@@ -104,6 +104,7 @@ def _retriever(args):
     notes, index = config.notes_dir(args.notes), config.index_dir(args.index)
     if not notes.is_dir() and not (index / "CURRENT").exists():
         raise NotesNotFoundError(f"Notes folder {notes} does not exist or is not a folder.")
+    embedder = _prefetched_embedder(args, index)
     if notes.is_dir() and is_stale(notes, index):
         _say(args, f"Updating the index in {index} from {notes} ...")
         have_index = (index / "CURRENT").exists()
@@ -113,12 +114,26 @@ def _retriever(args):
             if not have_index:
                 raise
             _say(args, "Another azchat indexer is updating the index; answering from the current index.")
-    embedder = None
-    if args.model:
+    if embedder is None and args.model:
         from .embedding import load_embedder
 
-        embedder = load_embedder(args.model)
+        embedder = load_embedder(args.model, index)
     return Retriever(index, embedder=embedder)
+
+
+def _prefetched_embedder(args, index):
+    """The index's ONNX embedder, its session already loading in the background; None if there is none."""
+    from .embedding import light_enabled, load_embedder
+    from .store import read_manifest
+
+    if not light_enabled():
+        return None
+    try:
+        manifest = read_manifest(index)
+        embedder = load_embedder(args.model or (manifest or {}).get("model"), index) if manifest else None
+    except AzchatError:
+        return None    # the Retriever says what is wrong
+    return embedder.prefetch() if hasattr(embedder, "prefetch") else None
 
 
 def cmd_index(args) -> int:

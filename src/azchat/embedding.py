@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -121,8 +122,24 @@ class HashEmbedder:
         return out
 
 
-def load_embedder(model: str | None = None) -> SentenceTransformerEmbedder:
-    """The reference embedder for a model name or path (resolved offline)."""
+def light_enabled() -> bool:
+    """The ONNX path is on unless AZCHAT_ONNX=0 (then every embedding goes through sentence-transformers)."""
+    return os.environ.get("AZCHAT_ONNX", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def load_embedder(model: str | None = None, index_dir=None):
+    """The embedder for a model name or path (resolved offline).
+
+    With `index_dir`, the light ONNX export of exactly this model stored beside that index is preferred
+    (same name, same vectors, no torch); otherwise the sentence-transformers reference.
+    """
     from .config import model_name
 
-    return SentenceTransformerEmbedder(resolve_model(model_name(model)))
+    info = resolve_model(model_name(model))
+    if index_dir is not None and light_enabled():
+        from .onnx_embedding import OnnxEmbedder, find_export
+
+        folder = find_export(Path(index_dir), info)
+        if folder is not None:
+            return OnnxEmbedder(folder)
+    return SentenceTransformerEmbedder(info)

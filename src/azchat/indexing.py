@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -68,6 +69,46 @@ def is_stale(notes_dir, index_dir) -> bool:
     return seen != len(known)
 
 
+def light_max() -> int:
+    """Up to this many changed chunks are embedded with the ONNX export (no torch import); more go through
+    sentence-transformers. Unlimited by default: with sorted batches and non-spinning threads onnxruntime
+    embeds as fast as torch here (0.98x idle, 1.18x under load; bench/RESULTS.md) and skips torch's import."""
+    return _int_env("AZCHAT_LIGHT_MAX", 1 << 62)
+
+
+def dense_threshold() -> int:
+    """From this many chunks on, the dense index is approximate (IVF, see dense.py) instead of exact."""
+    return _int_env("AZCHAT_ANN_THRESHOLD", dense.ANN_THRESHOLD)
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _light_export(index_dir: Path, embedder, log: Log) -> Path | None:
+    """The ONNX export for this index's model, made once (from the loaded reference) when missing."""
+    from .embedding import SentenceTransformerEmbedder, light_enabled
+    from .onnx_embedding import OnnxEmbedder, export_model, find_export, mark_failed, failed_before
+
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.folder
+    if not isinstance(embedder, SentenceTransformerEmbedder) or not light_enabled():
+        return None
+    found = find_export(index_dir, embedder.info)
+    if found is not None or failed_before(index_dir, embedder.info):
+        return found
+    log(f"Exporting {embedder.name} to ONNX for fast queries (once)")
+    try:
+        return export_model(index_dir, embedder.info, st_model=embedder._model)
+    except Exception as exc:   # the reference path keeps working; say why once
+        mark_failed(index_dir, embedder.info, str(exc))
+        log(f"Queries will use sentence-transformers: {exc}")
+        return None
+
+
 def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: str | None = None,
                 embedder: Embedder | None = None, settings: ChunkSettings = ChunkSettings(),
                 progress: Progress | None = None, log: Log | None = None,
@@ -78,12 +119,13 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
     log = log or (lambda msg: None)
     if not notes_dir.is_dir():
         raise NotesNotFoundError(f"Notes folder {notes_dir} does not exist or is not a folder.")
-    if embedder is None:
+    auto = embedder is None
+    if auto:
         from .embedding import load_embedder
 
-        embedder = load_embedder(model)
+        embedder = load_embedder(model, index_dir)   # the light ONNX export when there is one
     try:
-        return _build(notes_dir, index_dir, full, embedder, settings, progress, log, wait_seconds, t0)
+        return _build(notes_dir, index_dir, full, embedder, auto, settings, progress, log, wait_seconds, t0)
     except AzchatError:
         raise
     except OSError as exc:     # disk full, read-only or misplaced index folder: one clear sentence
@@ -92,8 +134,9 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
             f"{f' ({exc.filename})' if exc.filename else ''}. The previous index is unchanged.") from exc
 
 
-def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, settings: ChunkSettings,
-           progress: Progress | None, log: Log, wait_seconds: float, t0: float) -> BuildStats:
+def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, auto: bool,
+           settings: ChunkSettings, progress: Progress | None, log: Log, wait_seconds: float,
+           t0: float) -> BuildStats:
     stats = BuildStats()
     with build_lock(index_dir, wait_seconds,
                     on_wait=lambda: log(f"Waiting for another azchat indexer to finish with {index_dir} ...")):
@@ -168,6 +211,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, set
         changed = stats.added or stats.updated or stats.removed or not reuse \
             or notes_meta != old_notes or skipped_meta != old_skipped
         if not changed:
+            if auto:
+                _light_export(index_dir, embedder, log)   # an index from before exports gets one now
             stats.chunks = len(old.chunks)
             stats.seconds = time.perf_counter() - t0
             return stats
@@ -184,9 +229,18 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, set
             if row is not None:
                 fresh_vecs[i] = old.vectors[row]
         if need:
+            use = embedder
+            if auto and len(need) > light_max() and getattr(embedder, "light", False) \
+                    and importlib.util.find_spec("sentence_transformers") is not None:
+                # Asked for (AZCHAT_LIGHT_MAX): many chunks go through the reference.
+                from .embedding import SentenceTransformerEmbedder
+                from .models import resolve_model
+
+                use = SentenceTransformerEmbedder(resolve_model(embedder.name))
             log(f"Embedding {len(need)} chunks with {embedder.name}")
-            fresh_vecs[need] = embedder.embed([fresh[i].embed_text for i in need], progress=progress)
+            fresh_vecs[need] = use.embed([fresh[i].embed_text for i in need], progress=progress)
         stats.embedded = len(need)
+        onnx_dir = _light_export(index_dir, embedder, log) if auto else None
 
         chunks = [old.chunks[r] for r in kept_rows] + fresh
         vectors = np.concatenate([old.vectors[kept_rows] if kept_rows else
@@ -197,20 +251,22 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, set
         stats.chunks = len(chunks)
 
         lexical = LexicalIndex.build([c.search_text for c in chunks])
-        kind = dense.choose_kind(len(chunks))
-        dense_index = dense.build(vectors, kind)
+        kind = dense.choose_kind(len(chunks), dense_threshold())
+        dense_index, dense_index_params = dense.build(vectors, kind)
         manifest = {
             "model": embedder.name,
             "embedder": embedder.name,
             "dim": embedder.dim,
             "max_tokens": embedder.max_tokens,
             "chunker": settings.to_dict(),
-            "dense": {"kind": kind},
+            "dense": dense_index_params,
             "notes_dir": str(notes_dir.resolve()),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "notes": notes_meta,
             "skipped": skipped_meta,
         }
+        if onnx_dir is not None:
+            manifest["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
         write_generation(index_dir, manifest, chunks, vectors, {
             "dense.faiss": lambda p: dense.write(dense_index, p),
             "bm25": lexical.save,

@@ -48,7 +48,7 @@ class Retriever:
         if embedder is None:
             from .embedding import load_embedder
 
-            embedder = load_embedder(manifest.get("model"))
+            embedder = load_embedder(manifest.get("model"), self.index_dir)   # ONNX export when there is one
         if embedder.name != manifest.get("embedder") or embedder.dim != manifest.get("dim"):
             raise IndexCorruptError(
                 f"The index in {self.index_dir} was built with {manifest.get('embedder')!r}, not "
