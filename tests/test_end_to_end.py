@@ -111,13 +111,28 @@ def test_errors_are_one_sentence_without_traceback(tmp_path):
 
 
 def test_shipped_notes_answer_about_azure_machine_learning(tmp_path, capsys):
-    notes = REPO / "notes"
+    import shutil
+
+    notes = tmp_path / "notes"
+    shutil.copytree(REPO / "notes", notes)
     code, out = run_cli(capsys, "ask", "What is Azure Machine Learning used for?", "--notes", str(notes),
                         "--index", str(tmp_path / "index"), "--json")
     assert code == 0 and out["found"]
     assert any("Machine Learning" in c["path"] for c in out["citations"])
     for c in out["citations"]:
         assert_span(notes, c["path"], c["start_line"], c["end_line"], c["snippet"])
-    # edit one note: exactly one note is updated
+    # edit one note: exactly one note is updated, one chunk re-embedded, the rest unchanged
     code, out = run_cli(capsys, "index", "--notes", str(notes), "--index", str(tmp_path / "index"), "--json")
-    assert out["unchanged"] == out["notes"]
+    assert out["unchanged"] == out["notes"] >= 13 and out["embedded"] == 0
+    storage = notes / "az104 - Storage Accounts.md"
+    storage.write_text(storage.read_text(encoding="utf-8") + "\nA closing line about immutable blob storage.\n",
+                       encoding="utf-8")
+    code, out = run_cli(capsys, "index", "--notes", str(notes), "--index", str(tmp_path / "index"), "--json")
+    assert code == 0
+    assert (out["updated"], out["added"], out["removed"], out["unchanged"]) == (1, 0, 0, out["notes"] - 1)
+    assert 1 <= out["embedded"] <= 2
+    code, out = run_cli(capsys, "search", "immutable blob storage closing line", "--notes", str(notes),
+                        "--index", str(tmp_path / "index"), "--json", "-k", "1")
+    assert out["hits"][0]["path"] == "az104 - Storage Accounts.md"
+    assert_span(notes, out["hits"][0]["path"], out["hits"][0]["start_line"], out["hits"][0]["end_line"],
+                "A closing line about immutable blob storage.")
