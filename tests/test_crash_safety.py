@@ -34,11 +34,11 @@ CHILD = textwrap.dedent("""
     from azchat import build_index
     from azchat.embedding import HashEmbedder
 
-    real_fsync = store._fsync_file
+    real_fsync = store.fsync_file
     def slow_fsync(path):
         time.sleep(random.uniform(0, 0.015))
         real_fsync(path)
-    store._fsync_file = slow_fsync
+    store.fsync_file = slow_fsync
 
     class SlowEmbedder(HashEmbedder):
         def embed(self, texts, progress=None):

@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import ModelError
 from .models import ModelInfo
+from .store import fsync_file
 
 EXPORTS = "models"
 EXPORT_VERSION = 1          # bump when the export format or procedure changes
@@ -179,7 +180,7 @@ def export_model(index_dir: Path, info: ModelInfo, st_model=None) -> Path:
             raise ModelError(f"The ONNX export of {info.name} differs from the model (cosine {cos.min():.5f}).")
         del light
         for path in tmp.iterdir():
-            _fsync(path)
+            fsync_file(path)
         try:
             os.rename(tmp, final)
         except OSError:
@@ -194,18 +195,10 @@ def export_model(index_dir: Path, info: ModelInfo, st_model=None) -> Path:
     return final
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    _fsync(tmp)
+    fsync_file(tmp)
     os.replace(tmp, path)
 
 

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from .models import file_sha256
 from .errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
 from .types import Chunk
 
@@ -155,20 +156,12 @@ def load_generation(index_dir: Path, also: Callable[[Generation], dict] | None =
     raise AssertionError("unreachable")
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray,
@@ -199,23 +192,23 @@ def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vecto
         files, sums = {}, {}
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
-                _fsync_file(path)
+                fsync_file(path)
                 rel = path.relative_to(tmp).as_posix()
                 files[rel] = path.stat().st_size
-                sums[rel] = _file_sha256(path)
+                sums[rel] = file_sha256(path)
         manifest = {**manifest, "format": FORMAT_VERSION, "chunk_count": len(chunks), "files": files,
                     "sha256": sums}
         raw = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
         (tmp / "manifest.json").write_bytes(raw)
-        _fsync_file(tmp / "manifest.json")
+        fsync_file(tmp / "manifest.json")
         for folder in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
-            _fsync_file(folder)         # the new files' directory entries are durable before the swap
+            fsync_file(folder)         # the new files' directory entries are durable before the swap
         os.rename(tmp, index_dir / name)
         pointer_tmp = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
         pointer_tmp.write_text(f"{name}\nsha256 {_sha256(raw)}\n", encoding="utf-8")
-        _fsync_file(pointer_tmp)
+        fsync_file(pointer_tmp)
         os.replace(pointer_tmp, index_dir / CURRENT)
-        _fsync_file(index_dir)
+        fsync_file(index_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
