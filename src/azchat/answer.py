@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from .lexical import tokenize
 from .syntax import LineCleaner, clean_inline, heading_of
@@ -194,22 +195,54 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
     return out
 
 
+Similarity = Callable[[Sequence[str]], Sequence[float]]
+
+SEMANTIC_HITS = 1        # units of this many top hits are scored by the embedder, too (dev: 1 > 2 = 3)
+SEMANTIC_UNITS = 6       # at most this many units in that one embedding batch (dev: 6 = 8 = 16 > 4)
+SEMANTIC_FLOOR = 0.4     # the unit closest in meaning is quoted when its cosine reaches this
+_SEMANTIC_CHARS = 160
+
+
+def semantic_scores(units: list[tuple[int, Unit, float]], similarity: Similarity | None) -> dict[int, float]:
+    """Cosine of the question with the candidate units (key: candidate number), in ONE embedding batch: the
+    sentence that answers a paraphrased question often shares no word with it. Units with a lexical score go
+    first, then the rest in note order, capped at SEMANTIC_UNITS."""
+    if similarity is None or not units:
+        return {}
+    pick = sorted(units, key=lambda u: (-(u[2] > 0), -u[2], u[1].start_line))[:SEMANTIC_UNITS]
+    pick.sort(key=lambda u: len(u[1].display))          # similar lengths batch with little padding
+    sims = similarity([u[1].display[:_SEMANTIC_CHARS] for u in pick])
+    return {key: float(s) for (key, _, _), s in zip(pick, sims)}
+
+
+def _overlaps(a, b) -> bool:
+    """Two candidates quote overlapping lines of the same hit."""
+    return a[1] == b[1] and a[3].start_line <= b[3].end_line and b[3].start_line <= a[3].end_line
+
+
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
-            max_sentences: int = 4, max_hits: int = 4) -> Answer:
-    """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
+            max_sentences: int = 4, max_hits: int = 4, similarity: Similarity | None = None) -> Answer:
+    """Render the answer text and its citations from the top hits (chunks aligned with hits). `similarity`
+    (question vs texts, cosine) adds a semantic score to the units of the best SEMANTIC_HITS hits."""
     if not found or not hits:
         return Answer(question, NOT_FOUND + " Try other words, or check that the note is in the notes folder.",
                       False, [], hits)
     top_score = hits[0].score
-    candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
+    raw: list[tuple[int, float, float, Unit]] = []   # (hit index, prior, lexical score, unit)
     for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
         if hit.score < 0.6 * top_score and h_idx > 0:
             break
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
-        for order, (unit, s) in enumerate(scored):
-            candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
+        raw.extend((h_idx, prior, s, unit) for unit, s in scored)
+    sem = semantic_scores([(n, r[3], r[2]) for n, r in enumerate(raw) if r[0] < SEMANTIC_HITS
+                           and not _is_reference(r[3].display)], similarity)
+    candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
+    for n, (h_idx, prior, s, unit) in enumerate(raw):
+        candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
+    semantic = max(sem, key=lambda n: (sem[n], -n), default=None)
+    semantic = candidates[semantic] if semantic is not None and sem[semantic] >= SEMANTIC_FLOOR else None
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], hits)
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
@@ -218,10 +251,12 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     for c in candidates:
         if len(chosen) >= max_sentences or (chosen and (c[0] < 0.5 * best or c[0] <= 0)):
             break
-        if any(o[1] == c[1] and o[3].start_line <= c[3].end_line and c[3].start_line <= o[3].end_line
-               for o in chosen):
+        if any(_overlaps(o, c) for o in chosen):
             continue   # overlaps a passage already quoted (an item inside a chosen list)
         chosen.append(c)
+    # the unit closest in meaning to the question gets a slot even when it shares no word with it
+    if semantic is not None and not any(_overlaps(o, semantic) for o in chosen):
+        chosen = chosen[:max_sentences - 1] + [semantic]
     # read in note order: by hit, then position in the chunk
     chosen.sort(key=lambda c: (c[1], c[2]))
     citations: list[Citation] = []
