@@ -83,3 +83,28 @@ def test_link_lists_and_image_names_are_not_quoted_as_answers():
             "![[Pasted image 20230515110654.png]]")
     ans = _ask("How does Zed AI differ from Cursor?", _chunk(text, start=1, title="Zed AI"))
     assert [c.start_line for c in ans.citations] == [3]
+
+
+def test_a_sentence_right_above_an_inline_command_is_quoted_with_it():
+    text = ("## Publishing\n\nI now use this to add only files smaller than 100MB to the repository.\n\n"
+            "`find * -size -100M -type f -print0 | xargs -0 git add`\n\nSomething else entirely.")
+    ans = _ask("add only files smaller than 100MB to the repository", _chunk(text, start=1))
+    assert "-size -100M" in ans.answer
+    c = ans.citations[0]
+    assert (c.start_line, c.end_line) == (3, 5) and c.snippet.endswith("git add`")
+
+
+def test_a_trailing_comment_brings_the_command_above_it():
+    text = "## Docker\n\n```shell\ndocker system prune\n# Remove all unused containers, networks and images\n```"
+    ans = _ask("remove unused containers networks images", _chunk(text, start=40))
+    assert "docker system prune" in ans.answer
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (43, 44)
+
+
+def test_indented_sub_items_are_quoted_with_their_line():
+    text = ("## Commands\n\nterraform validate - checks the configuration\nterraform fmt - formats\n"
+            "\t- formats code in canonical format\n\t- also with -recursive\nterraform show")
+    ans = _ask("What does terraform fmt do?", _chunk(text, start=1))
+    assert "canonical format" in ans.answer
+    cited = [c for c in ans.citations if "canonical" in c.snippet]
+    assert cited and cited[0].end_line == 6

@@ -168,17 +168,48 @@ def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, kind: str = "
                 part[-1].end_line, kind)
 
 
+INTRO_CODE = True    # a sentence directly above a code line introduces it
+SUB_ITEMS = True     # indented list items under a line are quoted with it
+
+
+def _is_code(unit: Unit) -> bool:
+    """A code line, or a paragraph that is one inline-code span (`find * -size -100M ...`)."""
+    t = unit.text.strip()
+    return unit.kind == "code" or unit.kind == "sentence" and len(t) > 2 and t[0] == "`" and t[-1] == "`" \
+        and "\n" not in t
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
 def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[tuple[Unit, float]]:
     """Units with their scores, plus whole lists/tables as one unit where the list is the answer: its intro
     sentence (ending in ':') matches the question, or several of its items do."""
     out = list(zip(units, scores))
+    lines = chunk.text.split("\n")
     for i, unit in enumerate(units):
-        # "Resume a job:" or a "# comment" line: the code right below it is what answers
-        if (unit.display.rstrip().endswith(":") or unit.kind == "code" and unit.text.lstrip().startswith("#")) \
-                and scores[i] > 0:
+        if scores[i] <= 0:
+            continue
+        comment = unit.kind == "code" and unit.text.lstrip().startswith("#")
+        # "Resume a job:", a "# comment" line or a sentence right above a command: the code below it answers
+        if unit.display.rstrip().endswith(":") or comment or unit.kind == "sentence" and INTRO_CODE:
+            gap = 3 if not unit.kind == "sentence" or unit.display.rstrip().endswith(":") else 2
             j = i
-            while j + 1 < len(units) and j - i < 3 and units[j + 1].kind == "code" \
-                    and units[j + 1].start_line <= units[j].end_line + 3:
+            while j + 1 < len(units) and j - i < 3 and _is_code(units[j + 1]) \
+                    and units[j + 1].start_line <= units[j].end_line + gap:
+                j += 1
+            if j > i:
+                out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
+            elif comment and i > 0 and units[i - 1].kind == "code" and units[i - 1].end_line == unit.start_line - 1:
+                out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))   # `cmd` then `# what it does`
+        # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
+        if SUB_ITEMS and unit.kind in ("sentence", "item"):
+            j = i
+            while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "item" \
+                    and units[j + 1].start_line == units[j].end_line + 1 \
+                    and _indent(lines[units[j + 1].start_line - chunk.start_line]) > \
+                    _indent(lines[unit.start_line - chunk.start_line]):
                 j += 1
             if j > i:
                 out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
