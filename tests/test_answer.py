@@ -108,3 +108,20 @@ def test_indented_sub_items_are_quoted_with_their_line():
     assert "canonical format" in ans.answer
     cited = [c for c in ans.citations if "canonical" in c.snippet]
     assert cited and cited[0].end_line == 6
+
+
+def test_a_comment_between_commands_reads_with_the_command_above_and_below():
+    text = "## Env\n\n```\n$EDITOR ~/.zprofile\n# add lines at the bottom of the file:\nexport A=1\n```"
+    ans = _ask("add an export line to the file", _chunk(text, start=1))
+    assert "~/.zprofile" in ans.answer and "export A=1" in ans.answer
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (4, 6)
+
+
+def test_a_one_line_triple_backtick_span_is_code_not_an_open_fence():
+    text = "## Network\n\nShow every service listening on a port:\n```netstat -tulpn | grep LISTEN```\n\n### Users\n" \
+           "Add a user to the docker group."
+    units = segment(_chunk(text, start=1))
+    assert [(u.kind, u.display) for u in units if u.kind == "code"] == [("code", "netstat -tulpn | grep LISTEN")]
+    assert any(u.display == "Add a user to the docker group." and u.kind == "sentence" for u in units)
+    ans = _ask("show services listening on a port", _chunk(text, start=1))
+    assert "netstat -tulpn" in ans.answer and "docker group" not in ans.answer

@@ -13,6 +13,7 @@ NOT_FOUND = "I could not find anything about this in your notes."
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`*_]?[A-ZÄÖÜ0-9])")
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _QUOTE = re.compile(r"^\s*>")
+_ONE_LINE_FENCE = re.compile(r"^\s*`{3,}([^`]+)`{3,}\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 
 
@@ -42,6 +43,11 @@ def segment(chunk: Chunk) -> list[Unit]:
 
     for offset, raw in enumerate(lines):
         line_no = chunk.start_line + offset
+        one_line = None if cleaner.in_code else _ONE_LINE_FENCE.match(raw)
+        if one_line:   # ```cmd``` on one line is inline code (CommonMark: no backticks in an info string)
+            flush()
+            units.append(Unit(raw.strip(), one_line.group(1).strip(), line_no, line_no, "code"))
+            continue
         was_code = cleaner.in_code
         clean = cleaner.clean(raw)
         if was_code or cleaner.in_code:
@@ -170,6 +176,7 @@ def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, kind: str = "
 
 INTRO_CODE = True    # a sentence directly above a code line introduces it
 SUB_ITEMS = True     # indented list items under a line are quoted with it
+COMMENT_ABOVE = True
 
 
 def _is_code(unit: Unit) -> bool:
@@ -200,7 +207,10 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
                     and units[j + 1].start_line <= units[j].end_line + gap:
                 j += 1
             if j > i:
-                out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
+                # a comment inside a block also reads with the command right above it ("$EDITOR ~/.zprofile")
+                first = i - 1 if COMMENT_ABOVE and comment and i > 0 and units[i - 1].kind == "code" \
+                    and units[i - 1].end_line == unit.start_line - 1 else i
+                out.append((_merge(units, first, j, chunk, "code"), scores[i] + 0.02))
             elif comment and i > 0 and units[i - 1].kind == "code" and units[i - 1].end_line == unit.start_line - 1:
                 out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))   # `cmd` then `# what it does`
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
