@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from .lexical import tokenize
 from .syntax import LineCleaner, clean_inline, heading_of
@@ -174,11 +173,6 @@ def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, kind: str = "
                 part[-1].end_line, kind)
 
 
-INTRO_CODE = True    # a sentence directly above a code line introduces it
-SUB_ITEMS = True     # indented list items under a line are quoted with it
-COMMENT_ABOVE = True
-
-
 def _is_code(unit: Unit) -> bool:
     """A code line, or a paragraph that is one inline-code span (`find * -size -100M ...`)."""
     t = unit.text.strip()
@@ -199,8 +193,9 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
         if scores[i] <= 0:
             continue
         comment = unit.kind == "code" and unit.text.lstrip().startswith("#")
+        code_above = i > 0 and units[i - 1].kind == "code" and units[i - 1].end_line == unit.start_line - 1
         # "Resume a job:", a "# comment" line or a sentence right above a command: the code below it answers
-        if unit.display.rstrip().endswith(":") or comment or unit.kind == "sentence" and INTRO_CODE:
+        if unit.display.rstrip().endswith(":") or comment or unit.kind == "sentence":
             gap = 3 if not unit.kind == "sentence" or unit.display.rstrip().endswith(":") else 2
             j = i
             while j + 1 < len(units) and j - i < 3 and _is_code(units[j + 1]) \
@@ -208,13 +203,12 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
                 j += 1
             if j > i:
                 # a comment inside a block also reads with the command right above it ("$EDITOR ~/.zprofile")
-                first = i - 1 if COMMENT_ABOVE and comment and i > 0 and units[i - 1].kind == "code" \
-                    and units[i - 1].end_line == unit.start_line - 1 else i
+                first = i - 1 if comment and code_above else i
                 out.append((_merge(units, first, j, chunk, "code"), scores[i] + 0.02))
-            elif comment and i > 0 and units[i - 1].kind == "code" and units[i - 1].end_line == unit.start_line - 1:
-                out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))   # `cmd` then `# what it does`
+            elif comment and code_above:   # `cmd` then `# what it does`
+                out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
-        if SUB_ITEMS and unit.kind in ("sentence", "item"):
+        if unit.kind in ("sentence", "item"):
             j = i
             while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "item" \
                     and units[j + 1].start_line == units[j].end_line + 1 \
@@ -236,54 +230,27 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
     return out
 
 
-Similarity = Callable[[Sequence[str]], Sequence[float]]
-
-SEMANTIC_HITS = 1        # units of this many top hits are scored by the embedder, too (dev: 1 > 2 = 3)
-SEMANTIC_UNITS = 6       # at most this many units in that one embedding batch (dev: 6 = 8 = 16 > 4)
-SEMANTIC_FLOOR = 0.4     # the unit closest in meaning is quoted when its cosine reaches this
-_SEMANTIC_CHARS = 160
-
-
-def semantic_scores(units: list[tuple[int, Unit, float]], similarity: Similarity | None) -> dict[int, float]:
-    """Cosine of the question with the candidate units (key: candidate number), in ONE embedding batch: the
-    sentence that answers a paraphrased question often shares no word with it. Units with a lexical score go
-    first, then the rest in note order, capped at SEMANTIC_UNITS."""
-    if similarity is None or not units:
-        return {}
-    pick = sorted(units, key=lambda u: (-(u[2] > 0), -u[2], u[1].start_line))[:SEMANTIC_UNITS]
-    pick.sort(key=lambda u: len(u[1].display))          # similar lengths batch with little padding
-    sims = similarity([u[1].display[:_SEMANTIC_CHARS] for u in pick])
-    return {key: float(s) for (key, _, _), s in zip(pick, sims)}
-
-
 def _overlaps(a, b) -> bool:
     """Two candidates quote overlapping lines of the same hit."""
     return a[1] == b[1] and a[3].start_line <= b[3].end_line and b[3].start_line <= a[3].end_line
 
 
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
-            max_sentences: int = 4, max_hits: int = 4, similarity: Similarity | None = None) -> Answer:
-    """Render the answer text and its citations from the top hits (chunks aligned with hits). `similarity`
-    (question vs texts, cosine) adds a semantic score to the units of the best SEMANTIC_HITS hits."""
+            max_sentences: int = 4, max_hits: int = 4) -> Answer:
+    """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
     if not found or not hits:
         return Answer(question, NOT_FOUND + " Try other words, or check that the note is in the notes folder.",
                       False, [], hits)
     top_score = hits[0].score
-    raw: list[tuple[int, float, float, Unit]] = []   # (hit index, prior, lexical score, unit)
+    candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
     for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
         if hit.score < 0.6 * top_score and h_idx > 0:
             break
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
-        raw.extend((h_idx, prior, s, unit) for unit, s in scored)
-    sem = semantic_scores([(n, r[3], r[2]) for n, r in enumerate(raw) if r[0] < SEMANTIC_HITS
-                           and not _is_reference(r[3].display)], similarity)
-    candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
-    for n, (h_idx, prior, s, unit) in enumerate(raw):
-        candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
-    semantic = max(sem, key=lambda n: (sem[n], -n), default=None)
-    semantic = candidates[semantic] if semantic is not None and sem[semantic] >= SEMANTIC_FLOOR else None
+        for unit, s in scored:
+            candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], hits)
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
@@ -295,9 +262,6 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         if any(_overlaps(o, c) for o in chosen):
             continue   # overlaps a passage already quoted (an item inside a chosen list)
         chosen.append(c)
-    # the unit closest in meaning to the question gets a slot even when it shares no word with it
-    if semantic is not None and not any(_overlaps(o, semantic) for o in chosen):
-        chosen = chosen[:max_sentences - 1] + [semantic]
     # read in note order: by hit, then position in the chunk
     chosen.sort(key=lambda c: (c[1], c[2]))
     citations: list[Citation] = []

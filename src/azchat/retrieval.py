@@ -29,9 +29,6 @@ class FusionSettings:
     second_chunk_weight: float = 0.0   # note ranking: best chunk + this share of the note's second best
     min_confidence: float = 0.31   # below this the notes do not answer the question
     confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
-    # ask(): also embed the top hit's sentences and quote the one closest in meaning. Off: one more
-    # embedding batch costs ~25 ms warm (p50 8 -> 35 ms on 2 cores) for +1 answer-term hit per split.
-    semantic_answer: bool = False
     # a name the vault never mentions ("BigQuery", "Ansible", "LFS") asks for more confidence
     name_confidence: float = 0.40
 
@@ -98,7 +95,6 @@ class Retriever:
         if allowed is not None and len(allowed) == 0:
             return empty
         qv = self.embedder.embed([query])[0]
-        self._last_query = (query, qv)      # ask() reuses it to score answer sentences
         parts = []
         if mode != "lexical":
             d_ids, _ = dense.search(self._dense, qv, pool, allowed)
@@ -187,10 +183,9 @@ class Retriever:
         out = []
         german = is_german(question)
         for n, word in enumerate(_WORD.findall(question)):
-            inner = word[1:]
-            name = any(c.isupper() for c in inner) or any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
-            if not german and n > 0 and word[0].isupper():
-                name = True
+            name = any(c.isupper() for c in word[1:]) \
+                or any(c.isdigit() for c in word) and any(c.isalpha() for c in word) \
+                or not german and n > 0 and word[0].isupper()
             toks = tokenize(word)
             if name and toks and self._lexical.unknown(toks):
                 out.append(word)
@@ -213,28 +208,12 @@ class Retriever:
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
         found = not self.refuses(question, scored)
         idf = self._lexical.idf(sorted(set(tokenize(question))))
-        similarity = self._similarity(question) if self.fusion.semantic_answer else None
-        return compose(question, hits, chunks, idf, found, similarity=similarity)
-
-    def _similarity(self, question: str):
-        """Cosine of the question with texts, reusing the question vector of the search (one batch)."""
-        last = getattr(self, "_last_query", None)
-        qv = last[1] if last is not None and last[0] == question else None
-
-        def similarity(texts):
-            nonlocal qv
-            if qv is None:
-                vecs = self.embedder.embed([question, *texts])
-                qv, vecs = vecs[0], vecs[1:]
-            else:
-                vecs = self.embedder.embed(list(texts))
-            return (np.asarray(vecs, dtype=np.float32) @ np.asarray(qv, dtype=np.float32)).tolist()
-        return similarity
+        return compose(question, hits, chunks, idf, found)
 
 
 _WORD = re.compile(r"\w[\w.+-]*\w|\w")
-_GERMAN_WORDS = frozenset("ich wie wo was wann warum welche welcher welches welchen ist sind der die das den dem "
-                          "ein eine einen einem und oder mit für auf kann können mein meine meinen nicht zu im".split())
+_GERMAN_WORDS = frozenset("ich wie wo was wann warum welche welcher welches welchen ist sind der die das den dem ein "
+                          "eine einen einem und oder mit für auf kann können mein meine meinen nicht zu im".split())
 
 
 def is_german(text: str) -> bool:
