@@ -125,3 +125,16 @@ def test_a_one_line_triple_backtick_span_is_code_not_an_open_fence():
     assert any(u.display == "Add a user to the docker group." and u.kind == "sentence" for u in units)
     ans = _ask("show services listening on a port", _chunk(text, start=1))
     assert "netstat -tulpn" in ans.answer and "docker group" not in ans.answer
+
+
+def test_a_section_that_is_only_code_is_introduced_by_its_own_heading():
+    text = "#### check which ports services listen on:\n```shell\nss -nptl\n```"
+    code = Chunk(id="c", path="fw.md", title="Firewall", heading="Firewall > check which ports services listen on:",
+                 start_line=37, end_line=40, text=text, embed_text=text, search_text=text)
+    other = _chunk("## Ports\n\nBy default the firewall closes the ports that no listening services need.", start=50)
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.1 * n, text=c.text) for n, c in enumerate([code, other], 1)]
+    ans = compose("which services listen on which ports", hits, [code, other], {}, True)
+    assert "ss -nptl" in ans.answer
+    cited = [c for c in ans.citations if "ss -nptl" in c.snippet]
+    assert (cited[0].path, cited[0].start_line, cited[0].end_line) == ("fw.md", 39, 39)

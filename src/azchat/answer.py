@@ -249,6 +249,12 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
+        if units and len(units) <= 6 and all(u.kind in ("code", "diagram") for u in units):
+            # a section that is only a code block: its own heading is the intro ("### Ordner kopieren")
+            own = chunk.heading.rsplit(" > ", 1)[-1]
+            intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
+            if intro > 0:
+                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), intro + 0.02))
         for unit, s in scored:
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
