@@ -83,3 +83,58 @@ def test_link_lists_and_image_names_are_not_quoted_as_answers():
             "![[Pasted image 20230515110654.png]]")
     ans = _ask("How does Zed AI differ from Cursor?", _chunk(text, start=1, title="Zed AI"))
     assert [c.start_line for c in ans.citations] == [3]
+
+
+def test_a_sentence_right_above_an_inline_command_is_quoted_with_it():
+    text = ("## Publishing\n\nI now use this to add only files smaller than 100MB to the repository.\n\n"
+            "`find * -size -100M -type f -print0 | xargs -0 git add`\n\nSomething else entirely.")
+    ans = _ask("add only files smaller than 100MB to the repository", _chunk(text, start=1))
+    assert "-size -100M" in ans.answer
+    c = ans.citations[0]
+    assert (c.start_line, c.end_line) == (3, 5) and c.snippet.endswith("git add`")
+
+
+def test_a_trailing_comment_brings_the_command_above_it():
+    text = "## Docker\n\n```shell\ndocker system prune\n# Remove all unused containers, networks and images\n```"
+    ans = _ask("remove unused containers networks images", _chunk(text, start=40))
+    assert "docker system prune" in ans.answer
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (43, 44)
+
+
+def test_indented_sub_items_are_quoted_with_their_line():
+    text = ("## Commands\n\nterraform validate - checks the configuration\nterraform fmt - formats\n"
+            "\t- formats code in canonical format\n\t- also with -recursive\nterraform show")
+    ans = _ask("What does terraform fmt do?", _chunk(text, start=1))
+    assert "canonical format" in ans.answer
+    cited = [c for c in ans.citations if "canonical" in c.snippet]
+    assert cited and cited[0].end_line == 6
+
+
+def test_a_comment_between_commands_reads_with_the_command_above_and_below():
+    text = "## Env\n\n```\n$EDITOR ~/.zprofile\n# add lines at the bottom of the file:\nexport A=1\n```"
+    ans = _ask("add an export line to the file", _chunk(text, start=1))
+    assert "~/.zprofile" in ans.answer and "export A=1" in ans.answer
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (4, 6)
+
+
+def test_a_one_line_triple_backtick_span_is_code_not_an_open_fence():
+    text = "## Network\n\nShow every service listening on a port:\n```netstat -tulpn | grep LISTEN```\n\n### Users\n" \
+           "Add a user to the docker group."
+    units = segment(_chunk(text, start=1))
+    assert [(u.kind, u.display) for u in units if u.kind == "code"] == [("code", "netstat -tulpn | grep LISTEN")]
+    assert any(u.display == "Add a user to the docker group." and u.kind == "sentence" for u in units)
+    ans = _ask("show services listening on a port", _chunk(text, start=1))
+    assert "netstat -tulpn" in ans.answer and "docker group" not in ans.answer
+
+
+def test_a_section_that_is_only_code_is_introduced_by_its_own_heading():
+    text = "#### check which ports services listen on:\n```shell\nss -nptl\n```"
+    code = Chunk(id="c", path="fw.md", title="Firewall", heading="Firewall > check which ports services listen on:",
+                 start_line=37, end_line=40, text=text, embed_text=text, search_text=text)
+    other = _chunk("## Ports\n\nBy default the firewall closes the ports that no listening services need.", start=50)
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.1 * n, text=c.text) for n, c in enumerate([code, other], 1)]
+    ans = compose("which services listen on which ports", hits, [code, other], {}, True)
+    assert "ss -nptl" in ans.answer
+    cited = [c for c in ans.citations if "ss -nptl" in c.snippet]
+    assert (cited[0].path, cited[0].start_line, cited[0].end_line) == ("fw.md", 39, 39)

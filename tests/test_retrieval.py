@@ -92,3 +92,22 @@ def test_fusion_normalizes_each_list_and_notes_rank_by_their_best_chunk(retrieve
     # a pure lexical weighting ranks like BM25 alone
     retriever.fusion = FusionSettings(dense_weight=0.0, lexical_weight=1.0)
     assert retriever.rank_files("rehydration", 1) == retriever.rank_files("rehydration", 1, mode="lexical")
+
+
+def test_a_name_the_vault_never_mentions_raises_the_bar_for_answering(retriever, monkeypatch):
+    # name-like words (capitalized inside an English sentence, mixed case, all caps) absent from every chunk
+    assert retriever.unknown_names("How do I peer a Virtual Network with WireGuard and BigQuery?") \
+        == ["WireGuard", "BigQuery"]
+    assert retriever.unknown_names("How do I peer virtual networks?") == []
+    assert retriever.unknown_names("Networking Basics: what is a VNet?") == []          # known to the vault
+    # German nouns are capitalized anyway: only mixed case / all caps / digits count there
+    assert retriever.unknown_names("Wie richte ich einen Zeitserver mit WireGuard ein?") == ["WireGuard"]
+    scored = [(0, 1.0, 0.5, 1.0)]
+    for conf, question, refused in [(0.35, "How do I peer a VNet with WireGuard?", True),
+                                    (0.35, "How do I peer a virtual network?", False),
+                                    (0.45, "How do I peer a VNet with WireGuard?", False),
+                                    (0.20, "How do I peer a virtual network?", True)]:
+        monkeypatch.setattr(retriever, "confidence", lambda q, s, c=conf: c)
+        assert retriever.refuses(question, scored) is refused, (conf, question)
+        assert retriever.ask(question).found is not refused
+    assert retriever.refuses("anything", []) is True

@@ -12,6 +12,7 @@ NOT_FOUND = "I could not find anything about this in your notes."
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`*_]?[A-ZÄÖÜ0-9])")
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _QUOTE = re.compile(r"^\s*>")
+_ONE_LINE_FENCE = re.compile(r"^\s*`{3,}([^`]+)`{3,}\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 
 
@@ -41,6 +42,11 @@ def segment(chunk: Chunk) -> list[Unit]:
 
     for offset, raw in enumerate(lines):
         line_no = chunk.start_line + offset
+        one_line = None if cleaner.in_code else _ONE_LINE_FENCE.match(raw)
+        if one_line:   # ```cmd``` on one line is inline code (CommonMark: no backticks in an info string)
+            flush()
+            units.append(Unit(raw.strip(), one_line.group(1).strip(), line_no, line_no, "code"))
+            continue
         was_code = cleaner.in_code
         clean = cleaner.clean(raw)
         if was_code or cleaner.in_code:
@@ -167,17 +173,47 @@ def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, kind: str = "
                 part[-1].end_line, kind)
 
 
+def _is_code(unit: Unit) -> bool:
+    """A code line, or a paragraph that is one inline-code span (`find * -size -100M ...`)."""
+    t = unit.text.strip()
+    return unit.kind == "code" or unit.kind == "sentence" and len(t) > 2 and t[0] == "`" and t[-1] == "`" \
+        and "\n" not in t
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
 def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[tuple[Unit, float]]:
     """Units with their scores, plus whole lists/tables as one unit where the list is the answer: its intro
     sentence (ending in ':') matches the question, or several of its items do."""
     out = list(zip(units, scores))
+    lines = chunk.text.split("\n")
     for i, unit in enumerate(units):
-        # "Resume a job:" or a "# comment" line: the code right below it is what answers
-        if (unit.display.rstrip().endswith(":") or unit.kind == "code" and unit.text.lstrip().startswith("#")) \
-                and scores[i] > 0:
+        if scores[i] <= 0:
+            continue
+        comment = unit.kind == "code" and unit.text.lstrip().startswith("#")
+        code_above = i > 0 and units[i - 1].kind == "code" and units[i - 1].end_line == unit.start_line - 1
+        # "Resume a job:", a "# comment" line or a sentence right above a command: the code below it answers
+        if unit.display.rstrip().endswith(":") or comment or unit.kind == "sentence":
+            gap = 3 if not unit.kind == "sentence" or unit.display.rstrip().endswith(":") else 2
             j = i
-            while j + 1 < len(units) and j - i < 3 and units[j + 1].kind == "code" \
-                    and units[j + 1].start_line <= units[j].end_line + 3:
+            while j + 1 < len(units) and j - i < 3 and _is_code(units[j + 1]) \
+                    and units[j + 1].start_line <= units[j].end_line + gap:
+                j += 1
+            if j > i:
+                # a comment inside a block also reads with the command right above it ("$EDITOR ~/.zprofile")
+                first = i - 1 if comment and code_above else i
+                out.append((_merge(units, first, j, chunk, "code"), scores[i] + 0.02))
+            elif comment and code_above:   # `cmd` then `# what it does`
+                out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))
+        # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
+        if unit.kind in ("sentence", "item"):
+            j = i
+            while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "item" \
+                    and units[j + 1].start_line == units[j].end_line + 1 \
+                    and _indent(lines[units[j + 1].start_line - chunk.start_line]) > \
+                    _indent(lines[unit.start_line - chunk.start_line]):
                 j += 1
             if j > i:
                 out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
@@ -194,6 +230,11 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
     return out
 
 
+def _overlaps(a, b) -> bool:
+    """Two candidates quote overlapping lines of the same hit."""
+    return a[1] == b[1] and a[3].start_line <= b[3].end_line and b[3].start_line <= a[3].end_line
+
+
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
             max_sentences: int = 4, max_hits: int = 4) -> Answer:
     """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
@@ -208,7 +249,13 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
-        for order, (unit, s) in enumerate(scored):
+        if units and len(units) <= 6 and all(u.kind in ("code", "diagram") for u in units):
+            # a section that is only a code block: its own heading is the intro ("### Ordner kopieren")
+            own = chunk.heading.rsplit(" > ", 1)[-1]
+            intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
+            if intro > 0:
+                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), intro + 0.02))
+        for unit, s in scored:
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], hits)
@@ -218,8 +265,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     for c in candidates:
         if len(chosen) >= max_sentences or (chosen and (c[0] < 0.5 * best or c[0] <= 0)):
             break
-        if any(o[1] == c[1] and o[3].start_line <= c[3].end_line and c[3].start_line <= o[3].end_line
-               for o in chosen):
+        if any(_overlaps(o, c) for o in chosen):
             continue   # overlaps a passage already quoted (an item inside a chosen list)
         chosen.append(c)
     # read in note order: by hit, then position in the chunk

@@ -182,6 +182,12 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
 
+    def unknown(self, tokens: Sequence[str]) -> list[str]:
+        """The tokens that occur in no chunk."""
+        if self._bm25 is None:
+            return list(tokens)
+        return [t for t in tokens if self._bm25.vocab_dict.get(t) is None]
+
     def idf(self, tokens: Sequence[str]) -> dict[str, float]:
         """Inverse document frequency of each token (unknown tokens get the highest weight)."""
         if self._bm25 is None:

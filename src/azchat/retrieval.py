@@ -1,6 +1,7 @@
 """Retriever: dense (FAISS) + BM25, fused, filtered inside the search, turned into cited Hits and Answers."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class FusionSettings:
     second_chunk_weight: float = 0.0   # note ranking: best chunk + this share of the note's second best
     min_confidence: float = 0.31   # below this the notes do not answer the question
     confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
+    # a name the vault never mentions ("BigQuery", "Ansible", "LFS") asks for more confidence
+    name_confidence: float = 0.40
 
 
 def _open_search_indexes(gen: Generation) -> dict:
@@ -174,15 +177,49 @@ class Retriever:
         w = self.fusion.confidence_dense_weight
         return w * cos + (1 - w) * cover
 
+    def unknown_names(self, question: str) -> list[str]:
+        """Words of the question that look like names (capitalized inside an English sentence; mixed case,
+        all caps or with digits in any language) and occur nowhere in the notes."""
+        out = []
+        german = is_german(question)
+        for n, word in enumerate(_WORD.findall(question)):
+            name = any(c.isupper() for c in word[1:]) \
+                or any(c.isdigit() for c in word) and any(c.isalpha() for c in word) \
+                or not german and n > 0 and word[0].isupper()
+            toks = tokenize(word)
+            if name and toks and self._lexical.unknown(toks):
+                out.append(word)
+        return out
+
+    def refuses(self, question: str, scored) -> bool:
+        """The notes do not answer: too little confidence, or a name they never mention and not much more."""
+        if not scored:
+            return True
+        conf = self.confidence(question, scored)
+        if conf < self.fusion.min_confidence:
+            return True
+        return conf < self.fusion.name_confidence and bool(self.unknown_names(question))
+
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
             folder: str | None = None) -> Answer:
         """An extractive answer built from the notes' own sentences, with numbered citations."""
         scored = self._scored(question, k, tags, folder)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
-        found = bool(scored) and self.confidence(question, scored) >= self.fusion.min_confidence
+        found = not self.refuses(question, scored)
         idf = self._lexical.idf(sorted(set(tokenize(question))))
         return compose(question, hits, chunks, idf, found)
+
+
+_WORD = re.compile(r"\w[\w.+-]*\w|\w")
+_GERMAN_WORDS = frozenset("ich wie wo was wann warum welche welcher welches welchen ist sind der die das den dem ein "
+                          "eine einen einem und oder mit für auf kann können mein meine meinen nicht zu im".split())
+
+
+def is_german(text: str) -> bool:
+    """A rough guess: umlauts or two common German function words."""
+    low = text.lower()
+    return bool(re.search(r"[äöüß]", low)) or len(_GERMAN_WORDS & set(re.findall(r"\w+", low))) >= 2
 
 
 def _normalize(x: np.ndarray, how: str) -> np.ndarray:
