@@ -138,3 +138,24 @@ def test_a_section_that_is_only_code_is_introduced_by_its_own_heading():
     assert "ss -nptl" in ans.answer
     cited = [c for c in ans.citations if "ss -nptl" in c.snippet]
     assert (cited[0].path, cited[0].start_line, cited[0].end_line) == ("fw.md", 39, 39)
+
+
+def test_a_command_continued_over_lines_is_one_unit_with_its_exact_span():
+    text = ("## Peer\n\n```bash\naz network vnet peering create --name a-to-b \\\n  --vnet-name vnet-a \\\n"
+            "  --remote-vnet $bId\n\naz network vnet peering list -o table\n```")
+    units = [u for u in segment(_chunk(text, start=20)) if u.kind == "code"]
+    assert [(u.start_line, u.end_line) for u in units] == [(23, 25), (27, 27)]
+    assert units[0].text == "az network vnet peering create --name a-to-b \\\n  --vnet-name vnet-a \\\n  --remote-vnet $bId"
+    assert units[0].text in text                       # still the exact text of those lines
+    assert units[0].display == "az network vnet peering create --name a-to-b --vnet-name vnet-a --remote-vnet $bId"
+
+
+def test_a_chunk_that_starts_inside_a_code_block_reads_its_lines_as_code():
+    text = "  --allow-forwarded-traffic\n\naz network vnet peering list -o table\n```\n\nThe link shows Connected."
+    units = segment(_chunk(text, start=65))
+    kinds = {u.display: u.kind for u in units}
+    assert kinds["az network vnet peering list -o table"] == "code"
+    assert kinds["The link shows Connected."] == "sentence"
+    # a chunk whose first fence opens a block is read normally
+    opened = segment(_chunk("Run this:\n```bash\nls -la\n```", start=1))
+    assert [(u.kind, u.display) for u in opened] == [("sentence", "Run this:"), ("code", "ls -la")]

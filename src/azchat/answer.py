@@ -27,11 +27,23 @@ class Unit:
     kind: str          # sentence | item | row | code | diagram | quote; list | table | snippet when merged
 
 
+_FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
+_CONTINUED = re.compile(r"\s+[\\`^]\s*$")
+
+
+def _starts_inside_code(lines: list[str]) -> bool:
+    """True when the first fence in the text closes a block (bare and odd in number): the chunk began in code."""
+    fences = [ln.strip() for ln in lines if _FENCE_LINE.match(ln)]
+    return bool(fences) and fences[0].strip("`~") == "" and len(fences) % 2 == 1
+
+
 def segment(chunk: Chunk) -> list[Unit]:
     """Split a chunk's raw text into quotable units, each with its exact line span."""
     lines = chunk.text.split("\n")
     units: list[Unit] = []
     cleaner = LineCleaner()
+    if _starts_inside_code(lines):   # a long section was split inside a code block
+        cleaner.fence, cleaner.fence_lang = "```", ""
     para: list[tuple[int, str]] = []
     header: list[str] = []       # the cells of the current table's header row
 
@@ -53,7 +65,13 @@ def segment(chunk: Chunk) -> list[Unit]:
             flush()
             if clean and was_code and cleaner.in_code:
                 kind = "diagram" if cleaner.fence_lang == "mermaid" else "code"
-                if kind == "code" or ":" in clean:
+                prev = units[-1] if units else None
+                if kind == "code" and prev is not None and prev.kind == "code" \
+                        and prev.end_line == line_no - 1 and _CONTINUED.search(prev.text):
+                    # a command continued over several lines (\ in shells, ` in PowerShell) is one unit
+                    units[-1] = Unit(prev.text + "\n" + raw, _CONTINUED.sub("", prev.display) + " " + clean,
+                                     prev.start_line, line_no, "code")
+                elif kind == "code" or ":" in clean:
                     units.append(Unit(raw.strip(), clean, line_no, line_no, kind))
             continue
         if _TABLE_RULE.match(raw) and "-" in raw and units and units[-1].kind == "row" \
