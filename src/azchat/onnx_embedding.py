@@ -207,7 +207,8 @@ class OnnxEmbedder:
 
     light = True
 
-    def __init__(self, folder: Path, batch_size: int = 32, threads: int | None = None):
+    # batch 16 measured faster than 32 and 64 on 2 cores (400 vault chunks: 8.55 s vs 9.47 s vs 11.06 s)
+    def __init__(self, folder: Path, batch_size: int = 16, threads: int | None = None):
         meta = _read_meta(Path(folder))
         if meta is None:
             raise ModelError(f"{folder} is not a complete azchat ONNX export.")
