@@ -58,3 +58,33 @@ def test_an_index_from_older_tokenization_rules_is_rebuilt_without_re_embedding(
     stats = build_index(vault, tmp_path / "index", embedder=fake)
     assert "chunker" in stats.full_rebuild_reason and stats.embedded == 0
     assert not is_stale(vault, tmp_path / "index")
+
+
+def test_stemming_is_safe_from_many_threads_at_once():
+    # the chat server answers questions concurrently; snowball stemmers keep per-word state
+    import random
+    import threading
+
+    from azchat.lexical import stem
+
+    rnd = random.Random(7)
+    words = ["".join(rnd.choice("abcdefghilmnoprstuy") for _ in range(rnd.randint(5, 12))) + suffix
+             for suffix in ("ing", "ness", "ations", "ies", "ed", "s", "ungen", "heit") for _ in range(600)]
+    stem.cache_clear()
+    expected = [stem(w) for w in words]
+    failures, got = [], {}
+
+    def work(n):
+        try:
+            got[n] = [stem(w) for w in words[n::8]]
+        except Exception as exc:   # an IndexError from a shared stemmer
+            failures.append(exc)
+
+    for _ in range(3):
+        stem.cache_clear()
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert failures == []
+        for n in range(8):
+            assert got[n] == expected[n::8]

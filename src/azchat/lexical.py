@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import json
 import unicodedata
 from collections import Counter
@@ -32,13 +33,18 @@ also just really every everything everyone something anything via onto upon with
 """.split())
 
 
-_STEMMERS: dict = {}
+_STEMMERS = threading.local()   # per thread: see _stemmer
 _GERMAN_HINT = re.compile(r"[äöüß]")
 _GERMAN_PLURALS = (("ungen", "ung"), ("heiten", "heit"), ("keiten", "keit"), ("nisse", "nis"), ("ien", "i"))
 
 
 def _stemmer(lang: str):
-    st = _STEMMERS.get(lang)
+    """This thread's stemmer for lang: snowball stemmers keep per-word state, so threads must not share one
+    (the chat server answers concurrent questions; a shared one raised IndexError under load)."""
+    stemmers = getattr(_STEMMERS, "by_lang", None)
+    if stemmers is None:
+        stemmers = _STEMMERS.by_lang = {}
+    st = stemmers.get(lang)
     if st is None:
         try:
             import snowballstemmer
@@ -46,7 +52,7 @@ def _stemmer(lang: str):
             st = snowballstemmer.stemmer(lang)
         except ImportError:   # pragma: no cover - the dependency is declared; fall back to a plural fold
             st = False
-        _STEMMERS[lang] = st
+        stemmers[lang] = st
     return st
 
 
