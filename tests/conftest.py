@@ -85,13 +85,19 @@ def write(root: Path, rel: str, content, newline_bytes: bool = False) -> Path:
     return path
 
 
+def write_fixture_vault(notes: Path) -> Path:
+    """The four small fixture notes: frontmatter, CRLF, mermaid/callout/wikilink, German."""
+    write(notes, "networking.md", NETWORK_NOTE)
+    write(notes, "storage/storage.md", STORAGE_NOTE_CRLF)
+    write(notes, "ml/machine learning.md", MERMAID_NOTE)
+    write(notes, "dns.md", GERMAN_NOTE)
+    return notes
+
+
 @pytest.fixture
 def vault(tmp_path) -> Path:
     root = tmp_path / "notes"
-    write(root, "networking.md", NETWORK_NOTE)
-    write(root, "storage/storage.md", STORAGE_NOTE_CRLF)
-    write(root, "ml/machine learning.md", MERMAID_NOTE)
-    write(root, "dns.md", GERMAN_NOTE)
+    write_fixture_vault(root)
     return root
 
 
@@ -129,10 +135,7 @@ def real_index(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("real")
     notes = root / "notes"
-    write(notes, "networking.md", NETWORK_NOTE)
-    write(notes, "storage/storage.md", STORAGE_NOTE_CRLF)
-    write(notes, "ml/machine learning.md", MERMAID_NOTE)
-    write(notes, "dns.md", GERMAN_NOTE)
+    write_fixture_vault(notes)
     build_index(notes, root / "index")
     exports = [p for p in (root / "index" / EXPORTS).iterdir() if not p.name.startswith(".")]
     assert len(exports) == 1, exports

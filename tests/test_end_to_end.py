@@ -9,7 +9,7 @@ import pytest
 
 from azchat.cli import main
 
-from conftest import REPO, assert_span, write
+from conftest import REPO, assert_span, write, write_fixture_vault
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +25,9 @@ def run_cli(capsys, *argv) -> tuple[int, dict | str]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from conftest import GERMAN_NOTE, MERMAID_NOTE, NETWORK_NOTE, STORAGE_NOTE_CRLF
-
     root = tmp_path_factory.mktemp("e2e")
     notes = root / "notes"
-    write(notes, "networking.md", NETWORK_NOTE)
-    write(notes, "storage/storage.md", STORAGE_NOTE_CRLF)
-    write(notes, "ml/machine learning.md", MERMAID_NOTE)
-    write(notes, "dns.md", GERMAN_NOTE)
+    write_fixture_vault(notes)
     assert main(["index", "--notes", str(notes), "--index", str(root / "index"), "--json"]) == 0
     return notes, root / "index"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GERMAN_NOTE, MERMAID_NOTE, NETWORK_NOTE, REPO, STORAGE_NOTE_CRLF, assert_span, write
+from conftest import REPO, assert_span, write, write_fixture_vault
 
 pytestmark = pytest.mark.slow
 
@@ -55,10 +55,7 @@ def free_port() -> int:
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     notes = root / "notes"
-    write(notes, "networking.md", NETWORK_NOTE)
-    write(notes, "storage/storage.md", STORAGE_NOTE_CRLF)
-    write(notes, "ml/machine learning.md", MERMAID_NOTE)
-    write(notes, "dns.md", GERMAN_NOTE)
+    write_fixture_vault(notes)
     write(notes, "security/evil.md", EVIL_NOTE)
     write(root, "secret.md", "# Secret\n\nTOP SECRET outside the notes folder\n")
     os.symlink(root / "secret.md", notes / "link-out.md")
