@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,51 +51,33 @@ def main() -> int:
         r.ask(q)
         base.append(time.perf_counter() - t)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    env.pop("AZCHAT_AUTH", None)
-    with tempfile.TemporaryFile("w+") as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", args.notes, "--index",
-                                 args.index, "--port", str(port), "--json"], stdout=out,
-                                stderr=subprocess.DEVNULL, env=env)
-        try:
-            while True:
-                out.seek(0)
-                line = out.readline()
-                if line:
-                    url = json.loads(line)["url"]
-                    break
-                if proc.poll() is not None:
-                    raise SystemExit("serve did not start")
-                time.sleep(0.1)
-            startup = time.perf_counter() - t0
-            from gradio_client import Client
+    from gradio_client import Client
+    from load import Server      # bench/load.py: `azchat serve --json` in a subprocess, ready when it listens
 
-            client = Client(url, download_files=False, verbose=False)
-            client.predict("warm up", api_name="/ask")
-            seq = []
-            for q in questions:
-                t = time.perf_counter()
-                client.predict(q, api_name="/ask")
-                seq.append(time.perf_counter() - t)
-
-            clients = [Client(url, download_files=False, verbose=False) for _ in range(args.clients)]
-
-            def one(i):
-                t = time.perf_counter()
-                clients[i % args.clients].predict(questions[i], api_name="/ask")
-                return time.perf_counter() - t
-
+    server = Server(Path(args.notes), Path(args.index), watch=False, log=Path(os.devnull))
+    startup, url = server.startup, server.url
+    try:
+        client = Client(url, download_files=False, verbose=False)
+        client.predict("warm up", api_name="/ask")
+        seq = []
+        for q in questions:
             t = time.perf_counter()
-            with ThreadPoolExecutor(args.clients) as pool:
-                conc = list(pool.map(one, range(len(questions))))
-            conc_wall = time.perf_counter() - t
-        finally:
-            proc.terminate()
-            proc.wait(20)
+            client.predict(q, api_name="/ask")
+            seq.append(time.perf_counter() - t)
+
+        clients = [Client(url, download_files=False, verbose=False) for _ in range(args.clients)]
+
+        def one(i):
+            t = time.perf_counter()
+            clients[i % args.clients].predict(questions[i], api_name="/ask")
+            return time.perf_counter() - t
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            conc = list(pool.map(one, range(len(questions))))
+        conc_wall = time.perf_counter() - t
+    finally:
+        server.stop()
 
     print(f"`azchat serve` start-up to ready (index up to date, model + gradio import): {startup:.1f} s\n")
     print("| /ask | questions | mean ms | p50 ms | p95 ms | questions/s |")

@@ -1,7 +1,12 @@
 """Shared fixtures: small vaults written by the tests, a fast fake embedder, span checks."""
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +145,29 @@ def real_index(tmp_path_factory):
     exports = [p for p in (root / "index" / EXPORTS).iterdir() if not p.name.startswith(".")]
     assert len(exports) == 1, exports
     return notes, root / "index", exports[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(root: Path, notes: Path, *extra: str):
+    """`azchat serve --json` in a subprocess over root/index; returns (process, its ready JSON, stderr file)
+    once it listens, or fails the test with the server's stderr."""
+    out, err = root / "stdout.txt", root / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
+    env.pop("AZCHAT_AUTH", None)
+    with open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index",
+                                 str(root / "index"), "--port", str(free_port()), "--json", *extra],
+                                stdout=fo, stderr=fe, env=env, cwd=root)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = out.read_text().splitlines()
+        if lines:
+            return proc, json.loads(lines[0]), err
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"azchat serve did not start (exit {proc.poll()}):\n{err.read_text()[-3000:]}")

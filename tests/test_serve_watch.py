@@ -2,17 +2,13 @@
 running chat without a restart, a deleted one stops being cited, and the server stops promptly on a signal."""
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import GERMAN_NOTE, NETWORK_NOTE, REPO, write
+from conftest import GERMAN_NOTE, NETWORK_NOTE, start_serve, write
 
 pytestmark = pytest.mark.slow
 
@@ -25,31 +21,6 @@ tags: [pets]
 The quokka colony on the balcony gets three slices of cucumber every morning at seven.
 """
 QUESTION = "How many slices of cucumber does the quokka colony get?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_serve(root, notes, *extra):
-    """`azchat serve --json` in a subprocess; returns (process, url, stderr file) once it listens."""
-    out, err = root / "stdout.txt", root / "stderr.txt"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
-    env.pop("AZCHAT_AUTH", None)
-    with open(out, "w") as fo, open(err, "w") as fe:
-        proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index",
-                                 str(root / "index"), "--port", str(free_port()), "--json", *extra],
-                                stdout=fo, stderr=fe, env=env, cwd=root)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        lines = out.read_text().splitlines()
-        if lines:
-            return proc, json.loads(lines[0])["url"], err
-        time.sleep(0.5)
-    proc.kill()
-    pytest.fail(f"azchat serve did not start (exit {proc.poll()}):\n{err.read_text()[-3000:]}")
 
 
 def eventually(check, timeout: float = 30.0):
@@ -72,7 +43,8 @@ def test_serve_watch_answers_a_new_note_forgets_a_deleted_one_and_stops_on_ctrl_
     notes = tmp_path / "notes"
     write(notes, "networking.md", NETWORK_NOTE)
     write(notes, "dns.md", GERMAN_NOTE)
-    proc, url, err = start_serve(tmp_path, notes, "--watch")
+    proc, ready, err = start_serve(tmp_path, notes, "--watch")
+    url = ready["url"]
     try:
         client = Client(url, download_files=False, verbose=False)
         search = lambda: {h["path"] for h in client.predict("quokka cucumber", 5, api_name="/search")["hits"]}
@@ -112,7 +84,7 @@ def test_serve_watch_answers_a_new_note_forgets_a_deleted_one_and_stops_on_ctrl_
 def test_serve_watch_stops_on_sigterm_while_a_build_is_pending(tmp_path):
     notes = tmp_path / "notes"
     write(notes, "networking.md", NETWORK_NOTE)
-    proc, url, err = start_serve(tmp_path, notes, "--watch")
+    proc, _, err = start_serve(tmp_path, notes, "--watch")
     write(notes, "pets/balcony.md", QUOKKA_NOTE)        # the watcher is debouncing or building now
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)

@@ -2,18 +2,14 @@
 gradio_client (the API) and by Playwright with Debian's Chromium (the browser)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, assert_span, write, write_fixture_vault
+from conftest import REPO, assert_span, free_port, start_serve, write, write_fixture_vault
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +41,6 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
@@ -59,25 +49,7 @@ def server(tmp_path_factory):
     write(notes, "security/evil.md", EVIL_NOTE)
     write(root, "secret.md", "# Secret\n\nTOP SECRET outside the notes folder\n")
     os.symlink(root / "secret.md", notes / "link-out.md")
-    port = free_port()
-    out, err = root / "stdout.txt", root / "stderr.txt"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
-    env.pop("AZCHAT_AUTH", None)
-    with open(out, "w") as fo, open(err, "w") as fe:
-        proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index",
-                                 str(root / "index"), "--port", str(port), "--json"],
-                                stdout=fo, stderr=fe, env=env, cwd=root)
-    info = None
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        lines = out.read_text().splitlines()
-        if lines:
-            info = json.loads(lines[0])
-            break
-        time.sleep(0.5)
-    if info is None:
-        proc.kill()
-        pytest.fail(f"azchat serve did not start (exit {proc.poll()}):\n{err.read_text()[-3000:]}")
+    proc, info, err = start_serve(root, notes)
     yield {"url": info["url"], "info": info, "notes": notes, "root": root, "proc": proc}
     proc.terminate()
     try:
