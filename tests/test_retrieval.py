@@ -107,7 +107,42 @@ def test_a_name_the_vault_never_mentions_raises_the_bar_for_answering(retriever,
                                     (0.35, "How do I peer a virtual network?", False),
                                     (0.45, "How do I peer a VNet with WireGuard?", False),
                                     (0.20, "How do I peer a virtual network?", True)]:
-        monkeypatch.setattr(retriever, "confidence", lambda q, s, c=conf: c)
+        monkeypatch.setattr(retriever, "confidence", lambda q, s, best_cos=None, c=conf: c)
         assert retriever.refuses(question, scored) is refused, (conf, question)
         assert retriever.ask(question).found is not refused
     assert retriever.refuses("anything", []) is True
+
+
+def test_bm25_counts_more_when_the_model_splits_the_question_into_many_pieces(retriever, monkeypatch):
+    """A question in a language the embedding model knows poorly (German with the English MiniLM: 2-3 word
+    pieces per word) leans on BM25: the dense weight falls from 0.6 at 1.4 pieces per word to 0.4 at 1.8."""
+    import numpy as np
+
+    from azchat.retrieval import FusionSettings
+
+    pieces = {"virtuelle": 3, "netzwerke": 3, "verbinden": 2, "peer": 1, "virtual": 1, "networks": 1}
+    monkeypatch.setattr(retriever.embedder, "count_tokens", lambda ws: [pieces.get(w, 1) for w in ws])
+    assert retriever.dense_weight("peer virtual networks") == pytest.approx(0.6)
+    assert retriever.dense_weight("virtuelle Netzwerke verbinden") == pytest.approx(0.4)      # 2.67 per word
+    assert retriever.dense_weight("verbinden peer verbinden virtual verbinden") == pytest.approx(0.5)   # 1.6
+    # the two weights still add up to one, so fused scores stay comparable between questions
+    fused = retriever._fuse(np.array([1.0, 0.0, 0.5]), np.array([0.0, 2.0, 1.0]), "hybrid", 0.4)
+    assert list(np.round(fused, 6)) == [0.4, 0.6, 0.5]
+    # a model whose vocabulary covers the question (one piece per word) keeps the tuned weight: the English
+    # ranking is untouched, and equal weights switch the rule off
+    monkeypatch.setattr(retriever.embedder, "count_tokens", lambda ws: [1] * len(ws))
+    assert retriever.dense_weight("virtuelle Netzwerke verbinden") == pytest.approx(0.6)
+    retriever.fusion = FusionSettings(fragmented_dense_weight=0.6)
+    monkeypatch.setattr(retriever.embedder, "count_tokens", lambda ws: [3] * len(ws))
+    assert retriever.dense_weight("virtuelle Netzwerke verbinden") == pytest.approx(0.6)
+
+
+def test_refusal_reads_the_best_cosine_of_the_whole_pool_not_only_the_fused_top(retriever):
+    """Lowering the dense weight may push the most similar chunk out of the top k; the confidence signal must
+    not change with that ordering."""
+    question = "archive tier rehydration"
+    scored, best = retriever._ranked(question, 1, None, None)
+    assert best >= scored[0][2]
+    low = [(row, f, 0.0, lex) for row, f, _, lex in scored]       # the top hit alone says cosine 0
+    assert retriever.signals(question, low, best_cos=best)[0] == pytest.approx(best)
+    assert retriever.signals(question, low)[0] == 0.0

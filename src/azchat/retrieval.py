@@ -31,6 +31,13 @@ class FusionSettings:
     confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
     # a name the vault never mentions ("BigQuery", "Ansible", "LFS") asks for more confidence
     name_confidence: float = 0.40
+    # When the embedder's vocabulary cuts the question's words into many pieces (a language or jargon the model
+    # knows poorly: German questions with the English MiniLM), its cosine is less reliable and BM25 counts more:
+    # the dense weight falls linearly from dense_weight at fertility_low pieces per word to
+    # fragmented_dense_weight at fertility_high.
+    fragmented_dense_weight: float = 0.4
+    fertility_low: float = 1.4
+    fertility_high: float = 1.8
 
 
 def _open_search_indexes(gen: Generation) -> dict:
@@ -111,7 +118,21 @@ class Retriever:
         cand = cand[cand >= 0]
         return cand, (self._gen.vectors[cand] @ qv).astype(np.float32), lex[cand].astype(np.float32)
 
-    def _fuse(self, d: np.ndarray, lex: np.ndarray, mode: str = "hybrid") -> np.ndarray:
+    def dense_weight(self, query: str) -> float:
+        """The dense share of the fused score for this query (see FusionSettings.fragmented_dense_weight)."""
+        f = self.fusion
+        if f.fragmented_dense_weight == f.dense_weight:
+            return f.dense_weight
+        words = [w.lower() for w in _LETTERS.findall(query)]
+        if not words:
+            return f.dense_weight
+        fertility = sum(self.embedder.count_tokens(words)) / len(words)
+        span = max(f.fertility_high - f.fertility_low, 1e-9)
+        share = min(1.0, max(0.0, (fertility - f.fertility_low) / span))
+        return f.dense_weight + share * (f.fragmented_dense_weight - f.dense_weight)
+
+    def _fuse(self, d: np.ndarray, lex: np.ndarray, mode: str = "hybrid", dense_weight: float | None = None
+              ) -> np.ndarray:
         f = self.fusion
         if mode == "dense":
             return d.copy()
@@ -122,17 +143,25 @@ class Retriever:
             rank_l = np.empty(len(lex)); rank_l[np.argsort(-lex)] = np.arange(1, len(lex) + 1)
             rrf_l = np.where(lex > 0, 1.0 / (f.rrf_k + rank_l), 0.0)
             return f.dense_weight / (f.rrf_k + rank_d) + f.lexical_weight * rrf_l
-        return f.dense_weight * _normalize(d, f.normalize) + f.lexical_weight * _normalize(lex, f.normalize)
+        wd = f.dense_weight if dense_weight is None else dense_weight
+        wl = f.lexical_weight * (1.0 - wd) / (1.0 - f.dense_weight) if f.dense_weight < 1 else f.lexical_weight
+        return wd * _normalize(d, f.normalize) + wl * _normalize(lex, f.normalize)
+
+    def _ranked(self, query: str, k: int, tags, folder, mode: str = "hybrid"
+                ) -> tuple[list[tuple[int, float, float, float]], float]:
+        """(chunk row, fused score, dense cosine, raw BM25) of the best k chunks, and the best dense cosine of
+        the whole candidate pool (a refusal signal that does not depend on how the fusion ordered the hits)."""
+        cand, d, lex = self._candidates(query, max(self.fusion.candidates, k), tags, folder, mode)
+        if len(cand) == 0:
+            return [], 0.0
+        fused = self._fuse(d, lex, mode, self.dense_weight(query) if mode == "hybrid" else None)
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [(int(cand[i]), float(fused[i]), float(d[i]), float(lex[i])) for i in order], float(d.max())
 
     def _scored(self, query: str, k: int, tags, folder, mode: str = "hybrid"
                 ) -> list[tuple[int, float, float, float]]:
         """(chunk row, fused score, dense cosine, raw BM25) of the best k chunks."""
-        cand, d, lex = self._candidates(query, max(self.fusion.candidates, k), tags, folder, mode)
-        if len(cand) == 0:
-            return []
-        fused = self._fuse(d, lex, mode)
-        order = np.argsort(-fused, kind="stable")[:k]
-        return [(int(cand[i]), float(fused[i]), float(d[i]), float(lex[i])) for i in order]
+        return self._ranked(query, k, tags, folder, mode)[0]
 
     def rank_files(self, query: str, n: int = 10, tags=None, folder=None, mode: str = "hybrid") -> list[str]:
         """Note paths, best first: a note scores as its best chunk plus a share of its second best."""
@@ -157,12 +186,13 @@ class Retriever:
         return Hit(rank=rank, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
                    end_line=c.end_line, score=round(score, 4), text=c.text)
 
-    def signals(self, question: str, scored) -> tuple[float, float]:
-        """(best dense cosine among the hits, best IDF-weighted share of the question's words in one hit)."""
+    def signals(self, question: str, scored, best_cos: float | None = None) -> tuple[float, float]:
+        """(best dense cosine among the hits or, when given, the candidate pool; best IDF-weighted share of the
+        question's words in one of the top 3 hits)."""
         if not scored:
             return 0.0, 0.0
         q = set(tokenize(question))
-        cos = max(d for _, _, d, _ in scored)
+        cos = max([d for _, _, d, _ in scored] + ([best_cos] if best_cos is not None else []))
         if not q:
             return cos, 0.0
         idf = self._lexical.idf(sorted(q))
@@ -171,9 +201,9 @@ class Retriever:
                     for row, _, _, _ in scored[:3])
         return cos, cover
 
-    def confidence(self, question: str, scored) -> float:
+    def confidence(self, question: str, scored, best_cos: float | None = None) -> float:
         """How sure we are that the notes answer: the best cosine and how much of the question one hit covers."""
-        cos, cover = self.signals(question, scored)
+        cos, cover = self.signals(question, scored, best_cos)
         w = self.fusion.confidence_dense_weight
         return w * cos + (1 - w) * cover
 
@@ -191,11 +221,11 @@ class Retriever:
                 out.append(word)
         return out
 
-    def refuses(self, question: str, scored) -> bool:
+    def refuses(self, question: str, scored, best_cos: float | None = None) -> bool:
         """The notes do not answer: too little confidence, or a name they never mention and not much more."""
         if not scored:
             return True
-        conf = self.confidence(question, scored)
+        conf = self.confidence(question, scored, best_cos=best_cos)
         if conf < self.fusion.min_confidence:
             return True
         return conf < self.fusion.name_confidence and bool(self.unknown_names(question))
@@ -203,15 +233,16 @@ class Retriever:
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
             folder: str | None = None) -> Answer:
         """An extractive answer built from the notes' own sentences, with numbered citations."""
-        scored = self._scored(question, k, tags, folder)
+        scored, best_cos = self._ranked(question, k, tags, folder)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
-        found = not self.refuses(question, scored)
+        found = not self.refuses(question, scored, best_cos)
         idf = self._lexical.idf(sorted(set(tokenize(question))))
         return compose(question, hits, chunks, idf, found)
 
 
 _WORD = re.compile(r"\w[\w.+-]*\w|\w")
+_LETTERS = re.compile(r"[^\W\d_]{2,}")
 _GERMAN_WORDS = frozenset("ich wie wo was wann warum welche welcher welches welchen ist sind der die das den dem ein "
                           "eine einen einem und oder mit für auf kann können mein meine meinen nicht zu im".split())
 
