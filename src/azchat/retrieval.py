@@ -12,7 +12,7 @@ from .answer import compose
 from .config import index_dir as default_index
 from .embedding import Embedder
 from .errors import IndexCorruptError
-from .lexical import LexicalIndex, tokenize
+from .lexical import LexicalIndex, tokenize, words
 from .store import Generation, load_generation
 from .types import Answer, Chunk, Hit
 
@@ -38,6 +38,10 @@ class FusionSettings:
     fragmented_dense_weight: float = 0.4
     fertility_low: float = 1.4
     fertility_high: float = 1.8
+    # and a rare word it never mentions (the model's vocabulary splits it into this many word pieces or more:
+    # "venv", "unittest", "for_each"; not "iPhone" or "MB") asks for still more
+    rare_pieces: int = 2
+    rare_confidence: float = 0.45
 
 
 def _open_search_indexes(gen: Generation) -> dict:
@@ -65,6 +69,7 @@ class Retriever:
                 f"{embedder.name!r}. Run `azchat index` with that model, or `--full` to rebuild.")
         self.embedder = embedder
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
+        self._identifiers: frozenset[str] | None = None   # the notes' code identifiers, read when first asked
 
     # -- what is in the index -------------------------------------------------------------------
     @property
@@ -209,10 +214,15 @@ class Retriever:
 
     def unknown_names(self, question: str) -> list[str]:
         """Words of the question that look like names (capitalized inside an English sentence; mixed case,
-        all caps or with digits in any language) and occur nowhere in the notes."""
+        all caps, with digits or an inner underscore in any language) and occur nowhere in the notes."""
         out = []
         german = is_german(question)
         for n, word in enumerate(_WORD.findall(question)):
+            idents = [p for p in _SUBWORD.split(word) if _is_identifier(p)]
+            if idents:
+                if not all(self._knows_identifier(p) for p in idents):
+                    out.append(word)
+                continue
             name = any(c.isupper() for c in word[1:]) \
                 or any(c.isdigit() for c in word) and any(c.isalpha() for c in word) \
                 or not german and n > 0 and word[0].isupper()
@@ -221,14 +231,58 @@ class Retriever:
                 out.append(word)
         return out
 
+    def rare_unknown_words(self, question: str) -> list[str]:
+        """Words of the question the notes never use (not even as part of a compound) and the embedding model
+        does not know as one word (it splits them into `rare_pieces` word pieces or more): names like "venv",
+        "unittest", "for_each", "BigQuery" rather than ordinary words like "autumn" or "iPhone". German words
+        are split into many pieces by an English vocabulary, so in German questions only name-shaped words
+        (mixed case, all caps, an inner underscore) count. An embedder that counts every word as one token
+        (no word-piece vocabulary) finds none, and the rule falls back to unknown_names."""
+        german = is_german(question)
+        cands: list[tuple[str, str]] = []   # (word as written, what the model's vocabulary is asked about)
+        for word in _WORD.findall(question):
+            for sub in _SUBWORD.split(word):
+                if _is_identifier(sub):
+                    if not self._knows_identifier(sub):
+                        cands.append((sub, sub.lower().strip("_")))
+                    continue
+                for part in _PART.findall(sub):
+                    if german and not (len(part) > 1 and any(c.isupper() for c in part[1:])):
+                        continue
+                    for low in words(part):
+                        if low.isalpha() and not self._lexical.query_tokens(low):
+                            cands.append((part, low))
+        if not cands:
+            return []
+        pieces = self.embedder.count_tokens([low for _, low in cands])
+        out: list[str] = []
+        for (word, _), n in zip(cands, pieces):
+            if n >= self.fusion.rare_pieces and word not in out:
+                out.append(word)
+        return out
+
+    def _knows_identifier(self, word: str) -> bool:
+        """Whether a code identifier with an inner underscore ("for_each") occurs in some chunk."""
+        if self._identifiers is None:
+            found = set()
+            for c in self._gen.chunks:
+                if "_" in c.search_text:
+                    found.update(m.lower().strip("_") for m in _IDENTIFIER.findall(c.search_text))
+            self._identifiers = frozenset(found)
+        return word.lower().strip("_") in self._identifiers
+
     def refuses(self, question: str, scored, best_cos: float | None = None) -> bool:
-        """The notes do not answer: too little confidence, or a name they never mention and not much more."""
+        """The notes do not answer: too little confidence, or a name they never mention and not much more
+        (a rare one, by the model's vocabulary, needs more than a common one)."""
         if not scored:
             return True
         conf = self.confidence(question, scored, best_cos=best_cos)
-        if conf < self.fusion.min_confidence:
+        f = self.fusion
+        if conf < f.min_confidence:
             return True
-        return conf < self.fusion.name_confidence and bool(self.unknown_names(question))
+        if conf < f.rare_confidence and self.rare_unknown_words(question):
+            return True
+        return conf < f.name_confidence and bool(self.unknown_names(question))
 
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
             folder: str | None = None) -> Answer:
@@ -243,6 +297,17 @@ class Retriever:
 
 _WORD = re.compile(r"\w[\w.+-]*\w|\w")
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
+_SUBWORD = re.compile(r"[.+-]")                    # splits a hyphenated or dotted word
+_PART = re.compile(r"[^\W_]+")                      # letters and digits between underscores
+_IDENTIFIER = re.compile(r"\w*_\w*")
+
+
+def _is_identifier(word: str) -> bool:
+    """A code identifier: an inner underscore and a letter ("for_each", "extract_wisdom", "ARM_CLIENT_ID")."""
+    core = word.strip("_")
+    return "_" in core and any(c.isalpha() for c in core)
+
+
 _GERMAN_WORDS = frozenset("ich wie wo was wann warum welche welcher welches welchen ist sind der die das den dem ein "
                           "eine einen einem und oder mit für auf kann können mein meine meinen nicht zu im".split())
 
