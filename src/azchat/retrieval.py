@@ -27,7 +27,7 @@ class FusionSettings:
     normalize: str = "minmax"      # minmax | zscore | max (each list over the candidate pool) | rrf
     rrf_k: int = 60
     second_chunk_weight: float = 0.0   # note ranking: best chunk + this share of the note's second best
-    min_confidence: float = 0.31   # below this the notes do not answer the question
+    min_confidence: float = 0.29   # below this the notes do not answer (off-topic questions: bench/QUALITY.md)
     confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
     # a name the vault never mentions ("BigQuery", "Ansible", "LFS") asks for more confidence
     name_confidence: float = 0.40
@@ -223,7 +223,8 @@ class Retriever:
                 if not all(self._knows_identifier(p) for p in idents):
                     out.append(word)
                 continue
-            name = any(c.isupper() for c in word[1:]) \
+            # mixed case within one part: "WireGuard", "iPhone"; not the hyphenated German "Archiv-Zugriffsebene"
+            name = any(c.isupper() for part in _SUBWORD.split(word) for c in part[1:]) \
                 or any(c.isdigit() for c in word) and any(c.isalpha() for c in word) \
                 or not german and n > 0 and word[0].isupper()
             toks = tokenize(word)
