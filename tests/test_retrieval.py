@@ -238,3 +238,9 @@ def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
     rare = ["venv", "unittest", "for_each", "bigquery", "wireguard", "ansible", "lfs", "nextcloud"]
     assert counter.count(common) == [1] * len(common)
     assert min(counter.count(rare)) >= 2
+
+
+def test_a_hyphenated_german_compound_is_not_a_mixed_case_name(retriever):
+    # each part starts with a capital like any German noun; only a capital inside a part makes a name
+    assert retriever.unknown_names("Ab wie vielen Tagen gehören Blobs in die Archiv-Zugriffsebene?") == []
+    assert retriever.unknown_names("Wie verbinde ich Netzwerke mit Zeit-WireGuard?") == ["Zeit-WireGuard"]
