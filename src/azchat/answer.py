@@ -140,10 +140,12 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     total = sum(idf.get(t, 1.0) for t in q_tokens) or 1.0
     ctx = set(tokenize(context)) & q_tokens
     numeric = bool(_NUMERIC_Q.search(question))
+    ctx = ctx | _near_matches(q_tokens - ctx, set(tokenize(context)))
     scores = []
     for unit in units:
         u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
         hit = q_tokens & u_tokens
+        hit |= _near_matches(q_tokens - hit, u_tokens - hit)
         half = (ctx | set(tokenize(unit.display))) - hit   # a table row's header words count half, too
         cover = (sum(idf.get(t, 1.0) for t in hit) + 0.5 * sum(idf.get(t, 1.0) for t in half & q_tokens)) / total
         words = len(unit.display.split())
@@ -156,6 +158,31 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     return scores
 
 
+def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
+    """Question tokens that a unit word matches up to an inflection ending. The stemmer is English, so German
+    words keep their endings ('kopiere' -> kopier, 'kopieren' stays): a shared start of at least 5 letters
+    with at most 3 letters left over on either side counts as the same word."""
+    found = set()
+    for q in q_tokens:
+        if len(q) < 5:
+            continue
+        for u in u_tokens:
+            if len(u) >= 5 and abs(len(u) - len(q)) <= 3 and u[:5] == q[:5] and _shared_start(q, u) >= \
+                    max(5, max(len(q), len(u)) - 3):
+                found.add(q)
+                break
+    return found
+
+
+def _shared_start(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 _URL = re.compile(r"https?://\S+|\S+\.(?:png|jpe?g|gif|svg|webp|pdf)\b", re.IGNORECASE)
 
 
@@ -165,14 +192,23 @@ def _is_reference(text: str) -> bool:
     return bool(refs) and len(" ".join(refs)) >= 0.5 * len(text.strip())
 
 
-def blocks(units: list[Unit], max_units: int = 12) -> list[tuple[int, int]]:
-    """(first, last) unit indexes of each short run of list items or table rows on consecutive lines."""
+def blocks(units: list[Unit], max_units: int = 12, chunk: Chunk | None = None) -> list[tuple[int, int]]:
+    """(first, last) unit indexes of each short run of list items or table rows on consecutive lines (list
+    items may have one blank line between them: a loose list is still one list)."""
+    lines = chunk.text.split("\n") if chunk is not None else []
+
+    def blank(line_no: int) -> bool:
+        at = line_no - chunk.start_line if chunk is not None else -1
+        return 0 <= at < len(lines) and not lines[at].strip()
+
     out, i = [], 0
     while i < len(units):
         if units[i].kind in ("item", "row"):
             j = i
-            while j + 1 < len(units) and units[j + 1].kind == units[i].kind \
-                    and units[j + 1].start_line == units[j].end_line + 1:
+            while j + 1 < len(units) and units[j + 1].kind == units[i].kind and (
+                    units[j + 1].start_line == units[j].end_line + 1
+                    or units[i].kind == "item" and units[j + 1].start_line == units[j].end_line + 2
+                    and blank(units[j].end_line + 1)):
                 j += 1
             if 1 <= j - i + 1 <= max_units and j > i:
                 out.append((i, j))
@@ -202,6 +238,10 @@ def _indent(line: str) -> int:
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
 
 
+_REFERS_BACK = re.compile(r"(this|that|these|the above|it|here|dieser|diese|dieses|der obige|damit|das|hier)\b",
+                          re.IGNORECASE)
+
+
 def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[tuple[Unit, float]]:
     """Units with their scores, plus whole lists/tables as one unit where the list is the answer: its intro
     sentence (ending in ':') matches the question, or several of its items do."""
@@ -225,6 +265,16 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
                 out.append((_merge(units, first, j, chunk, "code"), scores[i] + 0.02))
             elif comment and code_above:   # `cmd` then `# what it does`
                 out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))
+        # "This command takes the clipboard ...": a sentence that refers back to the short code block above it
+        if unit.kind == "sentence" and _REFERS_BACK.match(unit.display) and i > 0 and _is_code(units[i - 1]) \
+                and units[i - 1].end_line >= unit.start_line - 3:
+            first = i - 1
+            while first > 0 and i - first < 3 and _is_code(units[first - 1]) \
+                    and units[first - 1].end_line == units[first].start_line - 1:
+                first -= 1
+            if first == 0 or not (_is_code(units[first - 1])
+                                  and units[first - 1].end_line == units[first].start_line - 1):
+                out.append((_merge(units, first, i, chunk, "code"), scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
         if unit.kind in ("sentence", "item"):
             j = i
@@ -235,7 +285,7 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
                 j += 1
             if j > i:
                 out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
-    for first, last in blocks(units):
+    for first, last in blocks(units, chunk=chunk):
         inner = scores[first:last + 1]
         intro = first - 1 if first > 0 and units[first - 1].display.rstrip().endswith(":") \
             and units[first - 1].end_line >= units[first].start_line - 2 else None
