@@ -25,6 +25,7 @@ class Unit:
     start_line: int    # 1-based
     end_line: int
     kind: str          # sentence | item | row | code | diagram | quote; list | table | snippet when merged
+    header: tuple[str, ...] = ()   # a table row's column names, when its table has a header row
 
 
 _FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
@@ -88,7 +89,7 @@ def segment(chunk: Chunk) -> list[Unit]:
             shown = clean
             if header and len(cells) == len(header) and cells != header:
                 shown = "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells) if c)
-            units.append(Unit(raw.strip(), shown, line_no, line_no, "row"))
+            units.append(Unit(raw.strip(), shown, line_no, line_no, "row", tuple(header)))
         elif _LIST.match(raw):
             flush()
             units.append(Unit(raw.strip(), clean, line_no, line_no, "item"))
@@ -193,8 +194,8 @@ def _is_reference(text: str) -> bool:
 
 
 def blocks(units: list[Unit], max_units: int = 12, chunk: Chunk | None = None) -> list[tuple[int, int]]:
-    """(first, last) unit indexes of each short run of list items or table rows on consecutive lines (list
-    items may have one blank line between them: a loose list is still one list)."""
+    """(first, last) unit indexes of each short run of list items or table rows on consecutive lines, or of
+    list items one blank line apart (a loose list)."""
     lines = chunk.text.split("\n") if chunk is not None else []
 
     def blank(line_no: int) -> bool:
@@ -205,11 +206,17 @@ def blocks(units: list[Unit], max_units: int = 12, chunk: Chunk | None = None) -
     while i < len(units):
         if units[i].kind in ("item", "row"):
             j = i
-            while j + 1 < len(units) and units[j + 1].kind == units[i].kind and (
-                    units[j + 1].start_line == units[j].end_line + 1
-                    or units[i].kind == "item" and units[j + 1].start_line == units[j].end_line + 2
-                    and blank(units[j].end_line + 1)):
+            while j + 1 < len(units) and units[j + 1].kind == units[i].kind \
+                    and units[j + 1].start_line == units[j].end_line + 1:
                 j += 1
+            if j == i and units[i].kind == "item":
+                # a loose list: single items, each one blank line below the last (not tight groups
+                # separated by blank lines: those are separate lists)
+                while j + 1 < len(units) and units[j + 1].kind == "item" \
+                        and units[j + 1].start_line == units[j].end_line + 2 and blank(units[j].end_line + 1) \
+                        and not (j + 2 < len(units) and units[j + 2].kind == "item"
+                                 and units[j + 2].start_line == units[j + 1].end_line + 1):
+                    j += 1
             if 1 <= j - i + 1 <= max_units and j > i:
                 out.append((i, j))
             i = j + 1
@@ -242,9 +249,23 @@ _REFERS_BACK = re.compile(r"(this|that|these|the above|it|here|dieser|diese|dies
                           re.IGNORECASE)
 
 
-def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[tuple[Unit, float]]:
+def _compares(header: tuple[str, ...], question: str) -> bool:
+    """The table's columns are things the question names (| Feature | Zed | Cursor | for 'Zed vs Cursor'):
+    at least two columns each hold a question word that no other column holds."""
+    if len(header) < 2 or not question:
+        return False
+    q_tokens = set(tokenize(question))
+    cols = [set(tokenize(h)) for h in header]
+    named = [q_tokens & (c | _near_matches(q_tokens, c)) for c in cols]
+    own = [n - set().union(*(m for j, m in enumerate(named) if j != i)) for i, n in enumerate(named)]
+    return sum(1 for o in own if o) >= 2
+
+
+def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question: str = "") \
+        -> list[tuple[Unit, float]]:
     """Units with their scores, plus whole lists/tables as one unit where the list is the answer: its intro
-    sentence (ending in ':') matches the question, or several of its items do."""
+    sentence (ending in ':') matches the question, several of its items do, or the table compares things the
+    question names."""
     out = list(zip(units, scores))
     lines = chunk.text.split("\n")
     for i, unit in enumerate(units):
@@ -292,7 +313,8 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
         intro_score = scores[intro] if intro is not None else 0.0
         matched = sum(1 for x in inner if x > 0)
         # a table's rows all repeat the header words, so only an intro sentence makes the whole table the answer
-        if intro_score >= max(inner) or (matched >= 2 and units[first].kind == "item"):
+        if intro_score >= max(inner) or (matched >= 2 and units[first].kind == "item") \
+                or units[first].kind == "row" and _compares(units[first].header, question):
             whole = _merge(units, first if intro is None else intro, last, chunk)
             out.append((whole, max(intro_score, max(inner)) + 0.05))
     return out
@@ -316,7 +338,8 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             break
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
-        scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
+        scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
+                              question)
         if units and len(units) <= 6 and all(u.kind in ("code", "diagram") for u in units):
             # a section that is only a code block: its own heading is the intro ("### Ordner kopieren")
             own = chunk.heading.rsplit(" > ", 1)[-1]
