@@ -249,13 +249,18 @@ _REFERS_BACK = re.compile(r"(this|that|these|the above|it|here|dieser|diese|dies
                           re.IGNORECASE)
 
 
+_COMPARE_Q = re.compile(r"\b(differ\w*|compar\w*|vs\.?|versus|unterschied\w*|unterscheide\w*|vergleich\w*)\b",
+                        re.IGNORECASE)
+
+
 def _compares(header: tuple[str, ...], question: str) -> bool:
-    """The table's columns are things the question names (| Feature | Zed | Cursor | for 'Zed vs Cursor'):
-    at least two columns each hold a question word that no other column holds."""
-    if len(header) < 2 or not question:
+    """A comparison question over a table whose columns are the things it compares (| Feature | Zed | Cursor |
+    for 'what sets Zed apart from Cursor'): two columns after the first each hold a question word that no
+    other column holds."""
+    if len(header) < 3 or not _COMPARE_Q.search(question):
         return False
     q_tokens = set(tokenize(question))
-    cols = [set(tokenize(h)) for h in header]
+    cols = [set(tokenize(h)) for h in header[1:]]
     named = [q_tokens & (c | _near_matches(q_tokens, c)) for c in cols]
     own = [n - set().union(*(m for j, m in enumerate(named) if j != i)) for i, n in enumerate(named)]
     return sum(1 for o in own if o) >= 2
