@@ -161,17 +161,19 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
 
 def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
     """Question tokens that a unit word matches up to an inflection ending. The stemmer is English, so German
-    words keep their endings ('kopiere' -> kopier, 'kopieren' stays): a shared start of at least 5 letters
-    with at most 3 letters left over on either side counts as the same word."""
+    words keep their endings ('kopiere' -> kopier, 'kopieren' stays; 'unterstützt' / 'unterstützen'): a shared
+    start of at least 6 letters that leaves at most 2 letters of the shorter and 3 of the longer word counts
+    as the same word ('config' / 'confirm' share only 5)."""
     found = set()
     for q in q_tokens:
-        if len(q) < 5:
+        if len(q) < 6:
             continue
         for u in u_tokens:
-            if len(u) >= 5 and abs(len(u) - len(q)) <= 3 and u[:5] == q[:5] and _shared_start(q, u) >= \
-                    max(5, max(len(q), len(u)) - 3):
-                found.add(q)
-                break
+            if len(u) >= 6 and u[:6] == q[:6] and abs(len(u) - len(q)) <= 3:
+                shared = _shared_start(q, u)
+                if shared >= min(len(q), len(u)) - 2 and shared >= max(len(q), len(u)) - 3:
+                    found.add(q)
+                    break
     return found
 
 
