@@ -223,3 +223,35 @@ def test_a_table_comparing_the_things_the_question_names_is_quoted_whole():
     # not a comparison question: the answering row alone
     ans = _ask("Which interface does the Zed editor have?", _chunk(text, start=1))
     assert all(c.start_line == c.end_line for c in ans.citations)
+
+
+def _hits(chunks: list[Chunk], scores: list[float]) -> list[Hit]:
+    return [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=s, text=c.text) for n, (c, s) in enumerate(zip(chunks, scores), 1)]
+
+
+def test_the_top_ranked_hit_is_always_quoted_even_when_others_share_more_words():
+    # ranked first by meaning, but it shares few words with the question: it still gets the last slot
+    top = Chunk(id="a", path="cron.md", title="crontab", heading="Monitoring > cron log", start_line=72,
+                end_line=76, text="Im Syslog steht, was cron ausgeführt hat:\n```\ngrep CRON /var/log/syslog\n```",
+                embed_text="", search_text="")
+    others = [Chunk(id=f"b{n}", path=f"jobber{n}.md", title="Jobber", heading="Jobber", start_line=1, end_line=1,
+                    text=f"Jobber plant Aufgaben wie Cron und zeigt, ob die Aufgaben gelaufen sind (Variante {n}).",
+                    embed_text="", search_text="")
+              for n in range(1, 5)]
+    chunks = [top] + others
+    ans = compose("Wo sehe ich, ob meine Cron-Aufgaben gelaufen sind?", _hits(chunks, [1.0, 0.99, 0.98, 0.97, 0.96]),
+                  chunks, {}, True)
+    assert "grep CRON /var/log/syslog" in ans.answer
+    assert len(ans.citations) == 4
+    assert any(c.path == "cron.md" for c in ans.citations)
+
+
+def test_the_same_passage_copied_into_two_notes_is_quoted_once():
+    text = "## Best Practices\n\nPlan address spaces carefully to avoid overlaps between peered networks."
+    a = Chunk(id="a", path="module6.md", title="Module 6", heading="Best Practices", start_line=30,
+              end_line=32, text=text, embed_text="", search_text="")
+    b = Chunk(id="b", path="all-modules.md", title="All modules", heading="Best Practices", start_line=1002,
+              end_line=1004, text=text, embed_text="", search_text="")
+    ans = compose("How do I plan address spaces for peered networks?", _hits([a, b], [1.0, 0.95]), [a, b], {}, True)
+    assert len(ans.citations) == 1 and ans.citations[0].path == "module6.md"
