@@ -165,15 +165,19 @@ def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
     start of at least 6 letters that leaves at most 2 letters of the shorter and 3 of the longer word counts
     as the same word ('config' / 'confirm' share only 5)."""
     found = set()
-    for q in q_tokens:
-        if len(q) < 6:
-            continue
-        for u in u_tokens:
-            if len(u) >= 6 and u[:6] == q[:6] and abs(len(u) - len(q)) <= 3:
-                shared = _shared_start(q, u)
-                if shared >= min(len(q), len(u)) - 2 and shared >= max(len(q), len(u)) - 3:
-                    found.add(q)
-                    break
+    long_q = [q for q in q_tokens if len(q) >= 6]
+    if not long_q:
+        return found
+    by_start: dict[str, list[str]] = {}
+    for u in u_tokens:
+        if len(u) >= 6:
+            by_start.setdefault(u[:6], []).append(u)
+    for q in long_q:
+        for u in by_start.get(q[:6], ()):
+            shared = _shared_start(q, u)
+            if shared >= min(len(q), len(u)) - 2 and shared >= max(len(q), len(u)) - 3:
+                found.add(q)
+                break
     return found
 
 
