@@ -255,3 +255,12 @@ def test_the_same_passage_copied_into_two_notes_is_quoted_once():
               end_line=1004, text=text, embed_text="", search_text="")
     ans = compose("How do I plan address spaces for peered networks?", _hits([a, b], [1.0, 0.95]), [a, b], {}, True)
     assert len(ans.citations) == 1 and ans.citations[0].path == "module6.md"
+    # nor an item of a list that is already quoted whole from the other copy
+    listing = "Use cases:\n- Resource inventory and compliance checking\n- Security investigations\n- Cost queries"
+    a = Chunk(id="a", path="graph.md", title="Graph", heading="Graph", start_line=10, end_line=13, text=listing,
+              embed_text="", search_text="")
+    b = Chunk(id="b", path="all.md", title="All", heading="Graph", start_line=500, end_line=503, text=listing,
+              embed_text="", search_text="")
+    ans = compose("Which use cases: resource inventory, security investigations or cost queries?",
+                  _hits([a, b], [1.0, 0.95]), [a, b], {}, True)
+    assert [(c.path, c.start_line, c.end_line) for c in ans.citations] == [("graph.md", 10, 13)]

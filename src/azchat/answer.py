@@ -369,13 +369,13 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             break
         if any(_overlaps(o, c) for o in chosen):
             continue   # overlaps a passage already quoted (an item inside a chosen list)
-        if any(o[3].display == c[3].display for o in chosen):
-            continue   # the same words in another note (a copied section): quoted once
+        if any(c[3].display in o[3].display for o in chosen):
+            continue   # words already quoted, from another note (a copied section): quoted once
         chosen.append(c)
     if chosen and all(c[1] != 0 for c in chosen):
         # the best-ranked hit (by meaning and words) always has its say: its best unit takes the last slot
         own = [c for c in candidates if c[1] == 0 and c[0] > 0 and not _is_reference(c[3].display)
-               and not any(o[3].display == c[3].display for o in chosen)]
+               and not any(c[3].display in o[3].display for o in chosen)]
         if own:
             if len(chosen) >= max_sentences:
                 chosen.pop()
