@@ -264,3 +264,12 @@ def test_the_same_passage_copied_into_two_notes_is_quoted_once():
     ans = compose("Which use cases: resource inventory, security investigations or cost queries?",
                   _hits([a, b], [1.0, 0.95]), [a, b], {}, True)
     assert [(c.path, c.start_line, c.end_line) for c in ans.citations] == [("graph.md", 10, 13)]
+
+
+def test_a_short_code_only_section_is_quoted_whole_even_when_one_line_scores_best():
+    text = "### ufw Firewall\n```\nsudo apt install ufw\nsudo ufw default deny incoming\nsudo ufw enable\n```"
+    code = Chunk(id="c", path="ufw.md", title="Linux", heading="Linux > ufw Firewall", start_line=20, end_line=25,
+                 text=text, embed_text=text, search_text=text)
+    ans = compose("How do I make ufw deny incoming connections by default?", _hits([code], [1.0]), [code], {}, True)
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(22, 24)]
+    assert "sudo apt install ufw" in ans.answer and "sudo ufw enable" in ans.answer

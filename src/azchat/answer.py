@@ -355,8 +355,9 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             # a section that is only a code block: its own heading is the intro ("### Ordner kopieren")
             own = chunk.heading.rsplit(" > ", 1)[-1]
             intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
-            if intro > 0:
-                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), intro + 0.02))
+            if intro > 0:   # the whole block, not a piece of it, when a piece scores best
+                best_piece = max(sc for _, sc in scored) if scored else 0.0
+                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), max(intro, best_piece) + 0.02))
         for unit, s in scored:
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
