@@ -273,3 +273,11 @@ def test_a_short_code_only_section_is_quoted_whole_even_when_one_line_scores_bes
     ans = compose("How do I make ufw deny incoming connections by default?", _hits([code], [1.0]), [code], {}, True)
     assert [(c.start_line, c.end_line) for c in ans.citations] == [(22, 24)]
     assert "sudo apt install ufw" in ans.answer and "sudo ufw enable" in ans.answer
+
+
+def test_a_top_hit_that_shares_no_word_with_the_question_is_not_forced_in():
+    top = _chunk("## Unrelated\n\nThe weather was fine on the trip to the coast.", start=1)
+    other = Chunk(id="o", path="cron.md", title="cron", heading="cron", start_line=5, end_line=5,
+                  text="Cron logs every job it ran to the syslog.", embed_text="", search_text="")
+    ans = compose("Where does cron log the jobs it ran?", _hits([top, other], [1.0, 0.9]), [top, other], {}, True)
+    assert [c.path for c in ans.citations] == ["cron.md"]

@@ -375,7 +375,8 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         chosen.append(c)
     if chosen and all(c[1] != 0 for c in chosen):
         # the best-ranked hit (by meaning and words) always has its say: its best unit takes the last slot
-        own = [c for c in candidates if c[1] == 0 and c[0] > 0 and not _is_reference(c[3].display)
+        # (hit 1's prior is 1, so a unit that shares a word with the question scores above the 0.01 floor)
+        own = [c for c in candidates if c[1] == 0 and c[0] > 0.01 + 1e-9 and not _is_reference(c[3].display)
                and not any(c[3].display in o[3].display for o in chosen)]
         if own:
             if len(chosen) >= max_sentences:
