@@ -159,3 +159,125 @@ def test_a_chunk_that_starts_inside_a_code_block_reads_its_lines_as_code():
     # a chunk whose first fence opens a block is read normally
     opened = segment(_chunk("Run this:\n```bash\nls -la\n```", start=1))
     assert [(u.kind, u.display) for u in opened] == [("sentence", "Run this:"), ("code", "ls -la")]
+
+
+def test_question_words_match_unit_words_up_to_an_inflection_ending():
+    from azchat.answer import Unit, _near_matches, score_units
+    # the stemmer is English: German 'kopiere' -> kopier, 'kopieren' stays; the answer scorer still pairs them
+    assert _near_matches({"kopier"}, {"kopieren"}) == {"kopier"}
+    assert _near_matches({"unterstutzt"}, {"unterstutzen", "blog"}) == {"unterstutzt"}
+    assert _near_matches({"server"}, {"serverless"}) == set()     # more than an ending apart
+    assert _near_matches({"config"}, {"confirm"}) == set()
+    units = [Unit(t, t, n, n, "sentence") for n, t in enumerate(
+        ["Einen Ordner kopieren geht mit scp -r.", "Einen Ordner löschen geht mit rm -rf."], start=1)]
+    scores = score_units("Wie kopiere ich einen Ordner?", units, {})
+    assert scores[0] > scores[1]
+
+
+def test_a_code_section_is_found_through_an_inflected_heading_word():
+    text = "### Ordner kopieren\n```\nscp -r /home root@192.168.1.2:/home\n```"
+    code = Chunk(id="c", path="scp.md", title="scp", heading="scp > Ordner kopieren", start_line=42,
+                 end_line=45, text=text, embed_text=text, search_text=text)
+    other = _chunk("## Dateien\n\nEinen Ordner auf dem Server löschen:\n```\nrm -rf dir\n```", start=1)
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.1 * n, text=c.text) for n, c in enumerate([code, other], 1)]
+    ans = compose("Wie kopiere ich einen Ordner auf einen anderen Server?", hits, [code, other], {}, True)
+    assert "scp -r" in ans.answer
+
+
+def test_a_loose_list_of_single_items_is_one_list_but_separate_groups_stay_apart():
+    from azchat.answer import blocks
+    loose = _chunk("### Bootstrap Theme\n- Blog, Docs, Serien, Portfolio\n\n- https://github.com/x/hugo-theme-bootstrap\n",
+                   start=24)
+    ans = _ask("Welches Theme unterstützt Blog, Docs, Serien und Portfolio?", loose)
+    assert "hugo-theme-bootstrap" in ans.answer
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(25, 27)]
+    groups = _chunk("- a one\n- a two\n\n- b one\n- b two\n\n- c", start=1)
+    assert blocks(segment(groups), chunk=groups) == [(0, 1), (2, 3)]
+    heading_between = _chunk("- a one\n## Other\n- b one", start=1)
+    assert blocks(segment(heading_between), chunk=heading_between) == []
+
+
+def test_a_sentence_that_refers_back_to_the_code_above_is_quoted_with_it():
+    text = ("### Content Summarization\n\n```bash\npbpaste | fabric -p sum\n```\n\n"
+            "This command takes the content in your clipboard and writes a short summary of it.")
+    ans = _ask("How can I get a short summary of what is in my clipboard?", _chunk(text, start=88))
+    assert "pbpaste | fabric -p sum" in ans.answer
+    cited = ans.citations[0]
+    assert (cited.start_line, cited.end_line) == (91, 94)
+    # a sentence that does not refer back stays alone
+    plain = text.replace("This command takes", "Fabric takes")
+    ans = _ask("How can I get a short summary of what is in my clipboard?", _chunk(plain, start=88))
+    assert "pbpaste" not in ans.answer
+
+
+def test_a_table_comparing_the_things_the_question_names_is_quoted_whole():
+    text = ("## Comparison\n\n| Feature | Zed Editor | Cursor Editor |\n|---|---|---|\n"
+            "| AI | LLMs for text editing | assistant for code |\n| Interface | assistant panel | like VS Code |\n"
+            "| Context | slash commands | docs and web links |\n| Audience | fast editing | full IDE |\n"
+            "| Price | free | paid |")
+    ans = _ask("What is the difference between the Zed editor and the Cursor editor?", _chunk(text, start=1))
+    whole = [c for c in ans.citations if (c.start_line, c.end_line) == (5, 9)]
+    assert whole and "slash commands" in ans.answer and "Price" in ans.answer
+    assert len(ans.citations) == 1
+    # not a comparison question: the answering row alone
+    ans = _ask("Which interface does the Zed editor have?", _chunk(text, start=1))
+    assert all(c.start_line == c.end_line for c in ans.citations)
+
+
+def _hits(chunks: list[Chunk], scores: list[float]) -> list[Hit]:
+    return [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=s, text=c.text) for n, (c, s) in enumerate(zip(chunks, scores), 1)]
+
+
+def test_the_top_ranked_hit_is_always_quoted_even_when_others_share_more_words():
+    # ranked first by meaning, but it shares few words with the question: it still gets the last slot
+    top = Chunk(id="a", path="cron.md", title="crontab", heading="Monitoring > cron log", start_line=72,
+                end_line=76, text="Im Syslog steht, was cron ausgeführt hat:\n```\ngrep CRON /var/log/syslog\n```",
+                embed_text="", search_text="")
+    others = [Chunk(id=f"b{n}", path=f"jobber{n}.md", title="Jobber", heading="Jobber", start_line=1, end_line=1,
+                    text=f"Jobber plant Aufgaben wie Cron und zeigt, ob die Aufgaben gelaufen sind (Variante {n}).",
+                    embed_text="", search_text="")
+              for n in range(1, 5)]
+    chunks = [top] + others
+    ans = compose("Wo sehe ich, ob meine Cron-Aufgaben gelaufen sind?", _hits(chunks, [1.0, 0.99, 0.98, 0.97, 0.96]),
+                  chunks, {}, True)
+    assert "grep CRON /var/log/syslog" in ans.answer
+    assert len(ans.citations) == 4
+    assert any(c.path == "cron.md" for c in ans.citations)
+
+
+def test_the_same_passage_copied_into_two_notes_is_quoted_once():
+    text = "## Best Practices\n\nPlan address spaces carefully to avoid overlaps between peered networks."
+    a = Chunk(id="a", path="module6.md", title="Module 6", heading="Best Practices", start_line=30,
+              end_line=32, text=text, embed_text="", search_text="")
+    b = Chunk(id="b", path="all-modules.md", title="All modules", heading="Best Practices", start_line=1002,
+              end_line=1004, text=text, embed_text="", search_text="")
+    ans = compose("How do I plan address spaces for peered networks?", _hits([a, b], [1.0, 0.95]), [a, b], {}, True)
+    assert len(ans.citations) == 1 and ans.citations[0].path == "module6.md"
+    # nor an item of a list that is already quoted whole from the other copy
+    listing = "Use cases:\n- Resource inventory and compliance checking\n- Security investigations\n- Cost queries"
+    a = Chunk(id="a", path="graph.md", title="Graph", heading="Graph", start_line=10, end_line=13, text=listing,
+              embed_text="", search_text="")
+    b = Chunk(id="b", path="all.md", title="All", heading="Graph", start_line=500, end_line=503, text=listing,
+              embed_text="", search_text="")
+    ans = compose("Which use cases: resource inventory, security investigations or cost queries?",
+                  _hits([a, b], [1.0, 0.95]), [a, b], {}, True)
+    assert [(c.path, c.start_line, c.end_line) for c in ans.citations] == [("graph.md", 10, 13)]
+
+
+def test_a_short_code_only_section_is_quoted_whole_even_when_one_line_scores_best():
+    text = "### ufw Firewall\n```\nsudo apt install ufw\nsudo ufw default deny incoming\nsudo ufw enable\n```"
+    code = Chunk(id="c", path="ufw.md", title="Linux", heading="Linux > ufw Firewall", start_line=20, end_line=25,
+                 text=text, embed_text=text, search_text=text)
+    ans = compose("How do I make ufw deny incoming connections by default?", _hits([code], [1.0]), [code], {}, True)
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(22, 24)]
+    assert "sudo apt install ufw" in ans.answer and "sudo ufw enable" in ans.answer
+
+
+def test_a_top_hit_that_shares_no_word_with_the_question_is_not_forced_in():
+    top = _chunk("## Unrelated\n\nThe weather was fine on the trip to the coast.", start=1)
+    other = Chunk(id="o", path="cron.md", title="cron", heading="cron", start_line=5, end_line=5,
+                  text="Cron logs every job it ran to the syslog.", embed_text="", search_text="")
+    ans = compose("Where does cron log the jobs it ran?", _hits([top, other], [1.0, 0.9]), [top, other], {}, True)
+    assert [c.path for c in ans.citations] == ["cron.md"]

@@ -25,6 +25,7 @@ class Unit:
     start_line: int    # 1-based
     end_line: int
     kind: str          # sentence | item | row | code | diagram | quote; list | table | snippet when merged
+    header: tuple[str, ...] = ()   # a table row's column names, when its table has a header row
 
 
 _FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
@@ -88,7 +89,7 @@ def segment(chunk: Chunk) -> list[Unit]:
             shown = clean
             if header and len(cells) == len(header) and cells != header:
                 shown = "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells) if c)
-            units.append(Unit(raw.strip(), shown, line_no, line_no, "row"))
+            units.append(Unit(raw.strip(), shown, line_no, line_no, "row", tuple(header)))
         elif _LIST.match(raw):
             flush()
             units.append(Unit(raw.strip(), clean, line_no, line_no, "item"))
@@ -140,10 +141,12 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     total = sum(idf.get(t, 1.0) for t in q_tokens) or 1.0
     ctx = set(tokenize(context)) & q_tokens
     numeric = bool(_NUMERIC_Q.search(question))
+    ctx = ctx | _near_matches(q_tokens - ctx, set(tokenize(context)))
     scores = []
     for unit in units:
         u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
         hit = q_tokens & u_tokens
+        hit |= _near_matches(q_tokens - hit, u_tokens - hit)
         half = (ctx | set(tokenize(unit.display))) - hit   # a table row's header words count half, too
         cover = (sum(idf.get(t, 1.0) for t in hit) + 0.5 * sum(idf.get(t, 1.0) for t in half & q_tokens)) / total
         words = len(unit.display.split())
@@ -156,6 +159,37 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     return scores
 
 
+def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
+    """Question tokens that a unit word matches up to an inflection ending. The stemmer is English, so German
+    words keep their endings ('kopiere' -> kopier, 'kopieren' stays; 'unterstützt' / 'unterstützen'): a shared
+    start of at least 6 letters that leaves at most 2 letters of the shorter and 3 of the longer word counts
+    as the same word ('config' / 'confirm' share only 5)."""
+    found = set()
+    long_q = [q for q in q_tokens if len(q) >= 6]
+    if not long_q:
+        return found
+    by_start: dict[str, list[str]] = {}
+    for u in u_tokens:
+        if len(u) >= 6:
+            by_start.setdefault(u[:6], []).append(u)
+    for q in long_q:
+        for u in by_start.get(q[:6], ()):
+            shared = _shared_start(q, u)
+            if shared >= min(len(q), len(u)) - 2 and shared >= max(len(q), len(u)) - 3:
+                found.add(q)
+                break
+    return found
+
+
+def _shared_start(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 _URL = re.compile(r"https?://\S+|\S+\.(?:png|jpe?g|gif|svg|webp|pdf)\b", re.IGNORECASE)
 
 
@@ -165,8 +199,15 @@ def _is_reference(text: str) -> bool:
     return bool(refs) and len(" ".join(refs)) >= 0.5 * len(text.strip())
 
 
-def blocks(units: list[Unit], max_units: int = 12) -> list[tuple[int, int]]:
-    """(first, last) unit indexes of each short run of list items or table rows on consecutive lines."""
+def blocks(units: list[Unit], max_units: int = 12, chunk: Chunk | None = None) -> list[tuple[int, int]]:
+    """(first, last) unit indexes of each short run of list items or table rows on consecutive lines, or of
+    list items one blank line apart (a loose list)."""
+    lines = chunk.text.split("\n") if chunk is not None else []
+
+    def blank(line_no: int) -> bool:
+        at = line_no - chunk.start_line if chunk is not None else -1
+        return 0 <= at < len(lines) and not lines[at].strip()
+
     out, i = [], 0
     while i < len(units):
         if units[i].kind in ("item", "row"):
@@ -174,6 +215,14 @@ def blocks(units: list[Unit], max_units: int = 12) -> list[tuple[int, int]]:
             while j + 1 < len(units) and units[j + 1].kind == units[i].kind \
                     and units[j + 1].start_line == units[j].end_line + 1:
                 j += 1
+            if j == i and units[i].kind == "item":
+                # a loose list: single items, each one blank line below the last (not tight groups
+                # separated by blank lines: those are separate lists)
+                while j + 1 < len(units) and units[j + 1].kind == "item" \
+                        and units[j + 1].start_line == units[j].end_line + 2 and blank(units[j].end_line + 1) \
+                        and not (j + 2 < len(units) and units[j + 2].kind == "item"
+                                 and units[j + 2].start_line == units[j + 1].end_line + 1):
+                    j += 1
             if 1 <= j - i + 1 <= max_units and j > i:
                 out.append((i, j))
             i = j + 1
@@ -202,9 +251,32 @@ def _indent(line: str) -> int:
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
 
 
-def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[tuple[Unit, float]]:
+_REFERS_BACK = re.compile(r"(this|that|these|the above|it|here|dieser|diese|dieses|der obige|damit|das|hier)\b",
+                          re.IGNORECASE)
+
+
+_COMPARE_Q = re.compile(r"\b(differ\w*|compar\w*|vs\.?|versus|unterschied\w*|unterscheide\w*|vergleich\w*)\b",
+                        re.IGNORECASE)
+
+
+def _compares(header: tuple[str, ...], question: str) -> bool:
+    """A comparison question over a table whose columns are the things it compares (| Feature | Zed | Cursor |
+    for 'what sets Zed apart from Cursor'): two columns after the first each hold a question word that no
+    other column holds."""
+    if len(header) < 3 or not _COMPARE_Q.search(question):
+        return False
+    q_tokens = set(tokenize(question))
+    cols = [set(tokenize(h)) for h in header[1:]]
+    named = [q_tokens & (c | _near_matches(q_tokens, c)) for c in cols]
+    own = [n - set().union(*(m for j, m in enumerate(named) if j != i)) for i, n in enumerate(named)]
+    return sum(1 for o in own if o) >= 2
+
+
+def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question: str = "") \
+        -> list[tuple[Unit, float]]:
     """Units with their scores, plus whole lists/tables as one unit where the list is the answer: its intro
-    sentence (ending in ':') matches the question, or several of its items do."""
+    sentence (ending in ':') matches the question, several of its items do, or the table compares things the
+    question names."""
     out = list(zip(units, scores))
     lines = chunk.text.split("\n")
     for i, unit in enumerate(units):
@@ -225,6 +297,16 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
                 out.append((_merge(units, first, j, chunk, "code"), scores[i] + 0.02))
             elif comment and code_above:   # `cmd` then `# what it does`
                 out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))
+        # "This command takes the clipboard ...": a sentence that refers back to the short code block above it
+        if unit.kind == "sentence" and _REFERS_BACK.match(unit.display) and i > 0 and _is_code(units[i - 1]) \
+                and units[i - 1].end_line >= unit.start_line - 3:
+            first = i - 1
+            while first > 0 and i - first < 3 and _is_code(units[first - 1]) \
+                    and units[first - 1].end_line == units[first].start_line - 1:
+                first -= 1
+            if first == 0 or not (_is_code(units[first - 1])
+                                  and units[first - 1].end_line == units[first].start_line - 1):
+                out.append((_merge(units, first, i, chunk, "code"), scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
         if unit.kind in ("sentence", "item"):
             j = i
@@ -235,14 +317,15 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk) -> list[t
                 j += 1
             if j > i:
                 out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
-    for first, last in blocks(units):
+    for first, last in blocks(units, chunk=chunk):
         inner = scores[first:last + 1]
         intro = first - 1 if first > 0 and units[first - 1].display.rstrip().endswith(":") \
             and units[first - 1].end_line >= units[first].start_line - 2 else None
         intro_score = scores[intro] if intro is not None else 0.0
         matched = sum(1 for x in inner if x > 0)
         # a table's rows all repeat the header words, so only an intro sentence makes the whole table the answer
-        if intro_score >= max(inner) or (matched >= 2 and units[first].kind == "item"):
+        if intro_score >= max(inner) or (matched >= 2 and units[first].kind == "item") \
+                or units[first].kind == "row" and _compares(units[first].header, question):
             whole = _merge(units, first if intro is None else intro, last, chunk)
             out.append((whole, max(intro_score, max(inner)) + 0.05))
     return out
@@ -266,13 +349,15 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             break
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
-        scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk)
+        scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
+                              question)
         if units and len(units) <= 6 and all(u.kind in ("code", "diagram") for u in units):
             # a section that is only a code block: its own heading is the intro ("### Ordner kopieren")
             own = chunk.heading.rsplit(" > ", 1)[-1]
             intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
-            if intro > 0:
-                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), intro + 0.02))
+            if intro > 0:   # the whole block, not a piece of it, when a piece scores best
+                best_piece = max(sc for _, sc in scored) if scored else 0.0
+                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), max(intro, best_piece) + 0.02))
         for unit, s in scored:
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
@@ -285,7 +370,18 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             break
         if any(_overlaps(o, c) for o in chosen):
             continue   # overlaps a passage already quoted (an item inside a chosen list)
+        if any(c[3].display in o[3].display for o in chosen):
+            continue   # words already quoted, from another note (a copied section): quoted once
         chosen.append(c)
+    if chosen and all(c[1] != 0 for c in chosen):
+        # the best-ranked hit (by meaning and words) always has its say: its best unit takes the last slot
+        # (hit 1's prior is 1, so a unit that shares a word with the question scores above the 0.01 floor)
+        own = [c for c in candidates if c[1] == 0 and c[0] > 0.01 + 1e-9 and not _is_reference(c[3].display)
+               and not any(c[3].display in o[3].display for o in chosen)]
+        if own:
+            if len(chosen) >= max_sentences:
+                chosen.pop()
+            chosen.append(own[0])
     # read in note order: by hit, then position in the chunk
     chosen.sort(key=lambda c: (c[1], c[2]))
     citations: list[Citation] = []
