@@ -281,3 +281,20 @@ def test_a_top_hit_that_shares_no_word_with_the_question_is_not_forced_in():
                   text="Cron logs every job it ran to the syslog.", embed_text="", search_text="")
     ans = compose("Where does cron log the jobs it ran?", _hits([top, other], [1.0, 0.9]), [top, other], {}, True)
     assert [c.path for c in ans.citations] == ["cron.md"]
+
+
+def test_a_line_shared_by_two_overlapping_chunks_of_one_note_is_quoted_once():
+    # a long section is cut into windows that repeat their overlap lines; the same line must not be quoted twice
+    first = Chunk(id="a", path="aider.md", title="Aider", heading="Commands", start_line=60, end_line=62,
+                  text="Commands of aider:\n- /help: ask questions about aider\n- /undo: undo the last aider commit",
+                  embed_text="", search_text="")
+    second = Chunk(id="b", path="aider.md", title="Aider", heading="Commands", start_line=61, end_line=63,
+                   text="- /help : ask questions about aider\n- /undo: undo the last aider commit\n- /add: add files",
+                   embed_text="", search_text="")
+    ans = compose("Which command asks questions about aider?", _hits([first, second], [1.0, 0.98]),
+                  [first, second], {}, True)
+    spans = [(c.path, c.start_line, c.end_line) for c in ans.citations]
+    for i, (p, s, e) in enumerate(spans):
+        for q, s2, e2 in spans[i + 1:]:
+            assert not (p == q and s <= e2 and s2 <= e), spans
+    assert "/help" in ans.answer

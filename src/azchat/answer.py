@@ -331,9 +331,11 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
     return out
 
 
-def _overlaps(a, b) -> bool:
-    """Two candidates quote overlapping lines of the same hit."""
-    return a[1] == b[1] and a[3].start_line <= b[3].end_line and b[3].start_line <= a[3].end_line
+def _overlaps(a, b, hits: list[Hit]) -> bool:
+    """Two candidates quote overlapping lines of the same note (the same hit, or two chunks of one note that
+    share their overlap lines)."""
+    return (a[1] == b[1] or hits[a[1]].path == hits[b[1]].path) \
+        and a[3].start_line <= b[3].end_line and b[3].start_line <= a[3].end_line
 
 
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
@@ -368,7 +370,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     for c in candidates:
         if len(chosen) >= max_sentences or (chosen and (c[0] < 0.5 * best or c[0] <= 0)):
             break
-        if any(_overlaps(o, c) for o in chosen):
+        if any(_overlaps(o, c, hits) for o in chosen):
             continue   # overlaps a passage already quoted (an item inside a chosen list)
         if any(c[3].display in o[3].display for o in chosen):
             continue   # words already quoted, from another note (a copied section): quoted once
@@ -377,7 +379,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         # the best-ranked hit (by meaning and words) always has its say: its best unit takes the last slot
         # (hit 1's prior is 1, so a unit that shares a word with the question scores above the 0.01 floor)
         own = [c for c in candidates if c[1] == 0 and c[0] > 0.01 + 1e-9 and not _is_reference(c[3].display)
-               and not any(c[3].display in o[3].display for o in chosen)]
+               and not any(c[3].display in o[3].display or _overlaps(o, c, hits) for o in chosen)]
         if own:
             if len(chosen) >= max_sentences:
                 chosen.pop()
