@@ -109,7 +109,11 @@ def check_searchable(notes: Path, index: Path, embedder, big: bool = True) -> No
         for c in found:
             assert_span(notes, rel, c.start_line, c.end_line, marker)
         hits = retriever.search(marker, k=10)
-        assert rel in {h.path for h in hits}, (marker, [h.path for h in hits])
+        # search shows a passage copied into several files once (here: a symlink and its target)
+        same = {c.text.strip() for c in found}
+        assert rel in {h.path for h in hits} or any(h.text.strip() in same for h in hits), \
+            (marker, [h.path for h in hits])
+        assert rel in retriever.rank_files(marker, 10)
     texts = "\n".join(c.text for c in gen.chunks)
     assert "quuxsecret" not in texts and "quuxhidden" not in texts and "quuxbadname" not in texts
 

@@ -244,3 +244,20 @@ def test_a_hyphenated_german_compound_is_not_a_mixed_case_name(retriever):
     # each part starts with a capital like any German noun; only a capital inside a part makes a name
     assert retriever.unknown_names("Ab wie vielen Tagen gehören Blobs in die Archiv-Zugriffsebene?") == []
     assert retriever.unknown_names("Wie verbinde ich Netzwerke mit Zeit-WireGuard?") == ["Zeit-WireGuard"]
+
+
+def test_a_note_copied_into_another_file_does_not_crowd_the_hits(vault, tmp_path, fake):
+    import shutil
+
+    for n in range(3):
+        shutil.copy(vault / "storage" / "storage.md", vault / f"copy{n}.md")
+    build_index(vault, tmp_path / "index", embedder=fake)
+    r = Retriever(tmp_path / "index", embedder=fake)
+    hits = r.search("archive tier rehydration", k=6)
+    texts = [h.text.strip() for h in hits]
+    assert len(texts) == len(set(texts)) == 6          # each passage once, other passages fill the k
+    ans = r.ask("archive tier rehydration")
+    assert ans.found and len({c.snippet for c in ans.citations}) == len(ans.citations)
+    # the note ranking still lists every copy: each file is a right answer for the eval
+    files = r.rank_files("archive tier rehydration", 10)
+    assert {"storage/storage.md", "copy0.md", "copy1.md", "copy2.md"} <= set(files[:4])

@@ -152,16 +152,28 @@ class Retriever:
         wl = f.lexical_weight * (1.0 - wd) / (1.0 - f.dense_weight) if f.dense_weight < 1 else f.lexical_weight
         return wd * _normalize(d, f.normalize) + wl * _normalize(lex, f.normalize)
 
-    def _ranked(self, query: str, k: int, tags, folder, mode: str = "hybrid"
+    def _ranked(self, query: str, k: int, tags, folder, mode: str = "hybrid", distinct: bool = False
                 ) -> tuple[list[tuple[int, float, float, float]], float]:
         """(chunk row, fused score, dense cosine, raw BM25) of the best k chunks, and the best dense cosine of
-        the whole candidate pool (a refusal signal that does not depend on how the fusion ordered the hits)."""
+        the whole candidate pool (a refusal signal that does not depend on how the fusion ordered the hits).
+        distinct: a chunk whose text repeats a better-ranked one (a note copied into another file) is skipped,
+        so copies do not crowd other passages out of the k."""
         cand, d, lex = self._candidates(query, max(self.fusion.candidates, k), tags, folder, mode)
         if len(cand) == 0:
             return [], 0.0
         fused = self._fuse(d, lex, mode, self.dense_weight(query) if mode == "hybrid" else None)
-        order = np.argsort(-fused, kind="stable")[:k]
-        return [(int(cand[i]), float(fused[i]), float(d[i]), float(lex[i])) for i in order], float(d.max())
+        order = np.argsort(-fused, kind="stable")
+        picked, seen = [], set()
+        for i in order:
+            if distinct:
+                body = self._gen.chunks[int(cand[i])].text.strip()
+                if body in seen:
+                    continue
+                seen.add(body)
+            picked.append(i)
+            if len(picked) >= k:
+                break
+        return [(int(cand[i]), float(fused[i]), float(d[i]), float(lex[i])) for i in picked], float(d.max())
 
     def _scored(self, query: str, k: int, tags, folder, mode: str = "hybrid"
                 ) -> list[tuple[int, float, float, float]]:
@@ -182,9 +194,10 @@ class Retriever:
 
     def search(self, query: str, k: int = 10, tags: list[str] | None = None,
                folder: str | None = None) -> list[Hit]:
-        """The k best chunks for the query, each with its citation fields."""
-        return [self._hit(rank, row, score)
-                for rank, (row, score, _, _) in enumerate(self._scored(query, k, tags, folder), start=1)]
+        """The k best chunks for the query, each with its citation fields (a passage copied into several notes
+        comes once, from the best-ranked copy)."""
+        scored = self._ranked(query, k, tags, folder, distinct=True)[0]
+        return [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
 
     def _hit(self, rank: int, row: int, score: float) -> Hit:
         c = self._gen.chunks[row]
@@ -288,7 +301,7 @@ class Retriever:
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
             folder: str | None = None) -> Answer:
         """An extractive answer built from the notes' own sentences, with numbered citations."""
-        scored, best_cos = self._ranked(question, k, tags, folder)
+        scored, best_cos = self._ranked(question, k, tags, folder, distinct=True)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
         found = not self.refuses(question, scored, best_cos)
