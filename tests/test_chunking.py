@@ -93,3 +93,20 @@ def test_frontmatter_only_note_keeps_its_title_searchable(tmp_path):
     write(tmp_path, "fm.md", "---\ntitle: Only Meta\ntags: [x]\n---\n")
     [chunk] = chunks_of(tmp_path, "fm.md")
     assert chunk.title == "Only Meta" and (chunk.start_line, chunk.end_line) == (1, 4)
+
+
+def test_the_frontmatter_description_is_searchable_but_not_embedded(tmp_path):
+    # a note's one-line summary names what the note is about, often in other words than its body
+    write(tmp_path, "app.md", "---\ntitle: Create Electron Apps\ndescription: An app that runs on win, macos and "
+          "Linux\n---\n\n## Setup\n\nInstall Electron Forge and run npm run make.\n")
+    write(tmp_path, "tmpl.md", "---\ntitle: Template\ndescription: description\n---\n\nBody text.\n")
+    write(tmp_path, "sum.md", "---\nsummary: Backups of the home server\n---\n\nBody text.\n")
+    [chunk] = chunks_of(tmp_path, "app.md")
+    meta = chunk.search_text.splitlines()[0]
+    assert "runs on win, macos and Linux" in meta
+    assert "macos" not in chunk.embed_text and "macos" not in chunk.text   # vectors stay as they were
+    assert chunk.start_line == 6 and "Electron Forge" in chunk.text
+    [tmpl] = chunks_of(tmp_path, "tmpl.md")        # a template placeholder is no summary
+    assert "description" not in tmpl.search_text.splitlines()[0].lower()
+    [summ] = chunks_of(tmp_path, "sum.md")
+    assert "Backups of the home server" in summ.search_text.splitlines()[0]

@@ -142,7 +142,7 @@ def _make_chunk(note: Note, heading: str, prefix: str, first: int, last: int,
         text = piece
         body = LineCleaner().clean(piece)
     embed_text = f"{prefix}\n{body}" if body else prefix
-    meta = " ".join([note.title, *note.aliases, *note.tags, heading])
+    meta = " ".join([note.title, *note.aliases, *note.tags, heading, note.description])
     cid = hashlib.sha1(f"{note.path}\0{first}\0{last}\0{text}".encode()).hexdigest()[:16]
     return Chunk(id=cid, path=note.path, title=note.title, heading=heading,
                  start_line=first + 1, end_line=last + 1, text=text, embed_text=embed_text,

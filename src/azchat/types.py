@@ -22,6 +22,16 @@ class Note:
     def folder(self) -> str:
         return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
 
+    @property
+    def description(self) -> str:
+        """The frontmatter's one-line summary (`description`, `summary` or `excerpt`); a template placeholder
+        that repeats its own key ("description: description") is no summary."""
+        for key in ("description", "summary", "excerpt"):
+            value = self.metadata.get(key)
+            if isinstance(value, str) and value.strip() and value.strip().lower() != key:
+                return " ".join(value.split())
+        return ""
+
 
 @dataclass
 class Chunk:
