@@ -89,10 +89,13 @@ def test_serve_watch_stops_on_sigterm_while_a_build_is_pending(tmp_path):
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(30)
+        code = proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail("azchat serve --watch did not stop within 30 s of SIGTERM")
+    # SIGTERM stops it like Ctrl-C: the server closes, the watcher is stopped, exit 0 without a traceback
+    assert code == 0, err.read_text()[-2000:]
+    assert "Traceback" not in err.read_text()
     # the index is whole: it opens, with or without the note that was being added
     from azchat.store import load_generation
 

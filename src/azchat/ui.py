@@ -6,6 +6,8 @@ by Gradio as well. API endpoints (`/search`, `/ask`, `/section`, `/status`) retu
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # no calls home; must be set before import
@@ -162,6 +164,7 @@ def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, sha
                           "choose another --port.") from None
     if on_ready:
         on_ready(share_url or local_url)
+    previous = _stop_on_sigterm()
     try:
         while True:
             time.sleep(1)
@@ -169,3 +172,17 @@ def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, sha
         pass
     finally:
         app.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """SIGTERM (`kill`, systemd, docker stop) stops the server like Ctrl+C: the app closes and the caller's
+    cleanup (the watcher) runs, instead of the process dying mid-request. Returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
