@@ -6,16 +6,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -30,30 +26,15 @@ def main() -> int:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    env.pop("AZCHAT_AUTH", None)
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", args.notes, "--index",
-                                 args.index, "--port", str(port), "--json"], stdout=out, env=env)
+    from load import Server    # bench/load.py: the one `azchat serve --json` launcher for scripts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(args.notes), Path(args.index), watch=False, log=Path(tmp) / "serve.log")
         try:
-            deadline = time.monotonic() + 600
-            while True:
-                out.seek(0)
-                line = out.readline()
-                if line:
-                    url = json.loads(line)["url"]
-                    break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    print("azchat serve did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.5)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.goto(url)
+                page.goto(server.url)
                 page.fill("#azchat-question textarea", args.question)
                 page.click("#azchat-ask")
                 page.wait_for_selector("#azchat-sources .azchat-source", timeout=60_000)
@@ -62,8 +43,7 @@ def main() -> int:
                 page.screenshot(path=args.out)
                 browser.close()
         finally:
-            proc.terminate()
-            proc.wait(20)
+            server.stop()
     print(f"wrote {args.out}")
     return 0
 
