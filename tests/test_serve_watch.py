@@ -33,6 +33,16 @@ def eventually(check, timeout: float = 30.0):
         time.sleep(0.5)
 
 
+def stop(proc, sig, name: str) -> int:
+    """Send the signal; the exit code once the server stopped, or fail the test after 30 s."""
+    proc.send_signal(sig)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"azchat serve --watch did not stop within 30 s of {name}")
+
+
 def cited(answer: dict) -> set[str]:
     return {c["path"] for c in answer["citations"]} if answer["found"] else set()
 
@@ -71,12 +81,7 @@ def test_serve_watch_answers_a_new_note_forgets_a_deleted_one_and_stops_on_ctrl_
         assert client.predict("peering two virtual networks", 1, api_name="/search")["hits"][0]["path"] \
             == "networking.md"                                       # the rest is still answered
     finally:
-        proc.send_signal(signal.SIGINT)        # Ctrl-C: the watcher is stopped, the server exits cleanly
-        try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail("azchat serve --watch did not stop within 30 s of Ctrl-C")
+        code = stop(proc, signal.SIGINT, "Ctrl-C")   # the watcher is stopped, the server exits cleanly
     assert code == 0, err.read_text()[-2000:]
     assert "Traceback" not in err.read_text()
 
@@ -87,12 +92,7 @@ def test_serve_watch_stops_on_sigterm_while_a_build_is_pending(tmp_path):
     proc, _, err = start_serve(tmp_path, notes, "--watch")
     write(notes, "pets/balcony.md", QUOKKA_NOTE)        # the watcher is debouncing or building now
     time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("azchat serve --watch did not stop within 30 s of SIGTERM")
+    code = stop(proc, signal.SIGTERM, "SIGTERM")
     # SIGTERM stops it like Ctrl-C: the server closes, the watcher is stopped, exit 0 without a traceback
     assert code == 0, err.read_text()[-2000:]
     assert "Traceback" not in err.read_text()

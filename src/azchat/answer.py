@@ -139,9 +139,10 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     heading (`context`) count half: a sentence under 'terraform fmt' answers 'what does terraform fmt do'."""
     q_tokens = set(tokenize(question))
     total = sum(idf.get(t, 1.0) for t in q_tokens) or 1.0
-    ctx = set(tokenize(context)) & q_tokens
+    ctx_tokens = set(tokenize(context))
+    ctx = ctx_tokens & q_tokens
     numeric = bool(_NUMERIC_Q.search(question))
-    ctx = ctx | _near_matches(q_tokens - ctx, set(tokenize(context)))
+    ctx = ctx | _near_matches(q_tokens - ctx, ctx_tokens)
     scores = []
     for unit in units:
         u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
@@ -334,8 +335,14 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
 def _overlaps(a, b, hits: list[Hit]) -> bool:
     """Two candidates quote overlapping lines of the same note (the same hit, or two chunks of one note that
     share their overlap lines)."""
-    return (a[1] == b[1] or hits[a[1]].path == hits[b[1]].path) \
+    return hits[a[1]].path == hits[b[1]].path \
         and a[3].start_line <= b[3].end_line and b[3].start_line <= a[3].end_line
+
+
+def _repeats(c, chosen: list, hits: list[Hit]) -> bool:
+    """The candidate quotes what is already chosen: overlapping lines of the same note (an item inside a
+    chosen list), or words already quoted from another note (a copied section)."""
+    return any(_overlaps(o, c, hits) or c[3].display in o[3].display for o in chosen)
 
 
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
@@ -370,16 +377,13 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     for c in candidates:
         if len(chosen) >= max_sentences or (chosen and (c[0] < 0.5 * best or c[0] <= 0)):
             break
-        if any(_overlaps(o, c, hits) for o in chosen):
-            continue   # overlaps a passage already quoted (an item inside a chosen list)
-        if any(c[3].display in o[3].display for o in chosen):
-            continue   # words already quoted, from another note (a copied section): quoted once
-        chosen.append(c)
+        if not _repeats(c, chosen, hits):
+            chosen.append(c)
     if chosen and all(c[1] != 0 for c in chosen):
         # the best-ranked hit (by meaning and words) always has its say: its best unit takes the last slot
         # (hit 1's prior is 1, so a unit that shares a word with the question scores above the 0.01 floor)
         own = [c for c in candidates if c[1] == 0 and c[0] > 0.01 + 1e-9 and not _is_reference(c[3].display)
-               and not any(c[3].display in o[3].display or _overlaps(o, c, hits) for o in chosen)]
+               and not _repeats(c, chosen, hits)]
         if own:
             if len(chosen) >= max_sentences:
                 chosen.pop()

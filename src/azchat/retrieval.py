@@ -237,7 +237,7 @@ class Retriever:
                     out.append(word)
                 continue
             # mixed case within one part: "WireGuard", "iPhone"; not the hyphenated German "Archiv-Zugriffsebene"
-            name = any(c.isupper() for part in _SUBWORD.split(word) for c in part[1:]) \
+            name = any(_mixed_case(part) for part in _SUBWORD.split(word)) \
                 or any(c.isdigit() for c in word) and any(c.isalpha() for c in word) \
                 or not german and n > 0 and word[0].isupper()
             toks = tokenize(word)
@@ -261,7 +261,7 @@ class Retriever:
                         cands.append((sub, sub.lower().strip("_")))
                     continue
                 for part in _PART.findall(sub):
-                    if german and not (len(part) > 1 and any(c.isupper() for c in part[1:])):
+                    if german and not _mixed_case(part):
                         continue
                     for low in words(part):
                         if low.isalpha() and not self._lexical.query_tokens(low):
@@ -314,6 +314,11 @@ _LETTERS = re.compile(r"[^\W\d_]{2,}")
 _SUBWORD = re.compile(r"[.+-]")                    # splits a hyphenated or dotted word
 _PART = re.compile(r"[^\W_]+")                      # letters and digits between underscores
 _IDENTIFIER = re.compile(r"\w*_\w*")
+
+
+def _mixed_case(part: str) -> bool:
+    """A capital after the first letter: "WireGuard", "iPhone", "LFS" (not "Netzwerk")."""
+    return any(c.isupper() for c in part[1:])
 
 
 def _is_identifier(word: str) -> bool:
