@@ -299,14 +299,21 @@ class Retriever:
         return conf < f.name_confidence and bool(self.unknown_names(question))
 
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
-            folder: str | None = None) -> Answer:
-        """An extractive answer built from the notes' own sentences, with numbered citations."""
+            folder: str | None = None, mode: str = "extractive", on_text=None) -> Answer:
+        """An extractive answer built from the notes' own sentences, with numbered citations. mode="generative":
+        a written answer from your own model endpoint, checked and cited the same way (generate.py), streamed
+        to on_text(piece) when given."""
         scored, best_cos = self._ranked(question, k, tags, folder, distinct=True)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
         found = not self.refuses(question, scored, best_cos)
         idf = self._lexical.idf(sorted(set(tokenize(question))))
-        return compose(question, hits, chunks, idf, found)
+        answer = compose(question, hits, chunks, idf, found)
+        if mode == "extractive":
+            return answer
+        from .generate import answer_in_mode
+
+        return answer_in_mode(answer, mode, on_text=on_text)
 
 
 _WORD = re.compile(r"\w[\w.+-]*\w|\w")
