@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _filters(p)
     p.add_argument("question")
+    p.add_argument("--llm", action="store_true", help="a written answer from your own model endpoint, cited "
+                                                      "like the quotes (AZCHAT_LLM_* or AZURE_OPENAI_*; README)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("serve", help="open the chat in your browser (Gradio app and API)")
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["all", "dev", "test"], default="all",
                    help="evaluate all questions, or the dev/test part (every third line is test)")
     p.add_argument("-k", type=int, default=10, help="ranking depth for the metrics (default 10)")
+    p.add_argument("--llm", action="store_true", help="score the written answers of your own model endpoint "
+                                                      "instead of the extractive ones")
     p.set_defaults(func=cmd_eval)
     return parser
 
@@ -167,11 +171,43 @@ def cmd_search(args) -> int:
 
 
 def cmd_ask(args) -> int:
+    if args.llm:
+        return _ask_written(args)
     answer = _retriever(args).ask(args.question, tags=args.tag or None, folder=args.folder)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
         print(answer.answer)
+    return 0
+
+
+def _ask_written(args) -> int:
+    """`ask --llm`: the model's checked text streams to the terminal, then the sources; a fallback to the
+    quotes says why on stderr. With --json: one request, the `ask --json` shape plus mode, model, notice."""
+    retriever = _retriever(args)
+    streamed: list[str] = []
+
+    def show(piece: str) -> None:
+        streamed.append(piece)
+        print(piece, end="", flush=True)
+
+    answer = retriever.ask(args.question, tags=args.tag or None, folder=args.folder, mode="generative",
+                           on_text=None if args.json else show)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return 0
+    shown = "".join(streamed)
+    if answer.mode == "generative" and answer.answer.startswith(shown):
+        print(answer.answer[len(shown):])
+    else:
+        if shown:
+            print()
+        if answer.notice:
+            _say(args, f"azchat: {answer.notice}")
+        print(answer.answer)
+        return 0
+    if answer.notice:
+        _say(args, f"azchat: {answer.notice}")
     return 0
 
 
@@ -272,8 +308,16 @@ def cmd_eval(args) -> int:
                 print(f"  {mode:<8} nDCG@{args.k} {m[f'ndcg@{args.k}']:.4f}   recall@100 {m['recall@100']:.4f}")
         return 0
     questions = ev.split_questions(ev.load_questions(args.questions), args.split)
+    mode = "extractive"
+    if args.llm:
+        from .llm import load_config
+
+        if load_config() is None:
+            raise ev.EvalInputError("eval --llm needs a model endpoint: set AZCHAT_LLM_BASE_URL and "
+                                    "AZCHAT_LLM_MODEL, or AZURE_OPENAI_* (see the README).")
+        mode = "generative"
     result = ev.evaluate_questions(_retriever(args), questions, k=args.k, tags=args.tag or None,
-                                   folder=args.folder)
+                                   folder=args.folder, mode=mode)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0

@@ -134,10 +134,16 @@ def split_questions(questions: list[Question], part: str) -> list[Question]:
 
 
 def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=None, folder=None,
-                       answers: bool = True) -> dict:
-    """File-level metrics over a question set, plus answer-term and refusal rates from ask()."""
+                       answers: bool = True, mode: str = "extractive") -> dict:
+    """File-level metrics over a question set, plus answer-term and refusal rates from ask() (in `mode`:
+    "generative" scores the written answers of your model endpoint and counts how often it fell back)."""
     _cached(retriever, [q.question for q in questions])
     rows = []
+    written = None
+    if mode != "extractive":
+        from .generate import WrittenTally
+
+        written = WrittenTally()
     for q in questions:
         ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
         gold = set(q.gold_files)
@@ -147,8 +153,10 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
                         "hit@10": hit_at(ranked, gold, 10), "mrr@10": mrr_at(ranked, gold, 10),
                         "ndcg@10": ndcg_at(ranked, gold, 10)})
         if answers:
-            ans = retriever.ask(q.question, tags=tags, folder=folder)
+            ans = retriever.ask(q.question, tags=tags, folder=folder, **({"mode": mode} if written is not None else {}))
             row["found"] = ans.found
+            if written is not None:
+                written.add(row, ans)
             if gold and q.answer_terms:
                 row["has_term"] = ans.found and contains_term(ans.answer, q.answer_terms)
         rows.append(row)
@@ -173,6 +181,8 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
         summary["unanswerable_refused"] = sum(not r["found"] for r in unanswerable)
         summary["unanswerable_refused_rate"] = (round(summary["unanswerable_refused"] / len(unanswerable), 4)
                                                 if unanswerable else None)
+        if written is not None:
+            summary.update(written.summary())
     return {"summary": summary, "rows": rows}
 
 
@@ -188,6 +198,10 @@ def format_summary(s: dict) -> str:
                      f"{f(s['answerable_refused'])}")
         if s["unanswerable"]:
             lines.append(f"  unanswerable refused {s['unanswerable_refused']}/{s['unanswerable']}")
+    if s.get("mode") == "generative":
+        from .generate import WrittenTally
+
+        lines.append(WrittenTally.format(s))
     return "\n".join(lines)
 
 

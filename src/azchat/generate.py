@@ -439,6 +439,11 @@ def _fallback(answer: Answer, config, kind: str, reason: str) -> GeneratedAnswer
                            failure=kind)
 
 
+def written_header(model: str) -> str:
+    """The first line of a written answer (the extractive one starts "From your notes:")."""
+    return f"Written by {model} from your notes:\n\n"
+
+
 def _sources(citations: list[Citation]) -> str:
     return "\n".join(f"[{c.n}] {c.title}" + (f" › {c.heading}" if c.heading and c.heading != c.title else "")
                      + f" — {c.location}" for c in citations)
@@ -465,6 +470,7 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
         return
     passages = select_passages(answer)
     check = CitationCheck(passages)
+    header = written_header(config.model)       # shown with the first checked text, not before
     pieces = _strip_thinking(_call(config, build_messages(answer.question, passages), stream))
     try:
         while not check.refused:
@@ -477,12 +483,13 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
                 return
             shown = check.feed(piece)
             if shown:
-                yield shown
+                yield header + shown
+                header = ""
     finally:
         pieces.close()
     shown = check.finish()
     if shown:
-        yield shown
+        yield header + shown
     if check.refused:
         yield _fallback(answer, config, "refused", "the model found no answer in the passages")
         return
@@ -498,7 +505,7 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
         problems.append(f"removed {check.invented} citation{'s' if check.invented != 1 else ''} of passages "
                         f"that do not exist")
     notice = ("Checked the model's answer: " + " and ".join(problems) + ".") if problems else ""
-    yield GeneratedAnswer(answer.question, check.text + "\n\nSources:\n" + _sources(citations), True, citations,
+    yield GeneratedAnswer(answer.question, written_header(config.model) + check.text + "\n\nSources:\n" + _sources(citations), True, citations,
                           list(answer.hits), mode="generative", model=config.model, notice=notice,
                           dropped=check.dropped, invented=check.invented)
 
@@ -519,3 +526,52 @@ def answer_in_mode(answer: Answer, mode: str, on_text: Callable[[str], None] | N
     if check_mode(mode) == "extractive":
         return answer
     return write_answer(answer, on_text=on_text)
+
+
+# -- eval --llm ------------------------------------------------------------------------------------
+class WrittenTally:
+    """What the model endpoint did over a question set (eval --llm): written answers, fallbacks to the quotes
+    and their reasons, sentences left out for citing nothing, invented citations removed. Stops the run
+    when the endpoint fails the first three questions it is asked for the same reason (unreachable, a wrong
+    key or model name) instead of waiting out every question."""
+
+    STOP_AFTER = 3
+
+    def __init__(self):
+        self.model, self.asked, self.written = "", 0, 0
+        self.fallbacks: dict[str, int] = {}
+        self.dropped = self.invented = 0
+        self._failures: list[str] = []
+
+    def add(self, row: dict, ans) -> None:
+        row["mode"] = getattr(ans, "mode", "extractive")
+        row["notice"] = getattr(ans, "notice", "")
+        self.model = getattr(ans, "model", "") or self.model
+        if not ans.found:
+            return                        # refused by retrieval: the model was not asked
+        self.asked += 1
+        if row["mode"] == "generative":
+            self.written += 1
+            self.dropped += ans.dropped
+            self.invented += ans.invented
+            return
+        self.fallbacks[ans.failure] = self.fallbacks.get(ans.failure, 0) + 1
+        if ans.failure in ("config", "connection", "auth", "timeout") and self.written == 0:
+            self._failures.append(ans.failure)
+            if len(self._failures) >= self.STOP_AFTER and len(set(self._failures)) == 1:
+                raise AzchatError(f"Stopped after {self.STOP_AFTER} questions: {ans.notice}")
+
+    def summary(self) -> dict:
+        return {"mode": "generative", "model": self.model, "asked": self.asked, "written": self.written,
+                "written_rate": round(self.written / self.asked, 4) if self.asked else None,
+                "fallbacks": dict(sorted(self.fallbacks.items())), "sentences_dropped": self.dropped,
+                "citations_invented": self.invented}
+
+    @staticmethod
+    def format(s: dict) -> str:
+        """The summary's line about the model (for `eval --llm` without --json)."""
+        why = ", ".join(f"{n} {kind}" for kind, n in s["fallbacks"].items())
+        return (f"  written by {s['model']}: {s['written']}/{s['asked']} answers"
+                + (f" (fell back to the quotes: {why})" if why else "")
+                + f"; {s['sentences_dropped']} uncited parts left out, {s['citations_invented']} invented "
+                  f"citations removed")
