@@ -423,7 +423,11 @@ def _reason(exc: BaseException, config) -> tuple[str, str]:
     elif isinstance(exc, openai.NotFoundError):
         kind, text = "auth", f"{host} has no model or deployment named {config.model!r} (HTTP 404)"
     elif isinstance(exc, openai.APIStatusError):
-        detail = _norm(str(getattr(exc, "message", "") or ""))[:160]
+        body = getattr(exc, "body", None)
+        detail = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(detail, str):
+            detail = re.sub(r"^Error code: \d+ - ", "", str(getattr(exc, "message", "") or ""))
+        detail = _norm(detail)[:160]
         kind, text = "status", f"{host} answered HTTP {exc.status_code}" + (f": {detail}" if detail else "")
     else:
         detail = _norm(str(exc))[:160]
