@@ -50,6 +50,27 @@ def _call(fn, *args, **kwargs):
         raise gr.Error(str(exc)) from None
 
 
+def written_turn(service: NotesService, message: str, history: list, asked: list, tags, folder):
+    """The chat turn with a written answer from your model endpoint (generate.py): yields (history, sources
+    HTML or None, asked) as the checked text streams in, the last one with the sources and any notice."""
+    from .generate import stream_answer
+    from .types import Answer
+
+    t, f = _filters(tags, folder)
+    answer = _call(service.ask, message, tags=t, folder=f, previous=asked)
+    history = history + [{"role": "user", "content": md_text(message)}, {"role": "assistant", "content": "…"}]
+    shown = ""
+    for item in stream_answer(answer):
+        if isinstance(item, str):
+            shown += item
+            history[-1] = {"role": "assistant", "content": chat_markdown(Answer(message, shown, True)) + " …"}
+            yield list(history), None, asked
+        else:
+            notice = f"_{md_text(item.notice)}_\n\n" if item.notice else ""
+            history[-1] = {"role": "assistant", "content": notice + chat_markdown(item)}
+            yield history, sources_html(item, service.section), asked + [message]
+
+
 def build_app(service: NotesService) -> gr.Blocks:
     """The Blocks app: chat, sources panel, filters, index status with a rebuild button, and the API."""
 
@@ -63,6 +84,15 @@ def build_app(service: NotesService) -> gr.Blocks:
         history += [{"role": "user", "content": md_text(message)},
                     {"role": "assistant", "content": chat_markdown(answer)}]
         return history, "", sources_html(answer, service.section), asked + [message]
+
+    def respond_written(message: str, history: list, asked: list, tags, folder, written: bool):
+        message = (message or "").strip()
+        if not written or not message:
+            yield respond(message, history, asked, tags, folder)
+            return
+        for turn, sources_now, asked_now in written_turn(service, message, list(history or []),
+                                                         list(asked or []), tags, folder):
+            yield turn, "", gr.update() if sources_now is None else sources_now, asked_now
 
     def example(evt: gr.SelectData, history: list, asked: list, tags, folder):
         value = evt.value
@@ -100,6 +130,7 @@ def build_app(service: NotesService) -> gr.Blocks:
                                           show_label=False, scale=6, elem_id="azchat-question",
                                           autofocus=True, submit_btn=False)
                     ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="azchat-ask")
+                written = _written_toggle()
                 with gr.Accordion("Filters (applied inside the search)", open=False):
                     with gr.Row():
                         tags = gr.Dropdown(choices=service.tags(), value=[], multiselect=True, label="Tags",
@@ -116,8 +147,11 @@ def build_app(service: NotesService) -> gr.Blocks:
         ui = dict(api_visibility="undocumented")
         inputs = [question, chatbot, asked, tags, folder]
         outputs = [chatbot, question, sources, asked]
-        question.submit(respond, inputs, outputs, **ui)
-        ask_btn.click(respond, inputs, outputs, **ui)
+        handler = respond
+        if written is not None:                      # a model endpoint is configured: the toggle decides
+            handler, inputs = respond_written, inputs + [written]
+        question.submit(handler, inputs, outputs, **ui)
+        ask_btn.click(handler, inputs, outputs, **ui)
         chatbot.example_select(example, [chatbot, asked, tags, folder], outputs, **ui)
         chatbot.clear(lambda: ([], sources_html(None)), None, [asked, sources], **ui)
         rebuild_btn.click(rebuild, None, [status, rebuild_btn, tags, folder], concurrency_limit=1, **ui)
@@ -147,6 +181,20 @@ def build_app(service: NotesService) -> gr.Blocks:
         gr.api(section, api_name="section")
         gr.api(status_api, api_name="status")
     return app
+
+
+def _written_toggle():
+    """"Written answer by <model>" when a model endpoint is configured (AZCHAT_LLM_* or AZURE_OPENAI_*)."""
+    from .llm import LLMConfigError, configured, load_config
+
+    if not configured():
+        return None
+    try:
+        name = load_config().model
+    except LLMConfigError:
+        name = "your model"                          # the notice under the answer says what is missing
+    return gr.Checkbox(value=False, label=f"Written answer by {name} (cited, checked against your notes)",
+                       elem_id="azchat-written")
 
 
 def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
