@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 
 import pytest
 
@@ -16,7 +19,7 @@ from azchat.generate import (REFUSAL, CitationCheck, GeneratedAnswer, build_mess
 from azchat.llm import LLMConfigError, load_config, redact
 from azchat.types import Citation
 
-from conftest import write
+from conftest import REPO, write
 from llm_server import Reply, ScriptedLLM
 
 PEERING = "how do I peer two virtual networks"
@@ -387,3 +390,12 @@ def test_eval_llm_without_an_endpoint_is_an_error(indexed, tmp_path, capsys):
     qfile.write_text(json.dumps({"question": PEERING, "gold_files": ["networking.md"]}) + "\n", encoding="utf-8")
     assert main(["eval", str(qfile), "--notes", str(notes), "--index", str(index), "--llm"]) == 2
     assert "eval --llm needs a model endpoint" in capsys.readouterr().err
+
+
+def test_openai_is_imported_only_when_a_written_answer_is_asked_for():
+    code = ("import sys, azchat, azchat.cli, azchat.retrieval, azchat.generate, azchat.llm; "
+            "print('openai' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
