@@ -399,3 +399,8 @@ def test_openai_is_imported_only_when_a_written_answer_is_asked_for():
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_short_code_line_found_inside_a_word_is_not_a_quote():
+    out, c = check("List it [2]:\n```\nNSG\n```")       # "NSG" is in passage 2, but not as a line of code
+    assert out == "List it [1]:" and c.dropped == 1

@@ -314,7 +314,7 @@ class CitationCheck:
         self._line_start, self._prefix = True, ""
         body = [_norm(l) for l in block[1:] if l.strip()]
         source = next((k for k, lines in enumerate(self._texts, start=1)
-                       if body and all(any(b in l for l in lines) for b in body)), None)
+                       if body and all(any(_holds(l, b) for l in lines) for b in body)), None)
         if source is None:
             if body:
                 self.dropped += 1
@@ -329,6 +329,12 @@ class CitationCheck:
         self._line_out, self._newlines = False, 1
         self._last_cited = {n}
         return out
+
+
+def _holds(passage_line: str, code_line: str) -> bool:
+    """A passage line holds a line of the model's code block: the same, or a long enough part of it (a
+    command quoted inside a sentence, without its "$ " prompt)."""
+    return code_line == passage_line or (len(code_line) >= 12 and code_line in passage_line)
 
 
 def _numbers(group: str) -> list[int]:
