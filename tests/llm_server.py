@@ -30,9 +30,10 @@ class Request:
 
 
 class ScriptedLLM:
-    def __init__(self, key: str | None = None, default: str = "No script for this request."):
+    def __init__(self, key: str | None = None, default: str = "No script for this request.", responder=None):
         self.key = key
         self.default = default
+        self.responder = responder     # body -> reply text, when no scripted reply is queued
         self.replies: list[Reply] = []
         self.requests: list[Request] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -58,8 +59,10 @@ class ScriptedLLM:
         self._server.shutdown()
         self._server.server_close()
 
-    def _next(self) -> Reply:
-        return self.replies.pop(0) if self.replies else Reply(self.default)
+    def _next(self, body: dict) -> Reply:
+        if self.replies:
+            return self.replies.pop(0)
+        return Reply(self.responder(body) if self.responder else self.default)
 
     def _handler(self):
         owner = self
@@ -83,7 +86,7 @@ class ScriptedLLM:
                         return self._json(401, {"error": {"message": f"Incorrect API key provided: {given}.",
                                                           "type": "invalid_request_error",
                                                           "code": "invalid_api_key"}})
-                reply = owner._next()
+                reply = owner._next(body)
                 time.sleep(reply.delay)
                 if reply.status != 200:
                     return self._json(reply.status, {"error": {"message": reply.content, "type": "server_error"}})

@@ -404,3 +404,9 @@ def test_openai_is_imported_only_when_a_written_answer_is_asked_for():
 def test_a_short_code_line_found_inside_a_word_is_not_a_quote():
     out, c = check("List it [2]:\n```\nNSG\n```")       # "NSG" is in passage 2, but not as a line of code
     assert out == "List it [1]:" and c.dropped == 1
+
+
+def test_an_intro_goes_with_the_part_it_introduced():
+    out, c = check("Peering needs two links [1].\n\nFor example:\n```bash\naz vm delete --yes\n```\n\n"
+                   "Archive is cold [3].")
+    assert out == "Peering needs two links [1].\n\nArchive is cold [2]." and c.dropped == 1

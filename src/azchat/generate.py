@@ -249,9 +249,14 @@ class CitationCheck:
             if last and self._line_units == 1 and sentence.endswith(":"):
                 self._hold_line(self._prefix + sentence, heading=False)
             else:
-                self.dropped += 1
+                self._dropped()
             return ""
         return self._write(checked)
+
+    def _dropped(self) -> None:
+        """A part left out: the "...:" line that introduced it goes too (a heading stays for what follows)."""
+        self.dropped += 1
+        self._held = [h for h in self._held if h.startswith("#")]
 
     def _hold_line(self, text: str, heading: bool) -> None:
         if heading:
@@ -317,7 +322,7 @@ class CitationCheck:
                        if body and all(any(_holds(l, b) for l in lines) for b in body)), None)
         if source is None:
             if body:
-                self.dropped += 1
+                self._dropped()
             return ""
         n = self._number(source)
         fence = _FENCE.match(block[0]).group(1)
