@@ -76,6 +76,12 @@ def test_uncited_sentences_are_left_out_but_list_intros_stay():
     assert c.dropped == 2
 
 
+def test_abbreviations_do_not_end_a_sentence():
+    out, c = check("Use a hub, e.g. VNet1 as in the notes [1]. Tiers, z.B. Archive, need rehydration [3].")
+    assert out == "Use a hub, e.g. VNet1 as in the notes [1]. Tiers, z.B. Archive, need rehydration [2]."
+    assert c.dropped == 0
+
+
 def test_streaming_in_small_pieces_gives_the_same_text():
     text = ("## Steps\n1. First, e.g. the link [1]. Then the NSG [Passage 2].\n2. Invented [4].\n\nRun:\n"
             "```bash\naz network vnet peering create --name x\n```\nDone [3].")

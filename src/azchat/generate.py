@@ -214,7 +214,7 @@ class CitationCheck:
         for m in _END.finditer(text):
             if m.start() < pos or not _outside_code(text, m.start()):
                 continue
-            if text[m.end()].islower():
+            if text[m.end()].islower() or (not m.group(1).strip() and _abbreviation(text, m.start())):
                 continue
             out.append(self._sentence(text[pos:m.end(1)]))
             pos = m.end()
@@ -334,6 +334,15 @@ class CitationCheck:
         self._line_out, self._newlines = False, 1
         self._last_cited = {n}
         return out
+
+
+_ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "z.b", "d.h", "u.a", "bzw", "ca", "usw", "nr", "dr", "mr", "ms", "vgl"}
+
+
+def _abbreviation(text: str, dot: int) -> bool:
+    """The period at `dot` ends an abbreviation ("e.g.", "z.B.", "etc."), not a sentence."""
+    word = re.search(r"(\S+)$", text[:dot])
+    return bool(word) and word.group(1).lower().lstrip("(") in _ABBREVIATIONS
 
 
 def _holds(passage_line: str, code_line: str) -> bool:
