@@ -416,3 +416,15 @@ def test_an_intro_goes_with_the_part_it_introduced():
     out, c = check("Peering needs two links [1].\n\nFor example:\n```bash\naz vm delete --yes\n```\n\n"
                    "Archive is cold [3].")
     assert out == "Peering needs two links [1].\n\nArchive is cold [2]." and c.dropped == 1
+
+
+def test_eval_llm_stops_early_when_the_endpoint_is_unreachable(indexed, tmp_path, monkeypatch, capsys):
+    notes, index, _ = indexed
+    monkeypatch.setenv("AZCHAT_LLM_BASE_URL", "http://127.0.0.1:9/v1")      # nothing listens on port 9
+    monkeypatch.setenv("AZCHAT_LLM_MODEL", "m")
+    qfile = tmp_path / "q.jsonl"
+    q = {"question": PEERING, "gold_files": ["networking.md"]}
+    qfile.write_text("\n".join(json.dumps(q) for _ in range(6)) + "\n", encoding="utf-8")
+    assert main(["eval", str(qfile), "--notes", str(notes), "--index", str(index), "--llm"]) == 1
+    err = capsys.readouterr().err
+    assert "Stopped after 3 questions: No written answer: cannot reach 127.0.0.1:9" in err

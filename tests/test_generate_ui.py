@@ -8,6 +8,7 @@ import signal
 import pytest
 
 from azchat.embedding import HashEmbedder
+from azchat.render import md_text
 from azchat.service import NotesService
 
 from conftest import start_serve, write_fixture_vault
@@ -39,8 +40,9 @@ def test_written_turn_streams_then_shows_sources_and_notice(vault, tmp_path, end
     endpoint.script(Reply("You create a peering link in each direction [1]. Peered networks use the Microsoft "
                           "backbone [1]. Made up [5]."))
     turns = list(ui.written_turn(service, PEERING, [], [], [], None))
-    assert len(turns) >= 3                                 # at least two partial updates, then the final one
-    partial_history, partial_sources, partial_asked = turns[0]
+    assert len(turns) >= 4             # the question at once, at least two partial updates, then the final one
+    assert turns[0][0][-1]["content"] == "…" and turns[0][0][0]["content"] == md_text(PEERING)
+    partial_history, partial_sources, partial_asked = turns[1]
     assert partial_sources is None and partial_asked == []
     assert partial_history[-1]["content"].endswith(" …") and "each direction \\[1\\]" in partial_history[-1]["content"]
     history, sources, asked = turns[-1]

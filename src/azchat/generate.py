@@ -53,7 +53,7 @@ class GeneratedAnswer(Answer):
     notice: str = ""               # one line; "" when all went well
     dropped: int = 0               # sentences left out because they cited no passage
     invented: int = 0              # citation numbers removed because no passage has them
-    failure: str = ""              # why it fell back: config|timeout|connection|auth|status|refused|uncited|error
+    failure: str = ""              # why it fell back: config|timeout|connection|auth|model|status|refused|uncited|error
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "mode": self.mode, "model": self.model, "notice": self.notice}
@@ -441,7 +441,7 @@ def _reason(exc: BaseException, config) -> tuple[str, str]:
     elif isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         kind, text = "auth", f"{host} refused the API key (HTTP {exc.status_code})"
     elif isinstance(exc, openai.NotFoundError):
-        kind, text = "auth", f"{host} has no model or deployment named {config.model!r} (HTTP 404)"
+        kind, text = "model", f"{host} has no model or deployment named {config.model!r} (HTTP 404)"
     elif isinstance(exc, openai.APIStatusError):
         body = getattr(exc, "body", None)
         detail = body.get("message") if isinstance(body, dict) else None
@@ -580,7 +580,7 @@ class WrittenTally:
             self.invented += ans.invented
             return
         self.fallbacks[ans.failure] = self.fallbacks.get(ans.failure, 0) + 1
-        if ans.failure in ("config", "connection", "auth", "timeout") and self.written == 0:
+        if ans.failure in ("config", "connection", "auth", "model", "timeout") and self.written == 0:
             self._failures.append(ans.failure)
             if len(self._failures) >= self.STOP_AFTER and len(set(self._failures)) == 1:
                 raise AzchatError(f"Stopped after {self.STOP_AFTER} questions: {ans.notice}")

@@ -59,6 +59,7 @@ def written_turn(service: NotesService, message: str, history: list, asked: list
     t, f = _filters(tags, folder)
     answer = _call(service.ask, message, tags=t, folder=f, previous=asked)
     history = history + [{"role": "user", "content": md_text(message)}, {"role": "assistant", "content": "…"}]
+    yield list(history), None, asked                 # the question shows while the model starts
     shown = ""
     for item in stream_answer(answer):
         if isinstance(item, str):
