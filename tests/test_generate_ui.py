@@ -50,7 +50,7 @@ def test_written_turn_streams_then_shows_sources_and_notice(vault, tmp_path, end
     assert final.startswith("_Checked the model's answer: left out 1 part that cited no passage and removed 1 "
                             "citation of passages that do not exist._")
     assert "Written by scripted-model from your notes:" in final and "Made up" not in final
-    assert "networking.md:17-19" in sources and asked == [PEERING]
+    assert "networking.md:19" in sources and asked == [PEERING]
     assert [m["role"] for m in history] == ["user", "assistant"]
 
 
@@ -92,7 +92,7 @@ def test_browser_toggle_streams_a_written_answer(tmp_path, endpoint):
             page.click("#azchat-ask")
             bot = page.locator('#azchat-chat [data-testid="bot"]').first
             page.wait_for_function("() => document.querySelector('#azchat-sources') && "
-                                   "document.querySelector('#azchat-sources').innerText.includes('networking.md:17')")
+                                   "document.querySelector('#azchat-sources').innerText.includes('networking.md:19')")
             text = bot.inner_text()
             assert "Written by scripted-model from your notes" in text
             assert "peering link in each direction [1]" in text

@@ -148,6 +148,7 @@ class CitationCheck:
         self._held: list[str] = []     # headings and "...:" lines, written before the next kept sentence
         self._code: list[str] | None = None    # the lines of an open code fence
         self._last_cited: set[int] = set()
+        self.claims: dict[int, list[str]] = {}     # passage -> the kept sentences (or code lines) citing it
 
     # the stream ---------------------------------------------------------------------------------
     def feed(self, piece: str) -> str:
@@ -304,6 +305,10 @@ class CitationCheck:
             pos = m.end()
         if not valid_any:
             return None
+        for m in matches:
+            for k in dict.fromkeys(_numbers(m.group(1))):
+                if 1 <= k <= self.count:
+                    self.claims.setdefault(k, []).append(_norm(_CITE.sub(" ", sentence)))
         pieces.append(sentence[pos:])
         out = "".join(pieces)
         self._last_cited = cited
@@ -325,6 +330,7 @@ class CitationCheck:
                 self._dropped()
             return ""
         n = self._number(source)
+        self.claims.setdefault(source, []).extend(l for l in block[1:] if l.strip())
         fence = _FENCE.match(block[0]).group(1)
         lines = [block[0].strip()] + [l for l in block[1:]] + [fence]
         marker = "" if n in self._last_cited else f"\n[{n}]"
@@ -343,6 +349,47 @@ def _abbreviation(text: str, dot: int) -> bool:
     """The period at `dot` ends an abbreviation ("e.g.", "z.B.", "etc."), not a sentence."""
     word = re.search(r"(\S+)$", text[:dot])
     return bool(word) and word.group(1).lower().lstrip("(") in _ABBREVIATIONS
+
+
+def narrow(passage: Citation, claims: list[str]) -> Citation:
+    """The citation narrowed to the lines its sentences come from: for each sentence, the passage line that
+    shares most of its words (at least half of them, and two), a code line its whole fenced block. The whole
+    passage when any sentence has no such line (a paraphrase, or words from several lines)."""
+    from .lexical import tokenize
+
+    lines = passage.snippet.split("\n")
+    tokens = [set(tokenize(line)) for line in lines]
+    blocks = _fenced_blocks(lines)
+    first = last = None
+    for claim in claims:
+        words = set(tokenize(claim))
+        if not words:
+            continue
+        shared = [len(words & t) for t in tokens]
+        best = max(range(len(lines)), key=lambda i: (shared[i], -i))
+        if shared[best] < max(2, len(words) / 2):
+            return passage
+        a, b = blocks.get(best, (best, best))
+        first, last = (a, b) if first is None else (min(first, a), max(last, b))
+    if first is None:
+        return passage
+    return dataclasses.replace(passage, start_line=passage.start_line + first, end_line=passage.start_line + last,
+                               snippet="\n".join(lines[first:last + 1]))
+
+
+def _fenced_blocks(lines: list[str]) -> dict[int, tuple[int, int]]:
+    """Each line inside a fenced code block -> (first, last) content line of its block."""
+    out: dict[int, tuple[int, int]] = {}
+    start = None
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            if start is None:
+                start = i + 1
+            else:
+                for j in range(start, i):
+                    out[j] = (start, i - 1) if i > start else (j, j)
+                start = None
+    return out
 
 
 def _holds(passage_line: str, code_line: str) -> bool:
@@ -520,7 +567,8 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
     if not check.kept:
         yield _fallback(answer, config, "uncited", "the model's answer cited none of the passages")
         return
-    citations = [dataclasses.replace(passages[k - 1], n=n) for n, k in enumerate(check.order, start=1)]
+    citations = [narrow(dataclasses.replace(passages[k - 1], n=n), check.claims.get(k, []))
+                 for n, k in enumerate(check.order, start=1)]
     problems = []
     if check.dropped:
         problems.append(f"left out {check.dropped} part{'s' if check.dropped != 1 else ''} that cited no "
