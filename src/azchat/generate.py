@@ -5,7 +5,8 @@ an instruction that they are untrusted quotes. Its answer is checked sentence by
 a citation [n] that names no passage is removed, a sentence left without a valid citation is left out (a
 heading or a "...:" line that introduces cited sentences stays), a code block is kept only when a passage holds
 it verbatim, and the numbers are renumbered in the order they are first cited. The citations keep the
-extractive shape: path, heading, line span and the passage's text as snippet.
+extractive shape (path, heading, line span, snippet), narrowed to the passage lines the cited sentences come
+from when each sentence has one clear line, else the whole passage.
 
 When retrieval refuses ("not in your notes") the model is not called. When no endpoint is configured, or the
 call fails, times out or the model declines, the extractive answer comes back with a one-line notice.
