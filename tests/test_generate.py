@@ -452,3 +452,13 @@ def test_eval_llm_stops_early_when_the_endpoint_is_unreachable(indexed, tmp_path
     assert main(["eval", str(qfile), "--notes", str(notes), "--index", str(index), "--llm"]) == 1
     err = capsys.readouterr().err
     assert "Stopped after 3 questions: No written answer: cannot reach 127.0.0.1:9" in err
+
+
+def test_a_reasoning_models_thinking_is_not_shown(indexed, endpoint):
+    _, _, r = indexed
+    endpoint.script(Reply("<think>The note says to peer [1]. Maybe I cite [2].</think>\n\nYou create a peering "
+                          "link in each direction [1].", piece=3))
+    pieces: list[str] = []
+    ans = r.ask(PEERING, mode="generative", on_text=pieces.append)
+    assert ans.mode == "generative" and "think" not in ans.answer and "Maybe" not in "".join(pieces)
+    assert ans.answer.split("\n\n")[1] == "You create a peering link in each direction [1]."
