@@ -297,6 +297,8 @@ def test_the_key_is_never_logged_or_shown(indexed, monkeypatch, caplog, capsys):
         caplog.set_level(logging.DEBUG)
         for name in ("openai", "httpx", "httpx2", "httpcore"):
             caplog.set_level(logging.DEBUG, logger=name)
+        missing = r.ask(PEERING, mode="generative")          # no key set: the server says 401
+        assert missing.failure == "auth" and "AZCHAT_LLM_API_KEY is not set" in missing.notice
         server.script(Reply("You create a peering link in each direction [1]."))
         monkeypatch.setenv("AZCHAT_LLM_API_KEY", key)
         good = r.ask(PEERING, mode="generative")

@@ -488,6 +488,8 @@ def _reason(exc: BaseException, config) -> tuple[str, str]:
         kind, text = "connection", f"cannot reach {host}"
     elif isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         kind, text = "auth", f"{host} refused the API key (HTTP {exc.status_code})"
+        if not config.api_key:
+            text = f"{host} wants an API key (HTTP {exc.status_code}) and AZCHAT_LLM_API_KEY is not set"
     elif isinstance(exc, openai.NotFoundError):
         kind, text = "model", f"{host} has no model or deployment named {config.model!r} (HTTP 404)"
     elif isinstance(exc, openai.APIStatusError):
