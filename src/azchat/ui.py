@@ -45,6 +45,7 @@ CSS = """
              font-size: 0.95rem; font-weight: 600; margin: 6px 0 4px; }
 .azchat-md p, .azchat-md ul, .azchat-md ol, .azchat-md table, .azchat-md blockquote { margin: 4px 0; }
 .azchat-md ul, .azchat-md ol { padding-left: 1.4em; }
+.azchat-md strong, .azchat-md b, .azchat-md em, .azchat-md code { font-size: inherit; }
 .azchat-md ul { list-style: disc; }
 .azchat-md ol { list-style: decimal; }
 .azchat-md table { border-collapse: collapse; font-size: 0.82rem; }
@@ -127,7 +128,6 @@ def _call(fn, *args, **kwargs):
 
 def build_app(service: NotesService) -> gr.Blocks:
     """The Blocks app: chat, sources panel, filters, index status with a rebuild button, and the API."""
-    links = EditorLinks.for_notes(service.notes_dir)
 
     def respond(message: str, history: list, asked: list, tags, folder):
         message = (message or "").strip()
@@ -138,6 +138,7 @@ def build_app(service: NotesService) -> gr.Blocks:
         answer = _call(service.ask, message, tags=t, folder=f, previous=asked)
         history += [{"role": "user", "content": md_text(message)},
                     {"role": "assistant", "content": chat_markdown(answer)}]
+        links = EditorLinks.for_notes(service.notes_dir)     # per answer: a vault may be opened in Obsidian later
         return history, "", sources_html(answer, service.section, links), asked + [message]
 
     def example(evt: gr.SelectData, history: list, asked: list, tags, folder):
