@@ -224,3 +224,13 @@ def test_pending_changes_counts_new_edited_and_deleted_notes(tmp_path):
     os.unlink(notes / "b.md")
     assert pending_changes(notes, tmp_path / "index") == {"added": 1, "changed": 1, "removed": 1}
     assert is_stale(notes, tmp_path / "index")
+
+
+def test_a_quoted_command_shows_as_code_in_the_chat():
+    from azchat.render import chat_markdown
+
+    body = "From your notes:\n\n- `echo <b>hi</b> | grep `x`` [1]\n- A `sentence` with *stars*. [2]\n\nSources:\n[1] x"
+    cits = [Citation(n, "a.md", "A", "A", n, n, "s") for n in (1, 2)]
+    out = chat_markdown(Answer("q", body, True, cits, []))
+    assert "- `` echo <b>hi</b> | grep `x` `` \\[1\\]" in out                 # a code span: literal
+    assert r"- A \`sentence\` with \*stars\*. \[2\]" in out                 # prose stays escaped

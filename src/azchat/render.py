@@ -29,6 +29,15 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
+_CODE_BULLET = re.compile(r"^- `(.+)` (\[\d+\])$")     # answer.py writes a quoted code line as `code`
+
+
+def code_span(text: str) -> str:
+    """A Markdown code span that shows text literally, whatever backticks it holds."""
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{ticks} {text} {ticks}"
+
+
 def chat_markdown(answer: Answer) -> str:
     """The answer as Markdown that shows the notes' text literally: the cited sentences as a list with
     their [n] markers, then one compact line of sources (the sources panel has the details)."""
@@ -36,7 +45,11 @@ def chat_markdown(answer: Answer) -> str:
     for line in answer.answer.split("\n"):
         if answer.citations and line.strip() == "Sources:":
             break
-        out.append("- " + md_text(line[2:]) if line.startswith("- ") else md_text(line))
+        code = _CODE_BULLET.match(line)
+        if code:     # a quoted command: shown as code (a code span shows its text literally)
+            out.append(f"- {code_span(code.group(1))} {md_text(code.group(2))}")
+        else:
+            out.append("- " + md_text(line[2:]) if line.startswith("- ") else md_text(line))
     if answer.citations:
         while out and not out[-1].strip():
             out.pop()

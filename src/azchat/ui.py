@@ -54,9 +54,9 @@ CSS = """
 .azchat-md .azchat-callout { border-left-color: var(--color-accent); }
 .azchat-md pre { white-space: pre-wrap; word-break: break-word; margin: 0; padding: 4px 6px;
                  font-size: 0.8rem; background: transparent; }
-.azchat-code { position: relative; border: 1px solid var(--border-color-primary); border-radius: 4px;
+.azchat-code { border: 1px solid var(--border-color-primary); border-radius: 4px;
                margin: 4px 0; background: var(--background-fill-primary); }
-.azchat-code-lang { position: absolute; right: 6px; top: 2px; font-size: 0.7rem;
+.azchat-code-lang { display: block; text-align: right; padding: 0 6px; font-size: 0.7rem; line-height: 1.2;
                     color: var(--body-text-color-subdued); }
 .azchat-code-body .hll { background: rgba(253, 230, 138, 0.55); display: block; }
 .dark .azchat-code-body .hll { background: rgba(250, 204, 21, 0.22); }
