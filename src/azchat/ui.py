@@ -25,7 +25,6 @@ from .service import NotesService  # noqa: E402
 ALL_FOLDERS = "(all folders)"
 
 CSS = """
-#azchat-chat .bubble-wrap { scroll-padding-top: 40px; }
 .azchat-sources { font-size: 0.92rem; }
 .azchat-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
                  margin-bottom: 10px; }
