@@ -21,7 +21,7 @@ def main() -> int:
     ap.add_argument("--notes", default=str(REPO / "notes"))
     ap.add_argument("--index", default=str(REPO / "index"))
     ap.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
-    ap.add_argument("--question", default="What does the Azure Machine Learning workspace do?")
+    ap.add_argument("--question", default="how do I peer two vnets")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright

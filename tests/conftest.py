@@ -171,3 +171,59 @@ def start_serve(root: Path, notes: Path, *extra: str):
         time.sleep(0.5)
     proc.kill()
     pytest.fail(f"azchat serve did not start (exit {proc.poll()}):\n{err.read_text()[-3000:]}")
+
+
+# -- the browser (Playwright with Debian's Chromium) ---------------------------------------------
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium for the browser tests (skipped without one unless AZCHAT_REQUIRE_BROWSER)."""
+    exe = chromium_path()
+    if exe is None:
+        reason = "no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)"
+        if os.environ.get("AZCHAT_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_chat(browser, url: str, **context):
+    """A new page on the chat, ready for a question; dialogs are dismissed and recorded in page.dialogs."""
+    ctx = browser.new_context(viewport=context.pop("viewport", {"width": 1400, "height": 1000}), **context)
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    dialogs = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.goto(url)
+    pg.wait_for_selector("#azchat-question textarea")
+    pg.dialogs = dialogs
+    return pg
+
+
+def ask_in_browser(page, question: str) -> str:
+    """Type a question, press Ask, wait for the new bot message; returns its text."""
+    bots = page.locator('#azchat-chat [data-testid="bot"]')
+    before = bots.count()
+    page.fill("#azchat-question textarea", question)
+    page.click("#azchat-ask")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#azchat-chat [data-testid=\"bot\"]').length > n", arg=before)
+    return bots.nth(before).inner_text()

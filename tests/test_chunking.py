@@ -110,3 +110,49 @@ def test_the_frontmatter_description_is_searchable_but_not_embedded(tmp_path):
     assert "description" not in tmpl.search_text.splitlines()[0].lower()
     [summ] = chunks_of(tmp_path, "sum.md")
     assert "Backups of the home server" in summ.search_text.splitlines()[0]
+
+
+def _export_line(target_bytes: int = 300_000) -> tuple[str, list[str]]:
+    """One line of exported text (no newline): filler sentences with a distinct fact every few sentences."""
+    parts, facts, k = [], [], 0
+    while sum(len(p) + 1 for p in parts) < target_bytes:
+        k += 1
+        if k % 7 == 0:
+            fact = f"The rotation code for vault {k} is quux{k} and it expires after {k % 90 + 1} days."
+            facts.append(fact)
+            parts.append(fact)
+        else:
+            parts.append(f"Record {k} lists storage account acct{k % 53} in region {k % 11} with {k % 5} replicas.")
+    return " ".join(parts), facts
+
+
+def test_a_300kb_line_is_windowed_on_its_own_line_number_with_every_sentence_whole(tmp_path):
+    line, facts = _export_line()
+    write(tmp_path, "export.md", "# Export\n\nExported from the asset tool.\n" + line)   # no final newline
+    assert (tmp_path / "export.md").stat().st_size > 300_000
+    chunks = [c for c in chunks_of(tmp_path, "export.md", max_tokens=120) if c.end_line >= 4]
+    fake = HashEmbedder()
+    assert len(chunks) > 100
+    start, end = 0, 0
+    for c in chunks:
+        assert (c.start_line, c.end_line) == (4, 4)                  # the line's true number, on every window
+        assert fake.count_tokens([c.embed_text])[0] <= 120
+        at = line.find(c.text, start)
+        assert at >= 0, "a window is not a piece of the line"
+        assert at <= end + 1                                       # overlapping or adjacent: nothing skipped
+        start, end = at, at + len(c.text)
+    assert end == len(line)
+    whole = [f for f in facts if not any(f in c.text for c in chunks)]
+    assert whole == [], f"{len(whole)} of {len(facts)} facts are cut between windows"
+
+
+def test_a_long_line_without_sentences_still_overlaps_by_a_quarter(tmp_path):
+    words = [f"w{i % 997}" for i in range(20_000)]
+    words[10_000:10_004] = ["alpha", "quuxmid", "beta", "gamma"]
+    write(tmp_path, "blob.md", " ".join(words))
+    chunks = chunks_of(tmp_path, "blob.md", max_tokens=100)
+    assert all((c.start_line, c.end_line) == (1, 1) for c in chunks)
+    assert any("alpha quuxmid beta gamma" in c.text for c in chunks)
+    for a, b in zip(chunks, chunks[1:]):
+        shared = set(a.text.split()[-20:]) & set(b.text.split()[:20])
+        assert shared, "consecutive windows do not overlap"

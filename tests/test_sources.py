@@ -11,7 +11,7 @@ import pytest
 from azchat.config import auth_from_env
 from azchat.embedding import HashEmbedder
 from azchat.errors import AzchatError, SourceError
-from azchat.render import chat_markdown, esc, highlight, md_text, sources_html, window
+from azchat.render import chat_markdown, esc, md_text, sources_html
 from azchat.service import NotesService
 from azchat.sources import read_section, resolve_note_path
 from azchat.types import Answer, Citation, Hit
@@ -115,8 +115,8 @@ def test_sources_html_escapes_note_text_and_marks_only_with_our_tags():
     html_out = sources_html(_answer(XSS, text), lambda p, l: read_section_stub(text))
     tags = re.findall(r"<([^>]*)>", html_out)          # every "<" left in the output is one of ours
     assert {re.match(r"/?(\w+)", t).group(1) for t in tags} <= {"div", "span", "b", "code", "pre", "mark",
-                                                               "details", "summary"}
-    assert {a for t in tags for a in re.findall(r'\s([\w-]+)=', t)} <= {"class", "title"}
+                                                               "details", "summary", "h2", "p", "button"}
+    assert {a for t in tags for a in re.findall(r'\s([\w-]+)=', t)} <= {"class", "title", "type", "data-copy"}
     assert "${" not in html_out
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html_out
     assert html_out.count('<mark class="azchat-match">') == 2          # passage + whole section
@@ -136,12 +136,7 @@ def test_chat_markdown_shows_markup_literally():
     assert md_text("**bold** [x](y) `c` <i>") == r"\*\*bold\*\* \[x\](y) \`c\` &lt;i&gt;"
 
 
-def test_highlight_and_window_find_the_quoted_lines():
-    text = "\n".join(f"line {i}" for i in range(20))
-    assert highlight("a <b> c", ["<b>"]) == 'a <mark class="azchat-match">&lt;b&gt;</mark> c'
-    shown, cut_start, cut_end = window(text, ["line 10"])
-    assert shown.split("\n") == ["line 8", "line 9", "line 10", "line 11", "line 12"] and cut_start and cut_end
-    assert window(text, ["nowhere"]) == (text, False, False)
+def test_esc_leaves_no_template_syntax():
     assert esc("${x}") == "&#36;&#123;x&#125;"
 
 
@@ -186,8 +181,8 @@ def test_service_answers_during_rebuild_and_swaps_in_the_new_index(vault, tmp_pa
     assert svc.rebuilding and not svc.start_rebuild()          # one rebuild at a time
     st = svc.status()
     assert st["rebuilding"] is True and "Embedding 1 chunks" in st["phase"]
-    from azchat.render import status_markdown
-    assert "Rebuilding" in status_markdown(st) and "4 notes" in status_markdown(st)
+    from azchat.render import status_html
+    assert "Rebuilding" in status_html(st) and "4 notes" in status_html(st)
     # the old index keeps answering while the rebuild is blocked
     assert svc.ask("How do I peer two virtual networks?").found
     assert all(h.path != "new/kubernetes.md" for h in svc.search("zebrafish clusters", k=10))

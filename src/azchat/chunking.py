@@ -87,7 +87,9 @@ def _windows(note, sec: Section, clean, line_tokens, room, overlap, count_tokens
     while pos < len(lines):
         i = lines[pos]
         if line_tokens[i] > room:
-            yield from _split_long_line(note.lines[i], i, room, count_tokens)
+            # half a chunk per window: a line without structure (an export of many records) holds many
+            # unrelated facts, and a smaller window keeps one of them from drowning in its neighbours
+            yield from _split_long_line(note.lines[i], i, room // 2, count_tokens)
             pos += 1
             continue
         total, end = 0, pos
@@ -111,8 +113,14 @@ def _windows(note, sec: Section, clean, line_tokens, room, overlap, count_tokens
             pos += 1
 
 
+_SENTENCE_END = re.compile(r"[.!?;:]['\")\]]*$")
+
+
 def _split_long_line(line: str, index: int, room: int, count_tokens):
-    """A single line longer than the budget: cut it between words into pieces that fit, overlapping a little."""
+    """A single line longer than the chunk (an export, a minified file): windows of `room` tokens over it
+    that all carry its line number. Windows are cut between words, end after a sentence where one ends in
+    their second half, and overlap by a quarter of `room`, starting at a sentence where one starts in the
+    overlap, so every sentence shorter than the overlap lies whole inside at least one window."""
     spans = []
     for m in re.finditer(r"\S+", line):
         s, e = m.start(), m.end()
@@ -121,16 +129,25 @@ def _split_long_line(line: str, index: int, room: int, count_tokens):
             s += 200
         spans.append((s, e))
     counts = count_tokens([line[s:e] for s, e in spans])
+    ends = [bool(_SENTENCE_END.search(line[s:e])) for s, e in spans]
+    overlap = max(room // 4, 1)
     i = 0
     while i < len(spans):
         total, j = 0, i
         while j < len(spans) and (j == i or total + counts[j] <= room):
             total += counts[j]
             j += 1
+        if j < len(spans):
+            j = next((k + 1 for k in range(j - 1, i + (j - i) // 2, -1) if ends[k]), j)
         yield index, index, line[spans[i][0]:spans[j - 1][1]]
         if j >= len(spans):
             break
-        i = max(j - max((j - i) // 10, 1), i + 1)
+        start, back = j, 0
+        while start - 1 > i and back + counts[start - 1] <= overlap:
+            start -= 1
+            back += counts[start]
+        start = next((k for k in range(start, j) if ends[k - 1]), start)
+        i = max(start, i + 1)
 
 
 def _make_chunk(note: Note, heading: str, prefix: str, first: int, last: int,

@@ -216,6 +216,9 @@ def cmd_serve(args) -> int:
     from .service import NotesService
 
     auth = config.auth_from_env()     # a malformed AZCHAT_AUTH fails before any work
+    from .editor import template_from_env
+
+    template_from_env()               # and so does a malformed AZCHAT_EDITOR_URL
     service = NotesService(args.notes, args.index, model=args.model)
     service.open(log=lambda m: _say(args, m), progress=ProgressBar("Embedding"))
     _say(args, "Starting the chat ...")

@@ -48,25 +48,33 @@ def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings)
 
 def is_stale(notes_dir, index_dir) -> bool:
     """True when a note was added, removed or touched since the last build (stat only, no reading)."""
+    changes = pending_changes(notes_dir, index_dir)
+    return changes is None or any(changes.values())
+
+
+def pending_changes(notes_dir, index_dir) -> dict | None:
+    """How many notes were added, touched or removed since the last build, by stat only (a touched note
+    may turn out unchanged when read): {"added", "changed", "removed"}; None when the index is missing or
+    was built with other chunking rules (everything is rebuilt)."""
     manifest = read_manifest(Path(index_dir))
     if manifest is None or manifest.get("chunker") != ChunkSettings().to_dict():
-        return True   # no index, or one built with older chunking/tokenization rules
+        return None
     paths, _ = find_notes(Path(notes_dir))
     known = manifest.get("notes", {})
     skipped = manifest.get("skipped", {})
-    seen = 0
+    seen = added = changed = 0
     for path in paths:
         rel = relative_path(path, Path(notes_dir))
         entry = known.get(rel)
         if entry is None:
             bad = skipped.get(rel)
-            if bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size")):
-                continue          # a file skipped last time (binary, unreadable) and untouched since
-            return True
+            if not (bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size"))):
+                added += 1    # new, or a file skipped last time (binary, unreadable) and touched since
+            continue
         seen += 1
         if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
-            return True
-    return seen != len(known)
+            changed += 1
+    return {"added": added, "changed": changed, "removed": len(known) - seen}
 
 
 def light_max() -> int:

@@ -1,8 +1,8 @@
 """Answers, sources and index status as safe markup for a browser. No UI framework here.
 
-Every piece of note text is escaped before it is put into HTML or Markdown, so a note that contains
-`<script>`, `<img onerror=...>` or `javascript:` links is shown as text and never runs. The only tags in the
-output are the ones written here (div, span, b, code, pre, mark, details, summary).
+Note text never becomes live HTML: the chat's Markdown escapes it (md_text), the sources panel renders it
+through note_html (markdown-it without raw HTML, then the nh3 sanitizer), and everything else is escaped
+(esc). A note that contains `<script>`, `<img onerror=...>` or `javascript:` links shows them as text.
 """
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import html
 import re
 from typing import Callable
 
+from .editor import EditorLinks
+from .note_html import plain_text, render_markdown
+from .syntax import LineCleaner
 from .types import Answer, Citation, Hit
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # after html.escape: no tags, links, emphasis, code
@@ -26,6 +29,15 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
+_CODE_BULLET = re.compile(r"^- `(.+)` (\[\d+\])$")     # answer.py writes a quoted code line as `code`
+
+
+def code_span(text: str) -> str:
+    """A Markdown code span that shows text literally, whatever backticks it holds."""
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{ticks} {text} {ticks}"
+
+
 def chat_markdown(answer: Answer) -> str:
     """The answer as Markdown that shows the notes' text literally: the cited sentences as a list with
     their [n] markers, then one compact line of sources (the sources panel has the details)."""
@@ -33,62 +45,16 @@ def chat_markdown(answer: Answer) -> str:
     for line in answer.answer.split("\n"):
         if answer.citations and line.strip() == "Sources:":
             break
-        out.append("- " + md_text(line[2:]) if line.startswith("- ") else md_text(line))
+        code = _CODE_BULLET.match(line)
+        if code:     # a quoted command: shown as code (a code span shows its text literally)
+            out.append(f"- {code_span(code.group(1))} {md_text(code.group(2))}")
+        else:
+            out.append("- " + md_text(line[2:]) if line.startswith("- ") else md_text(line))
     if answer.citations:
         while out and not out[-1].strip():
             out.pop()
         out += ["", "Sources: " + " · ".join(md_text(f"[{c.n}] {c.location}") for c in answer.citations)]
     return "\n".join(out)
-
-
-def _spans(text: str, snippets: list[str]) -> list[tuple[int, int]]:
-    """Character ranges of the snippets in text (a snippet's lines are found one by one if needed)."""
-    found: list[tuple[int, int]] = []
-    for snippet in snippets:
-        i = text.find(snippet) if snippet else -1
-        if i >= 0:
-            found.append((i, i + len(snippet)))
-            continue
-        pos = 0
-        for part in (p.strip() for p in snippet.split("\n")):
-            if not part:
-                continue
-            j = text.find(part, pos)
-            if j >= 0:
-                found.append((j, j + len(part)))
-                pos = j + len(part)
-    found.sort()
-    merged: list[tuple[int, int]] = []
-    for s, e in found:
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
-        else:
-            merged.append((s, e))
-    return merged
-
-
-def highlight(text: str, snippets: list[str]) -> str:
-    """Escaped text with each snippet wrapped in <mark> (the marks are ours, the text is escaped)."""
-    out, pos = [], 0
-    for s, e in _spans(text, snippets):
-        out.append(esc(text[pos:s]))
-        out.append('<mark class="azchat-match">' + esc(text[s:e]) + "</mark>")
-        pos = e
-    out.append(esc(text[pos:]))
-    return "".join(out)
-
-
-def window(text: str, snippets: list[str], context: int = 2) -> tuple[str, bool, bool]:
-    """The lines of text from `context` lines before the first snippet to `context` after the last.
-    Returns (text, cut at the start, cut at the end); the whole text when no snippet is found."""
-    spans = _spans(text, snippets)
-    if not spans:
-        return text, False, False
-    lines = text.split("\n")
-    first = text.count("\n", 0, spans[0][0])
-    last = text.count("\n", 0, spans[-1][1])
-    lo, hi = max(0, first - context), min(len(lines), last + context + 1)
-    return "\n".join(lines[lo:hi]), lo > 0, hi < len(lines)
 
 
 def group_citations(answer: Answer) -> list[tuple[Hit | None, list[Citation]]]:
@@ -108,10 +74,62 @@ def group_citations(answer: Answer) -> list[tuple[Hit | None, list[Citation]]]:
 
 SectionReader = Callable[[str, int], "object"]   # (path, line) -> Section (or raises)
 
+LONG_LINE = 3000          # characters of one line shown in the sources panel; longer ones are cut around the quote
 
-def sources_html(answer: Answer | None, read_section: SectionReader | None = None) -> str:
-    """The sources panel: per cited passage its title, heading path, path:line of each citation, the
-    passage with the quoted sentences marked, and the whole section behind a <details> toggle."""
+
+def _clip_long_lines(text: str, snippets: list[str], keep: int = LONG_LINE) -> str:
+    """Lines longer than `keep` cut to the part around the first quoted snippet they hold (else their start),
+    marked with "…" (a 300 kB exported line would otherwise fill the page)."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if len(line) <= keep:
+            continue
+        at = next((line.find(s) for s in snippets if s and line.find(s) >= 0), -1)
+        lo = max(0, at - keep // 3) if at >= 0 else 0
+        hi = min(len(line), lo + keep)
+        lo = line.rfind(" ", 0, lo) + 1 if lo else 0
+        hi = line.find(" ", hi) if line.find(" ", hi) > 0 else len(line)
+        lines[i] = ("… " if lo else "") + line[lo:hi] + (" …" if hi < len(line) else "")
+    return "\n".join(lines)
+
+
+def _open_fence(section, first_line: int) -> str | None:
+    """The language of the code block that file line `first_line` lies inside, read from its section's lines
+    above it ("" for a fence without a language), or None outside code."""
+    if section is None or not section.start_line < first_line <= section.end_line:
+        return None
+    cleaner = LineCleaner()
+    for line in section.text.split("\n")[:first_line - section.start_line]:
+        cleaner.clean(line)
+    return cleaner.fence_lang if cleaner.in_code else None
+
+
+def _quoted(cits: list[Citation]) -> tuple[set[int], list[str]]:
+    """The cited file lines and the cited sentences as plain text (table rows are marked by line only)."""
+    lines = {n for c in cits for n in range(c.start_line, c.end_line + 1)}
+    needles = [plain_text(c.snippet) for c in cits if not c.snippet.lstrip().startswith("|")]
+    return lines, [n for n in needles if n]
+
+
+def _copy_button(text: str) -> str:
+    return (f'<button type="button" class="azchat-copy" data-copy="{esc(text)}" '
+            f'title="Copy {esc(text)}">Copy</button>')
+
+
+def _loc_line(c: Citation, links: EditorLinks | None) -> str:
+    loc = f'<code class="azchat-loc">{esc(c.location)}</code>'
+    if links is not None:
+        loc = (f'<a class="azchat-open" href="{esc(links.url(c.path, c.start_line))}" '
+               f'title="Open line {c.start_line} in {esc(links.editor)}">{loc}</a>')
+    return (f'<div class="azchat-cite"><span class="azchat-n">[{c.n}]</span> {loc} '
+            f'{_copy_button(f"{c.path}:{c.start_line}")}</div>')
+
+
+def sources_html(answer: Answer | None, read_section: SectionReader | None = None,
+                 links: EditorLinks | None = None) -> str:
+    """The sources panel: per cited passage its note (a link that opens the whole note), heading, each
+    citation's path:line (a link that opens that line in the editor, and a copy button), the passage
+    rendered as markdown with the quoted lines marked, and the whole section behind a <details> toggle."""
     if answer is None:
         return '<div class="azchat-sources azchat-empty">Sources of the answer appear here.</div>'
     if not answer.found or not answer.citations:
@@ -121,51 +139,72 @@ def sources_html(answer: Answer | None, read_section: SectionReader | None = Non
     for hit, cits in group_citations(answer):
         first = cits[0]
         heading = first.heading if first.heading and first.heading != first.title else ""
-        locs = "".join(f'<div><span class="azchat-n">[{c.n}]</span> <code class="azchat-loc">{esc(c.location)}'
-                       f"</code></div>" for c in cits)
+        title = f"<b>{esc(first.title)}</b>"
+        if links is not None:
+            title = (f'<a class="azchat-open-note" href="{esc(links.url(first.path, 1))}" '
+                     f'title="Open the whole note {esc(first.path)} in {esc(links.editor)}">{title}</a>')
         parts.append('<div class="azchat-source">')
-        parts.append(f'<div class="azchat-source-title"><b>{esc(first.title)}</b>'
+        parts.append(f'<div class="azchat-source-title">{title}'
                      + (f' <span class="azchat-heading">› {esc(heading)}</span>' if heading else "")
                      + "</div>")
-        parts.append(f'<div class="azchat-locs">{locs}</div>')
-        if hit is not None:
-            shown, cut_start, cut_end = window(hit.text, [c.snippet for c in cits])
-            passage = (("…\n" if cut_start else "") + highlight(shown, [c.snippet for c in cits])
-                       + ("\n…" if cut_end else ""))
-            where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
-        else:
-            passage = highlight("\n".join(c.snippet for c in cits), [c.snippet for c in cits])
-            where = first.location
-        parts.append(f'<pre class="azchat-passage" title="{esc(where)}">{passage}</pre>')
+        parts.append('<div class="azchat-locs">' + "".join(_loc_line(c, links) for c in cits) + "</div>")
+        section, problem = None, ""
         if read_section is not None:
             try:
-                sec = read_section(first.path, first.start_line)
-                label = f"Show the whole section ({sec.path}:{sec.start_line}-{sec.end_line})"
-                body = highlight(sec.text, [c.snippet for c in cits])
-                more = "\n…" if sec.truncated else ""
-                parts.append(f'<details class="azchat-section"><summary>{esc(label)}</summary>'
-                             f'<pre class="azchat-section-text">{body}{more}</pre></details>')
+                section = read_section(first.path, first.start_line)
             except Exception as exc:   # the note may have changed or vanished since indexing
-                parts.append(f'<div class="azchat-section-error">Section unavailable: {esc(exc)}</div>')
+                problem = str(exc)
+        quoted, needles = _quoted(cits)
+        snippets = [c.snippet for c in cits]
+        if hit is not None:
+            body = render_markdown(_clip_long_lines(hit.text, snippets), hit.start_line, quoted, needles,
+                                   _open_fence(section, hit.start_line))
+            where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
+        else:
+            body = render_markdown("\n\n".join(snippets), first.start_line, set(), needles)
+            where = first.location
+        parts.append(f'<div class="azchat-passage azchat-md" title="{esc(where)}">{body}</div>')
+        if section is not None:
+            label = f"Show the whole section ({section.path}:{section.start_line}-{section.end_line})"
+            text = _clip_long_lines(section.text, snippets)
+            body = render_markdown(text, section.start_line, quoted, needles)
+            more = '<div class="azchat-more">… (the section goes on in the note)</div>' if section.truncated else ""
+            parts.append(f'<details class="azchat-section"><summary>{esc(label)}</summary>'
+                         f'<div class="azchat-section-text azchat-md">{body}{more}</div></details>')
+        elif problem:
+            parts.append(f'<div class="azchat-section-error">Section unavailable: {esc(problem)}</div>')
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
 
 
-def status_markdown(status: dict) -> str:
-    """Index status as Markdown (notes, chunks, last build, model, rebuild progress or error)."""
-    line = (f"**Index:** {status['notes']} notes, {status['chunks']} chunks · last build "
-            f"{md_text(status['built_at'] or 'never')} · model {md_text(status['model'] or '?')}")
+def status_html(status: dict) -> str:
+    """Index status: notes, chunks, last build, model; a progress bar while a rebuild runs, its error or
+    result after; how many notes changed on disk since the last build."""
+    parts = [f'<div class="azchat-status-line"><b>Index:</b> {status["notes"]} notes, {status["chunks"]} chunks '
+             f'· last build {esc((status["built_at"] or "never").replace("T", " "))} '
+             f'· model {esc(status["model"] or "?")}</div>']
     if status.get("rebuilding"):
         p = status.get("progress") or {}
         done, total = p.get("done", 0), p.get("total", 0)
-        line += f"\n\n**Rebuilding…** {md_text(status.get('phase') or '')}"
-        if total:
-            line += f" — {done}/{total} chunks embedded"
+        counts = f" — {done}/{total} chunks embedded" if total else ""
+        bar = f'<progress max="{total}" value="{done}"></progress>' if total else "<progress></progress>"
+        parts.append(f'<div class="azchat-rebuilding"><b>Rebuilding…</b> {esc(status.get("phase") or "")}'
+                     f"{counts} {bar}</div>")
     elif status.get("error"):
-        line += f"\n\n**Rebuild failed:** {md_text(status['error'])}"
+        parts.append(f'<div class="azchat-rebuild-error"><b>Rebuild failed:</b> {esc(status["error"])}</div>')
     elif status.get("last_build"):
         b = status["last_build"]
-        line += (f"\n\nLast update: {b['added']} added, {b['updated']} updated, {b['removed']} removed, "
-                 f"{b['unchanged']} unchanged; {b['embedded']} chunks embedded in {b['seconds']:.1f}s.")
-    return line
+        parts.append(f'<div>Last update: {b["added"]} added, {b["updated"]} updated, {b["removed"]} removed, '
+                     f'{b["unchanged"]} unchanged; {b["embedded"]} chunks embedded in {b["seconds"]:.1f}s.</div>')
+    pending = status.get("pending")
+    if pending is not None and not status.get("rebuilding"):
+        n = pending["added"] + pending["changed"] + pending["removed"]
+        if n:
+            what = ", ".join(f"{pending[k]} {w}" for k, w in (("added", "new"), ("changed", "edited"),
+                                                            ("removed", "deleted")) if pending[k])
+            parts.append(f'<div class="azchat-pending">{n} note{"s" if n != 1 else ""} changed since the last '
+                         f"build ({what}): Rebuild index to include them.</div>")
+        else:
+            parts.append('<div class="azchat-pending azchat-fresh">No notes changed since the last build.</div>')
+    return '<div class="azchat-status">' + "".join(parts) + "</div>"

@@ -225,5 +225,16 @@ class NotesService:
             "progress": {"done": done, "total": total},
             "last_build": last.to_dict() if last is not None else None,
             "error": self._last_error,
+            "pending": None if self.rebuilding else self.pending_changes(),
             "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+
+    def pending_changes(self) -> dict | None:
+        """Notes added, touched or removed since the last build (stat only): {"added", "changed",
+        "removed"}; None when unknown (no index yet, other chunking rules, the notes folder unreadable)."""
+        from .indexing import pending_changes
+
+        try:
+            return pending_changes(self.notes_dir, self.index_dir)
+        except (OSError, AzchatError):
+            return None

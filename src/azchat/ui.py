@@ -1,7 +1,9 @@
 """The Gradio chat: a thin adapter over NotesService. Imported only by `azchat serve` (gradio is heavy).
 
-Note text reaches the browser only through render.py, which escapes it; the chat's Markdown is sanitized
-by Gradio as well. API endpoints (`/search`, `/ask`, `/section`, `/status`) return the CLI's JSON shapes.
+Note text reaches the browser only through render.py (escaped, or rendered and sanitized with nh3); the
+chat's Markdown is sanitized by Gradio as well. The page's own script (HEAD) only copies `path:line` on the
+copy buttons and keeps a question in view above its answer. API endpoints (`/search`, `/ask`, `/section`,
+`/status`) return the CLI's JSON shapes.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # no calls home; mu
 
 import gradio as gr  # noqa: E402
 
+from .editor import EditorLinks  # noqa: E402
 from .errors import AzchatError  # noqa: E402
-from .render import chat_markdown, md_text, sources_html, status_markdown  # noqa: E402
+from .note_html import code_css  # noqa: E402
+from .render import chat_markdown, md_text, sources_html, status_html  # noqa: E402
 from .service import NotesService  # noqa: E402
 
 ALL_FOLDERS = "(all folders)"
@@ -25,16 +29,87 @@ CSS = """
 .azchat-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
                  margin-bottom: 10px; }
 .azchat-source-title { margin-bottom: 4px; }
+.azchat-source-title a, a.azchat-open { color: inherit; text-decoration: none; }
+.azchat-source-title a:hover, a.azchat-open:hover { text-decoration: underline; }
 .azchat-n { font-weight: 600; color: var(--color-accent); }
 .azchat-heading { color: var(--body-text-color-subdued); }
-.azchat-loc { font-size: 0.85rem; margin-right: 6px; }
-.azchat-passage, .azchat-section-text { white-space: pre-wrap; word-break: break-word; font-size: 0.85rem;
-                 max-height: 260px; overflow: auto; padding: 6px; margin: 6px 0;
-                 background: var(--background-fill-secondary); border-radius: 6px; }
-.azchat-section-text { max-height: 420px; }
+.azchat-loc { font-size: 0.85rem; margin-right: 4px; }
+.azchat-copy { font-size: 0.75rem; padding: 0 6px; border: 1px solid var(--border-color-primary);
+               border-radius: 4px; background: var(--background-fill-secondary); cursor: pointer; }
+.azchat-copy.azchat-copied { color: var(--color-accent); }
+.azchat-md { font-size: 0.88rem; max-height: 320px; overflow: auto; padding: 4px 8px; margin: 6px 0;
+             background: var(--background-fill-secondary); border-radius: 6px; word-break: break-word; }
+.azchat-section-text { max-height: 480px; }
+.azchat-md h1, .azchat-md h2, .azchat-md h3, .azchat-md h4, .azchat-md h5, .azchat-md h6 {
+             font-size: 0.95rem; font-weight: 600; margin: 6px 0 4px; }
+.azchat-md p, .azchat-md ul, .azchat-md ol, .azchat-md table, .azchat-md blockquote { margin: 4px 0; }
+.azchat-md ul, .azchat-md ol { padding-left: 1.4em; }
+.azchat-md strong, .azchat-md b, .azchat-md em, .azchat-md code { font-size: inherit; }
+.azchat-md ul { list-style: disc; }
+.azchat-md ol { list-style: decimal; }
+.azchat-md table { border-collapse: collapse; font-size: 0.82rem; }
+.azchat-md th, .azchat-md td { border: 1px solid var(--border-color-primary); padding: 2px 6px; }
+.azchat-md blockquote { border-left: 3px solid var(--border-color-primary); padding-left: 8px; }
+.azchat-md .azchat-callout { border-left-color: var(--color-accent); }
+.azchat-md pre { white-space: pre-wrap; word-break: break-word; margin: 0; padding: 4px 6px;
+                 font-size: 0.8rem; background: transparent; }
+.azchat-code { border: 1px solid var(--border-color-primary); border-radius: 4px;
+               margin: 4px 0; background: var(--background-fill-primary); }
+.azchat-code-lang { display: block; text-align: right; padding: 0 6px; font-size: 0.7rem; line-height: 1.2;
+                    color: var(--body-text-color-subdued); }
+.azchat-code-body .hll { background: rgba(253, 230, 138, 0.55); display: block; }
+.dark .azchat-code-body .hll { background: rgba(250, 204, 21, 0.22); }
+.azchat-mermaid { margin: 4px 0; border: 1px dashed var(--border-color-primary); border-radius: 4px; }
+.azchat-mermaid figcaption { font-size: 0.75rem; color: var(--body-text-color-subdued); padding: 2px 6px; }
+.azchat-wikilink, .azchat-embed { color: var(--color-accent); }
+.azchat-image, .azchat-link { color: var(--body-text-color-subdued); }
+.azchat-quoted { background: rgba(253, 230, 138, 0.28); box-shadow: -3px 0 0 #f59e0b; }
+.dark .azchat-quoted { background: rgba(250, 204, 21, 0.12); }
 mark.azchat-match { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
+.dark mark.azchat-match { background: #a16207; color: #fefce8; }
 .azchat-none, .azchat-empty { color: var(--body-text-color-subdued); padding: 8px; }
-"""
+.azchat-status { font-size: 0.85rem; }
+.azchat-status progress { width: 100%; height: 8px; }
+.azchat-pending { color: var(--body-text-color-subdued); }
+""" + code_css()
+
+# The page's own script: copy buttons (the panel's HTML has no handlers; one listener here serves them all)
+# and, after each answer, the question scrolled to the top of the chat, so a long answer starts in view.
+HEAD = """<script>
+(() => {
+  async function copyText(text) {
+    try { await navigator.clipboard.writeText(text); return true; } catch (e) {}
+    const area = document.createElement("textarea");
+    area.value = text; document.body.appendChild(area); area.select();
+    const ok = document.execCommand("copy"); area.remove(); return ok;
+  }
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest("button.azchat-copy");
+    if (!button) return;
+    event.preventDefault();
+    const ok = await copyText(button.dataset.copy || "");
+    button.textContent = ok ? "Copied" : "Copy failed";
+    button.classList.toggle("azchat-copied", ok);
+    setTimeout(() => { button.textContent = "Copy"; button.classList.remove("azchat-copied"); }, 1500);
+  });
+})();
+</script>"""
+
+# After an answer: the last question at the top of the chat's scroll area, below the chat's label.
+SHOW_QUESTION = """() => { const show = () => {
+  const chat = document.querySelector("#azchat-chat");
+  if (!chat) return;
+  const questions = chat.querySelectorAll('[data-testid="user"]');
+  const question = questions[questions.length - 1];
+  if (!question) return;
+  let box = question.parentElement;
+  while (box && box !== chat && !(box.scrollHeight > box.clientHeight + 1 &&
+         /(auto|scroll)/.test(getComputedStyle(box).overflowY))) box = box.parentElement;
+  if (!box || box === chat) return;
+  const label = chat.querySelector('[data-testid="block-label"]');
+  const gap = label ? label.getBoundingClientRect().bottom - box.getBoundingClientRect().top + 8 : 8;
+  box.scrollTop += question.getBoundingClientRect().top - box.getBoundingClientRect().top - Math.max(gap, 8);
+}; requestAnimationFrame(show); setTimeout(show, 250); }"""
 
 
 def _filters(tags, folder) -> tuple[list[str] | None, str | None]:
@@ -69,7 +144,8 @@ def written_turn(service: NotesService, message: str, history: list, asked: list
         else:
             notice = f"_{md_text(item.notice)}_\n\n" if item.notice else ""
             history[-1] = {"role": "assistant", "content": notice + chat_markdown(item)}
-            yield history, sources_html(item, service.section), asked + [message]
+            links = EditorLinks.for_notes(service.notes_dir)
+            yield history, sources_html(item, service.section, links), asked + [message]
 
 
 def build_app(service: NotesService) -> gr.Blocks:
@@ -84,7 +160,8 @@ def build_app(service: NotesService) -> gr.Blocks:
         answer = _call(service.ask, message, tags=t, folder=f, previous=asked)
         history += [{"role": "user", "content": md_text(message)},
                     {"role": "assistant", "content": chat_markdown(answer)}]
-        return history, "", sources_html(answer, service.section), asked + [message]
+        links = EditorLinks.for_notes(service.notes_dir)     # per answer: a vault may be opened in Obsidian later
+        return history, "", sources_html(answer, service.section, links), asked + [message]
 
     def respond_written(message: str, history: list, asked: list, tags, folder, written: bool):
         message = (message or "").strip()
@@ -103,16 +180,16 @@ def build_app(service: NotesService) -> gr.Blocks:
     def choices():
         folders = [ALL_FOLDERS] + service.folders()
         return (gr.update(choices=service.tags()), gr.update(choices=folders),
-                status_markdown(service.status()))
+                status_html(service.status()))
 
     def rebuild():
         started = service.start_rebuild()
         if not started:
             gr.Info("A rebuild is already running.")
-        yield status_markdown(service.status()), gr.update(interactive=False), gr.update(), gr.update()
+        yield status_html(service.status()), gr.update(interactive=False), gr.update(), gr.update()
         while service.rebuilding:
             time.sleep(0.5)
-            yield status_markdown(service.status()), gr.update(), gr.update(), gr.update()
+            yield status_html(service.status()), gr.update(), gr.update(), gr.update()
         tag_u, folder_u, status = choices()
         yield status, gr.update(interactive=True), tag_u, folder_u
 
@@ -125,9 +202,11 @@ def build_app(service: NotesService) -> gr.Blocks:
                 chatbot = gr.Chatbot(label="Chat", elem_id="azchat-chat", height=520, sanitize_html=True,
                                      render_markdown=True, examples=examples or None,
                                      placeholder="Ask a question about your notes.", feedback_options=None,
-                                     latex_delimiters=[], allow_tags=False, buttons=["copy", "copy_all"])
+                                     latex_delimiters=[], allow_tags=False, buttons=["copy", "copy_all"],
+                                     autoscroll=False)       # SHOW_QUESTION scrolls to the question instead
                 with gr.Row():
-                    question = gr.Textbox(placeholder="e.g. how do I peer two virtual networks?",
+                    question = gr.Textbox(placeholder="e.g. how do I peer two virtual networks? "
+                                                      "(Enter sends, Shift+Enter starts a new line)",
                                           show_label=False, scale=6, elem_id="azchat-question",
                                           autofocus=True, submit_btn=False)
                     ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="azchat-ask")
@@ -141,7 +220,7 @@ def build_app(service: NotesService) -> gr.Blocks:
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(sources_html(None), elem_id="azchat-sources", js_on_load=None)
-                status = gr.Markdown(status_markdown(service.status()), elem_id="azchat-status")
+                status = gr.HTML(status_html(service.status()), elem_id="azchat-status")
                 rebuild_btn = gr.Button("Rebuild index", elem_id="azchat-rebuild", size="sm")
 
         asked = gr.State([])          # this conversation's questions, as typed (for follow-ups)
@@ -151,12 +230,15 @@ def build_app(service: NotesService) -> gr.Blocks:
         handler = respond
         if written is not None:                      # a model endpoint is configured: the toggle decides
             handler, inputs = respond_written, inputs + [written]
-        question.submit(handler, inputs, outputs, **ui)
-        ask_btn.click(handler, inputs, outputs, **ui)
-        chatbot.example_select(example, [chatbot, asked, tags, folder], outputs, **ui)
+        question.submit(handler, inputs, outputs, **ui).then(None, js=SHOW_QUESTION, **ui)
+        ask_btn.click(handler, inputs, outputs, **ui).then(None, js=SHOW_QUESTION, **ui)
+        chatbot.example_select(example, [chatbot, asked, tags, folder], outputs, **ui).then(
+            None, js=SHOW_QUESTION, **ui)
         chatbot.clear(lambda: ([], sources_html(None)), None, [asked, sources], **ui)
         rebuild_btn.click(rebuild, None, [status, rebuild_btn, tags, folder], concurrency_limit=1, **ui)
         app.load(choices, None, [tags, folder, status], **ui)
+        gr.Timer(30).tick(lambda: gr.update() if service.rebuilding else status_html(service.status()),
+                          None, status, **ui)      # "n notes changed since the last build" stays current
 
         def search(query: str, k: int = 10, tags: list[str] | None = None, folder: str | None = None) -> dict:
             """The k best passages for the query: {"query", "hits": [...]}, as `azchat search --json`."""
@@ -206,7 +288,7 @@ def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, sha
     try:
         _, local_url, share_url = app.launch(
             server_name=host, server_port=port, share=share, auth=auth, prevent_thread_lock=True,
-            quiet=True, show_error=True, ssr_mode=False, css=CSS, footer_links=["api"],
+            quiet=True, show_error=True, ssr_mode=False, css=CSS, head=HEAD, footer_links=["api"],
             auth_message="azchat: sign in (AZCHAT_AUTH)" if auth else None)
     except OSError:
         raise AzchatError(f"Cannot listen on {host}:{port}: the port is in use or not allowed; "
