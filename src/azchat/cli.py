@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "answers from the new index without a restart")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("mcp", help="MCP server for AI agents over stdio (search, ask, get, status)")
+    p.add_argument("--notes", help="notes folder (default ./notes, or $AZCHAT_NOTES)")
+    p.add_argument("--index", help="index folder (default ./index, or $AZCHAT_INDEX)")
+    p.add_argument("--model", help="embedding model: name or folder (default: the index's, or $AZCHAT_MODEL)")
+    p.set_defaults(func=cmd_mcp)
+
     p = sub.add_parser("watch", help="keep the index up to date while notes change (Ctrl-C stops)")
     _common(p)
     p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
@@ -210,6 +216,12 @@ def cmd_serve(args) -> int:
         if watcher is not None:
             watcher.stop()
     return 0
+
+
+def cmd_mcp(args) -> int:
+    from .mcp_server import serve_stdio
+
+    return serve_stdio(args.notes, args.index, model=args.model)
 
 
 def cmd_watch(args) -> int:
