@@ -210,8 +210,14 @@ def cmd_serve(args) -> int:
                           on_update=lambda stats: service.reload())
         watcher.start(initial_build=False)
         _say(args, f"Watching {watcher.notes_dir} for changes.")
+    from .rest import serve_kwargs
+    from .tools import NotesTools
+
+    # the REST API (/api) and MCP over HTTP (/mcp); without --watch they index changed notes before answering
+    tools = NotesTools(service, refresh_every=None if args.watch else 2.0, log=lambda m: _say(args, m)).opened()
     try:
-        launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready)
+        launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready,
+               app_kwargs=serve_kwargs(tools, auth, args.host))
     finally:
         if watcher is not None:
             watcher.stop()

@@ -30,7 +30,7 @@ INSTRUCTIONS = (
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                             open_world_hint=False)
 
-Tag = Annotated[str | list[str] | None, Field(description="only notes with this tag (or all of these tags; "
+Tag = Annotated[str | list[str] | None, Field(description="only notes with this tag (or any of these tags; "
                                                            "a list or comma-separated)")]
 Folder = Annotated[str | None, Field(description="only notes under this folder of the notes folder, e.g. 'az104'")]
 
