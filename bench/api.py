@@ -45,6 +45,12 @@ def rest_ask(cl, question: str):
     return r.json()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rps(load: Load, wall: float) -> float:
     return len(load.latencies) / wall
 
@@ -64,6 +70,8 @@ def phase_rest(args, notes: Path, index: Path, questions: list[str], work: Path)
 
     srv = Server(notes, index, watch=False, log=work / "serve.log")
     rows, failures = [inproc], []
+    cpu = ["", "| under load: CPU per ask | server ms | client ms | cores busy (server + client) |",
+           "|---|---|---|---|"]
     try:
         warm = client(srv.url)
         warm.predict("warm up", api_name="/ask")
@@ -74,7 +82,12 @@ def phase_rest(args, notes: Path, index: Path, questions: list[str], work: Path)
             seq = Load(srv.url, questions, 1, 2 * args.per_client, connect=connect, ask=ask)
             seq_wall = seq.run()
             load = Load(srv.url, questions, args.clients, args.per_client, connect=connect, ask=ask)
+            server_cpu, client_cpu = cpu_seconds(srv.proc.pid), time.process_time()
             wall = load.run()
+            server_cpu, client_cpu = cpu_seconds(srv.proc.pid) - server_cpu, time.process_time() - client_cpu
+            n = max(1, len(load.latencies))
+            cpu.append(f"| {name} | {1000 * server_cpu / n:.1f} | {1000 * client_cpu / n:.1f} | "
+                       f"{(server_cpu + client_cpu) / wall:.2f} |")
             results[name] = (load, wall)
             rows.append(row(f"{name}: 1 client, sequential", seq.latencies, len(seq.errors), seq_wall))
             rows.append(row(f"{name}: {args.clients} clients x {args.per_client}", load.latencies,
@@ -86,6 +99,7 @@ def phase_rest(args, notes: Path, index: Path, questions: list[str], work: Path)
     (g, g_wall), (rest, r_wall) = results.values()
     ratio = rps(rest, r_wall) / rps(g, g_wall)
     p95 = pct(rest.latencies, 0.95) * 1000
+    rows += cpu
     rows.append(f"\nREST vs Gradio API under load: {rps(rest, r_wall):.1f} vs {rps(g, g_wall):.1f} asks/s "
                 f"= {ratio:.1f}x; REST p95 {p95:.0f} ms; REST errors {len(rest.errors)}")
     if rest.errors or g.errors:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
+import threading
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -63,8 +65,22 @@ class AskBody(BaseModel):
     folder: str | None = Field(None, description="only notes under this folder")
 
 
+def concurrency() -> int:
+    """How many API calls retrieve at once (AZCHAT_API_CONCURRENCY, default: the CPU count); more wait their
+    turn in order instead of all slowing each other down."""
+    try:
+        return max(1, int(os.environ.get("AZCHAT_API_CONCURRENCY", "")))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)
+
+
 def build_api(tools: NotesTools, auth: tuple[str, str] | None = None) -> FastAPI:
     """The REST API as its own FastAPI app (mounted at /api): /search, /ask, /notes/{path}, /status, /docs."""
+    slots = threading.Semaphore(concurrency())
+
+    def run(fn, *args):
+        with slots:
+            return fn(*args)
 
     def signed_in(request: Request) -> None:
         if not credentials_ok(request.headers.get("authorization"), auth):
@@ -97,24 +113,24 @@ def build_api(tools: NotesTools, auth: tuple[str, str] | None = None) -> FastAPI
     def search(q: Annotated[str, Query(description="what to look for")] = "",
                k: Annotated[int, Query(description=f"number of hits, 1-{MAX_K}")] = 10,
                tag: Tags = [], folder: Folder = None):
-        return tools.search(q, k, tag, folder)
+        return run(tools.search, q, k, tag, folder)
 
     @api.get("/ask", response_model=AskResult, responses=errors,
              summary="An answer quoted from the notes with citations: `azchat ask --json`")
     def ask_get(q: Annotated[str, Query(description="the question")] = "", tag: Tags = [],
                 folder: Folder = None):
-        return tools.ask(q, tag, folder)
+        return run(tools.ask, q, tag, folder)
 
     @api.post("/ask", response_model=AskResult, responses=errors, summary="The same as GET /ask, as JSON")
     def ask_post(body: AskBody):
-        return tools.ask(body.question, body.tag, body.folder)
+        return run(tools.ask, body.question, body.tag, body.folder)
 
     @api.get("/notes/{path:path}", response_model=NoteLines,
              responses={**errors, 404: {"description": "no such note in the index, or outside the notes folder"}},
              summary="A note's lines start..end (1-based, inclusive) with their numbers")
     def note(path: str, start: Annotated[int, Query(description="first line, 1-based")] = 1,
              end: Annotated[int | None, Query(description="last line, inclusive (default: the end)")] = None):
-        return tools.get(path, start, end)
+        return run(tools.get, path, start, end)
 
     @api.get("/status", response_model=StatusResult, summary="The index: notes, chunks, build, changes since")
     def status():
