@@ -2,6 +2,7 @@
 numbers, input errors, paths outside the notes folder, changes since the build; and the MCP tools in-process."""
 from __future__ import annotations
 
+import json
 import os
 
 import anyio
@@ -208,6 +209,8 @@ def test_mcp_tools_in_process(tools, vault):
                                                                          "omitted_hits"}
             r = await client.call_tool("search", {"query": "peer virtual networks", "k": 2})
             assert r.is_error is False and r.structured_content == tools.search("peer virtual networks", 2)
+            assert len(r.content) == 1 and json.loads(r.content[0].text) == r.structured_content
+            assert "\n  " not in r.content[0].text         # compact JSON for clients that read only text
             r = await client.call_tool("get", {"path": "networking.md", "start_line": 17, "end_line": 19})
             assert [x["text"] for x in r.structured_content["lines"]] == file_lines(vault, "networking.md")[16:19]
             for args in ({"query": ""}, {"query": "x", "k": 500}):

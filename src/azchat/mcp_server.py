@@ -7,6 +7,7 @@ the server exits when stdin closes.
 """
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from pydantic import Field
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from . import __version__
 from .errors import AzchatError
@@ -35,11 +36,14 @@ Tag = Annotated[str | list[str] | None, Field(description="only notes with this 
 Folder = Annotated[str | None, Field(description="only notes under this folder of the notes folder, e.g. 'az104'")]
 
 
-def _run(fn, *args):
+def _run(fn, *args) -> CallToolResult:
+    """The tool's dict as structured content, and as compact JSON text for clients that read only text."""
     try:
-        return fn(*args)
+        data = fn(*args)
     except AzchatError as exc:        # bad input, no such note, index not ready: an is_error result
         raise ToolError(str(exc)) from None
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
 def build_server(tools: NotesTools) -> MCPServer:
@@ -50,14 +54,14 @@ def build_server(tools: NotesTools) -> MCPServer:
     @server.tool(title="Search notes", annotations=READ_ONLY)
     def search(query: Annotated[str, Field(description="what to look for, in plain words")],
                k: Annotated[int, Field(description=f"number of passages, 1-{MAX_K}")] = 10,
-               tag: Tag = None, folder: Folder = None) -> SearchResult:
+               tag: Tag = None, folder: Folder = None) -> Annotated[CallToolResult, SearchResult]:
         """The k passages of the notes that best match the query (hybrid semantic + keyword search), each with
         path, title, heading, start_line/end_line (1-based, inclusive, as on disk), score and text."""
         return _run(tools.search, query, k, tag, folder)
 
     @server.tool(title="Ask the notes", annotations=READ_ONLY)
     def ask(question: Annotated[str, Field(description="a question in plain words")],
-            tag: Tag = None, folder: Folder = None) -> AskResult:
+            tag: Tag = None, folder: Folder = None) -> Annotated[CallToolResult, AskResult]:
         """An answer quoted from the notes' own sentences with [n] markers and numbered citations (path,
         heading, line range). found=false means the notes do not answer the question."""
         return _run(tools.ask, question, tag, folder)
@@ -69,11 +73,11 @@ def build_server(tools: NotesTools) -> MCPServer:
                                                     "returns it")],
             start_line: Annotated[int, Field(description="first line, 1-based")] = 1,
             end_line: Annotated[int | None, Field(description="last line, inclusive (default: to the end)")]
-            = None) -> NoteLines:
+            = None) -> Annotated[CallToolResult, NoteLines]:
         return _run(tools.get, path, start_line, end_line)
 
     @server.tool(title="Index status", annotations=READ_ONLY)
-    def status() -> StatusResult:
+    def status() -> Annotated[CallToolResult, StatusResult]:
         """The index: notes, chunks, when it was built, the model, and changed_since_build (notes added,
         changed or removed since; search, ask and get index them first)."""
         return _run(tools.status)
