@@ -165,3 +165,14 @@ def test_the_gradio_api_stays(server):
     gr = Client(str(client.base_url), auth=AUTH, download_files=False, verbose=False)
     out = gr.predict("how do I peer two virtual networks", 2, api_name="/search")
     assert out["hits"][0]["path"] == "networking.md"
+
+
+def test_mcp_over_http_refuses_a_foreign_host_or_origin(server):
+    """DNS rebinding: a page on another site that resolves to 127.0.0.1 must not reach /mcp."""
+    client, _ = server
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "status", "arguments": {}}}
+    accept = {"accept": "application/json, text/event-stream"}
+    assert client.post("/mcp", json=ping, headers={**accept, "host": "evil.example"}).status_code == 421
+    assert client.post("/mcp", json=ping, headers={**accept, "origin": "http://evil.example"}).status_code == 403
+    ok = client.post("/mcp", json=ping, headers=accept)
+    assert ok.status_code == 200 and ok.json()["result"]["structuredContent"]["ready"] is True
