@@ -226,3 +226,31 @@ def test_mcp_tools_in_process(tools, vault):
             assert r.structured_content["notes"] == 4
 
     anyio.run(session)
+
+
+def test_a_call_during_a_long_first_build_says_so_instead_of_hanging(tmp_path, vault, monkeypatch):
+    """MCP clients time out requests after ~60 s: a call waits at most OPEN_WAIT for the first build."""
+    import threading
+
+    from azchat.embedding import HashEmbedder
+
+    gate = threading.Event()
+
+    class SlowEmbedder(HashEmbedder):
+        def embed(self, texts, progress=None):
+            if progress:
+                progress(0, len(texts))
+            gate.wait(30)
+            return super().embed(texts, progress)
+
+    monkeypatch.setattr(T, "OPEN_WAIT", 0.5)
+    slow = NotesTools(NotesService(vault, tmp_path / "index", embedder=SlowEmbedder()))
+    opening = slow.open_in_background()
+    try:
+        with pytest.raises(T.NotReadyError, match="still being built"):
+            slow.search("peer virtual networks")
+    finally:
+        gate.set()
+    opening.join(30)
+    assert slow.search("peer virtual networks", k=1)["hits"][0]["path"] == "networking.md"
+

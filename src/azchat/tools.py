@@ -22,6 +22,7 @@ MAX_GET_LINES = MAX_SECTION_LINES
 MAX_RESULT_CHARS = 40_000   # a whole result: ~10k tokens, well under Claude Code's 25k-token tool output limit
 MAX_LISTED = 20             # paths listed per kind in status' changed_since_build
 MARK = " […truncated]"
+OPEN_WAIT = 45.0            # seconds a call waits for the index to open before it says "still being built"
 
 
 # -- the shapes (the CLI's --json shapes plus the "truncated" marker); MCP and OpenAPI schemas come from these --
@@ -190,6 +191,7 @@ class NotesTools:
         self.log = log or (lambda message: None)
         self._ready = threading.Event()
         self._open_error = ""
+        self._open_progress = (0, 0)
         self._checked = float("-inf")
         self._refresh_lock = threading.Lock()
 
@@ -202,9 +204,14 @@ class NotesTools:
 
     def open_in_background(self, progress=None) -> threading.Thread:
         """Open (build or update, then load) the index in a daemon thread; calls wait for it."""
+        def track(done: int, total: int) -> None:
+            self._open_progress = (done, total)
+            if progress:
+                progress(done, total)
+
         def run():
             try:
-                self.service.open(log=self.log, progress=progress)
+                self.service.open(log=self.log, progress=track)
                 self._checked = time.monotonic()
                 self.log(f"Ready: {self.service.status()['notes']} notes from {self.service.notes_dir}.")
             except AzchatError as exc:
@@ -220,9 +227,12 @@ class NotesTools:
         t.start()
         return t
 
-    def _wait_ready(self, timeout: float = 600.0) -> None:
-        if not self._ready.wait(timeout):
-            raise NotReadyError("The index is still being built; try again in a minute.")
+    def _wait_ready(self, timeout: float | None = None) -> None:
+        """Wait for the background open, at most OPEN_WAIT seconds (under MCP clients' request timeouts)."""
+        if not self._ready.wait(OPEN_WAIT if timeout is None else timeout):
+            done, total = self._open_progress
+            where = f" ({done}/{total} chunks embedded)" if total else ""
+            raise NotReadyError(f"The index is still being built{where}; try again in a minute.")
         if self._open_error:
             raise NotReadyError(self._open_error)
 
