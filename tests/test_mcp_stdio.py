@@ -53,6 +53,11 @@ def test_mcp_over_stdio_with_the_sdk_client(real_index, tmp_path):
         async def call(name, **args):
             return await client.call_tool(name, args)
 
+        for _ in range(600):      # status answers at once; the other tools wait at most 45 s for the build
+            if (await call("status")).structured_content["ready"]:
+                break
+            await anyio.sleep(0.5)
+
         # search: the CLI's hit shape, line spans that are the file's own lines
         r = await call("search", query="how do I peer two virtual networks", k=3)
         assert r.is_error is False
