@@ -102,11 +102,17 @@ def client(url):
     return Client(url, download_files=False, verbose=False)
 
 
-class Load:
-    """C clients, each asking its questions in turn; latencies and errors are collected."""
+def gradio_ask(cl, question: str):
+    return cl.predict(question, api_name="/ask")
 
-    def __init__(self, url, questions, clients: int, per_client: int):
+
+class Load:
+    """C clients, each asking its questions in turn; latencies and errors are collected. `connect(url)` makes
+    one client, `ask(client, question)` returns the answer dict (default: the Gradio API's /ask)."""
+
+    def __init__(self, url, questions, clients: int, per_client: int, connect=None, ask=None):
         self.url, self.questions, self.n, self.per = url, questions, clients, per_client
+        self.connect, self.ask = connect or client, ask or gradio_ask
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
@@ -114,7 +120,7 @@ class Load:
 
     def _one(self, c: int) -> None:
         try:
-            cl = client(self.url)
+            cl = self.connect(self.url)
         except Exception as exc:                # a client that cannot connect is an error too
             with self.lock:
                 self.errors.append(f"client {c}: connect: {exc!r}")
@@ -124,7 +130,7 @@ class Load:
             q = self.questions[(c * self.per + i) % len(self.questions)]
             t = time.perf_counter()
             try:
-                out = cl.predict(q, api_name="/ask")
+                out = self.ask(cl, q)
                 ok = isinstance(out, dict) and {"answer", "found", "citations"} <= set(out)
                 err = None if ok else f"client {c}: unexpected answer {str(out)[:200]}"
             except Exception as exc:

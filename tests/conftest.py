@@ -153,12 +153,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_serve(root: Path, notes: Path, *extra: str):
+def start_serve(root: Path, notes: Path, *extra: str, env: dict | None = None):
     """`azchat serve --json` in a subprocess over root/index; returns (process, its ready JSON, stderr file)
-    once it listens, or fails the test with the server's stderr."""
+    once it listens, or fails the test with the server's stderr. `env`: extra variables (AZCHAT_AUTH)."""
     out, err = root / "stdout.txt", root / "stderr.txt"
+    extra_env = env or {}
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
     env.pop("AZCHAT_AUTH", None)
+    env.update(extra_env)
     with open(out, "w") as fo, open(err, "w") as fe:
         proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index",
                                  str(root / "index"), "--port", str(free_port()), "--json", *extra],

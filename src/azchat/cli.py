@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "answers from the new index without a restart")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("mcp", help="MCP server for AI agents over stdio (search, ask, get, status)")
+    p.add_argument("--notes", help="notes folder (default ./notes, or $AZCHAT_NOTES)")
+    p.add_argument("--index", help="index folder (default ./index, or $AZCHAT_INDEX)")
+    p.add_argument("--model", help="embedding model: name or folder (default: the index's, or $AZCHAT_MODEL)")
+    p.set_defaults(func=cmd_mcp)
+
     p = sub.add_parser("watch", help="keep the index up to date while notes change (Ctrl-C stops)")
     _common(p)
     p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
@@ -243,12 +249,24 @@ def cmd_serve(args) -> int:
                           on_update=lambda stats: service.reload())
         watcher.start(initial_build=False)
         _say(args, f"Watching {watcher.notes_dir} for changes.")
+    from .rest import serve_kwargs
+    from .tools import NotesTools
+
+    # the REST API (/api) and MCP over HTTP (/mcp); without --watch they index changed notes before answering
+    tools = NotesTools(service, refresh_every=None if args.watch else 2.0, log=lambda m: _say(args, m)).opened()
     try:
-        launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready)
+        launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready,
+               app_kwargs=serve_kwargs(tools, auth, args.host))
     finally:
         if watcher is not None:
             watcher.stop()
     return 0
+
+
+def cmd_mcp(args) -> int:
+    from .mcp_server import serve_stdio
+
+    return serve_stdio(args.notes, args.index, model=args.model)
 
 
 def cmd_watch(args) -> int:

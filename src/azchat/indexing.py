@@ -48,33 +48,45 @@ def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings)
 
 def is_stale(notes_dir, index_dir) -> bool:
     """True when a note was added, removed or touched since the last build (stat only, no reading)."""
-    changes = pending_changes(notes_dir, index_dir)
+    changes = note_changes(notes_dir, index_dir, stop_early=True)
     return changes is None or any(changes.values())
 
 
-def pending_changes(notes_dir, index_dir) -> dict | None:
-    """How many notes were added, touched or removed since the last build, by stat only (a touched note
-    may turn out unchanged when read): {"added", "changed", "removed"}; None when the index is missing or
-    was built with other chunking rules (everything is rebuilt)."""
+def note_changes(notes_dir, index_dir, stop_early: bool = False) -> dict[str, list[str]] | None:
+    """The notes added, changed (touched) and removed since the last build, by stat only, as
+    {"added", "changed", "removed"} lists of paths relative to the notes folder; None when there is no index
+    or it was built with older chunking rules (everything needs building). `stop_early`: stop at the first."""
     manifest = read_manifest(Path(index_dir))
     if manifest is None or manifest.get("chunker") != ChunkSettings().to_dict():
-        return None
+        return None   # no index, or one built with older chunking/tokenization rules
     paths, _ = find_notes(Path(notes_dir))
     known = manifest.get("notes", {})
     skipped = manifest.get("skipped", {})
-    seen = added = changed = 0
+    out: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
+    seen = set()
     for path in paths:
         rel = relative_path(path, Path(notes_dir))
         entry = known.get(rel)
         if entry is None:
             bad = skipped.get(rel)
-            if not (bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size"))):
-                added += 1    # new, or a file skipped last time (binary, unreadable) and touched since
-            continue
-        seen += 1
-        if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
-            changed += 1
-    return {"added": added, "changed": changed, "removed": len(known) - seen}
+            if bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size")):
+                continue          # a file skipped last time (binary, unreadable) and untouched since
+            out["added"].append(rel)
+        else:
+            seen.add(rel)
+            if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
+                out["changed"].append(rel)
+        if stop_early and (out["added"] or out["changed"]):
+            return out
+    out["removed"] = sorted(set(known) - seen)
+    return out
+
+
+def pending_changes(notes_dir, index_dir) -> dict[str, int] | None:
+    """note_changes counted: {"added", "changed", "removed"} numbers of notes (a touched note may turn out
+    unchanged when read); None when everything needs building."""
+    changes = note_changes(notes_dir, index_dir)
+    return None if changes is None else {k: len(v) for k, v in changes.items()}
 
 
 def light_max() -> int:

@@ -76,7 +76,12 @@ class NotesService:
     def _build(self, full: bool = False, progress=None, log=None) -> BuildStats:
         from .indexing import build_index
 
-        return build_index(self.notes_dir, self.index_dir, full=full, embedder=self._embedder_for_build(),
+        embedder = self._embedder
+        if embedder is None and self._retriever is not None and self.model is None:
+            embedder = self._retriever.embedder     # keep the model the index was built with
+        # embedder None: build_index picks the index's ONNX export and makes it when missing, so the next
+        # start (azchat mcp, serve) answers without importing torch
+        return build_index(self.notes_dir, self.index_dir, full=full, model=self.model, embedder=embedder,
                            progress=progress, log=log, wait_seconds=30.0)
 
     def _open_retriever(self):

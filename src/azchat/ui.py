@@ -281,15 +281,16 @@ def _written_toggle():
 
 
 def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           auth: tuple[str, str] | None = None, on_ready=None) -> None:
-    """Serve the app until interrupted. `on_ready(url)` is called once it listens."""
+           auth: tuple[str, str] | None = None, on_ready=None, app_kwargs: dict | None = None) -> None:
+    """Serve the app until interrupted. `on_ready(url)` is called once it listens. `app_kwargs` go to the
+    FastAPI app under it (rest.serve_kwargs: the /api and /mcp routes)."""
     app = build_app(service)
     app.queue(default_concurrency_limit=4)
     try:
         _, local_url, share_url = app.launch(
             server_name=host, server_port=port, share=share, auth=auth, prevent_thread_lock=True,
             quiet=True, show_error=True, ssr_mode=False, css=CSS, head=HEAD, footer_links=["api"],
-            auth_message="azchat: sign in (AZCHAT_AUTH)" if auth else None)
+            auth_message="azchat: sign in (AZCHAT_AUTH)" if auth else None, app_kwargs=app_kwargs)
     except OSError:
         raise AzchatError(f"Cannot listen on {host}:{port}: the port is in use or not allowed; "
                           "choose another --port.") from None

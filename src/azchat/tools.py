@@ -1,0 +1,360 @@
+"""The agent tools behind the REST API and the MCP server: search, ask, get, status over a NotesService.
+
+One place for what both front ends promise: the CLI's `--json` shapes, input checks with one-sentence errors,
+size caps with a "truncated" marker, note paths strictly inside the notes folder (sources.read_lines), and an
+incremental index update before answering when notes changed. No HTTP or MCP code here.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from typing_extensions import TypedDict   # pydantic (MCP output schemas, OpenAPI) wants this one before 3.12
+
+from .errors import AzchatError, SourceError
+from .sources import MAX_SECTION_LINES, read_lines
+
+MAX_K = 50                  # hits per search
+MAX_QUERY_CHARS = 2000      # a question longer than this is not a question
+MAX_TEXT_CHARS = 4000       # one hit's text, one citation's snippet, the answer
+MAX_LINE_CHARS = 2000       # one line returned by get
+MAX_GET_LINES = MAX_SECTION_LINES
+MAX_RESULT_CHARS = 40_000   # a whole result: ~10k tokens, well under Claude Code's 25k-token tool output limit
+MAX_LISTED = 20             # paths listed per kind in status' changed_since_build
+MARK = " […truncated]"
+OPEN_WAIT = 45.0            # seconds a call waits for the index to open before it says "still being built"
+
+
+# -- the shapes (the CLI's --json shapes plus the "truncated" marker); MCP and OpenAPI schemas come from these --
+class HitDict(TypedDict):
+    rank: int
+    path: str
+    title: str
+    heading: str
+    start_line: int
+    end_line: int
+    score: float
+    text: str
+
+
+class SearchResult(TypedDict):
+    query: str
+    hits: list[HitDict]
+    truncated: bool          # a hit's text ends in " […truncated]", or trailing hits were left out
+    omitted_hits: int        # hits left out to keep the result under the size cap
+
+
+class CitationDict(TypedDict):
+    n: int
+    path: str
+    title: str
+    heading: str
+    start_line: int
+    end_line: int
+    snippet: str
+
+
+class AskResult(TypedDict):
+    question: str
+    answer: str
+    found: bool
+    citations: list[CitationDict]
+    truncated: bool
+
+
+class LineDict(TypedDict):
+    line: int
+    text: str
+
+
+class NoteLines(TypedDict):
+    path: str
+    title: str
+    start_line: int
+    end_line: int            # the last line returned
+    total_lines: int
+    lines: list[LineDict]
+    truncated: bool          # fewer lines than asked for (cap), or a line's text was cut
+    next_start_line: int | None   # where to continue when lines were left out
+
+
+class Changes(TypedDict):
+    count: int
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    truncated: bool          # more paths than listed
+    rebuild_needed: bool     # no usable index: everything will be built
+
+
+class Progress(TypedDict):
+    done: int
+    total: int
+
+
+class StatusResult(TypedDict):
+    ready: bool              # the index is open
+    notes_dir: str
+    index_dir: str
+    notes: int
+    chunks: int
+    built_at: str
+    model: str
+    rebuilding: bool
+    phase: str
+    progress: Progress
+    last_build: dict | None
+    error: str
+    checked_at: str
+    changed_since_build: Changes
+
+
+class ToolInputError(AzchatError):
+    """The caller's input is wrong (empty query, bad k, bad line range): HTTP 400, an MCP tool error."""
+
+    exit_code = 2
+
+
+class NotReadyError(AzchatError):
+    """The index is not open yet or could not be opened: HTTP 503."""
+
+
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + MARK, True
+
+
+def _text(value, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ToolInputError(f"The {name} is empty: give a few words to search for.")
+    value = value.strip()
+    if len(value) > MAX_QUERY_CHARS:
+        raise ToolInputError(f"The {name} is {len(value)} characters long; at most {MAX_QUERY_CHARS} are allowed.")
+    return value
+
+
+def _int(value, name: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ToolInputError(f"{name} must be a whole number, not {value!r}.")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ToolInputError(f"{name} must be {bounds}, not {value}.")
+    return value
+
+
+def tag_list(tag) -> list[str] | None:
+    """Tags as a list: None, one tag, a list, or a comma-separated string ("azure, networking")."""
+    if tag is None or tag == "":
+        return None
+    items = [tag] if isinstance(tag, str) else tag
+    if not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
+        raise ToolInputError(f"tag must be a tag or a list of tags, not {tag!r}.")
+    out = [p.strip().lstrip("#") for t in items for p in t.split(",") if p.strip().lstrip("#")]
+    return out or None
+
+
+def _folder(folder) -> str | None:
+    if folder is None or folder == "":
+        return None
+    if not isinstance(folder, str):
+        raise ToolInputError(f"folder must be a folder path, not {folder!r}.")
+    return folder.strip().strip("/") or None
+
+
+def _fit(items: list[dict], budget: int) -> tuple[list[dict], int]:
+    """The leading items whose JSON-ish size stays within budget characters, and how many were left out."""
+    kept, used = [], 0
+    for item in items:
+        size = sum(len(str(v)) + len(k) + 6 for k, v in item.items())
+        if kept and used + size > budget:
+            break
+        kept.append(item)
+        used += size
+    return kept, len(items) - len(kept)
+
+
+class NotesTools:
+    """search / ask / get / status as plain dicts, over a NotesService that is opened by the caller (or in the
+    background with open_in_background). Raises ToolInputError (bad input), SourceError (no such note, or
+    outside the notes folder), NotReadyError (no index yet) — each with a one-sentence message.
+
+    refresh_every: before answering, notes changed since the last build are indexed incrementally; the stat
+    check runs at most once per this many seconds (0: before every call; None: never).
+    """
+
+    def __init__(self, service, refresh_every: float | None = 0.0, log=None):
+        self.service = service
+        self.refresh_every = refresh_every
+        self.log = log or (lambda message: None)
+        self._ready = threading.Event()
+        self._open_error = ""
+        self._open_progress = (0, 0)
+        self._checked = float("-inf")
+        self._refresh_lock = threading.Lock()
+
+    # -- opening -------------------------------------------------------------------------------
+    def opened(self) -> "NotesTools":
+        """The service is already open (azchat serve opened it)."""
+        self._ready.set()
+        self._checked = time.monotonic()
+        return self
+
+    def open_in_background(self, progress=None) -> threading.Thread:
+        """Open (build or update, then load) the index in a daemon thread; calls wait for it."""
+        def track(done: int, total: int) -> None:
+            self._open_progress = (done, total)
+            if progress:
+                progress(done, total)
+
+        def run():
+            try:
+                self.service.open(log=self.log, progress=track)
+                self._checked = time.monotonic()
+                self.log(f"Ready: {self.service.status()['notes']} notes from {self.service.notes_dir}.")
+            except AzchatError as exc:
+                self._open_error = str(exc)
+            except Exception as exc:      # a tool call reports it; the server keeps answering the protocol
+                self._open_error = f"Could not open the index: {exc}"
+            finally:
+                self._ready.set()
+            if self._open_error:
+                self.log(f"azchat: {self._open_error}")
+
+        t = threading.Thread(target=run, name="azchat-open", daemon=True)
+        t.start()
+        return t
+
+    def _wait_ready(self, timeout: float | None = None) -> None:
+        """Wait for the background open, at most OPEN_WAIT seconds (under MCP clients' request timeouts)."""
+        if not self._ready.wait(OPEN_WAIT if timeout is None else timeout):
+            done, total = self._open_progress
+            where = f" ({done}/{total} chunks embedded)" if total else ""
+            raise NotReadyError(f"The index is still being built{where}; try again in a minute.")
+        if self._open_error:
+            raise NotReadyError(self._open_error)
+
+    def refresh(self) -> None:
+        """Index the notes changed since the last build (incrementally) when the last check is old enough."""
+        from .indexing import note_changes
+
+        self._wait_ready()
+        if self.refresh_every is None or time.monotonic() - self._checked < self.refresh_every:
+            return
+        if not self._refresh_lock.acquire(blocking=False):
+            return                      # another request is updating: answer from the current index
+        try:
+            self._checked = time.monotonic()
+            svc = self.service
+            if not svc.notes_dir.is_dir():
+                return
+            changes = note_changes(svc.notes_dir, svc.index_dir)
+            if changes is not None and not any(changes.values()):
+                return
+            self.log(f"Updating the index: {self._describe(changes)}.")
+            svc.rebuild()
+            error = svc.status()["error"]
+            if error:
+                self.log(f"azchat: {error}")
+            self._checked = time.monotonic()
+        finally:
+            self._refresh_lock.release()
+
+    @staticmethod
+    def _describe(changes) -> str:
+        if changes is None:
+            return "the index needs a rebuild"
+        return ", ".join(f"{len(v)} {k}" for k, v in changes.items() if v)
+
+    # -- the tools -----------------------------------------------------------------------------
+    def search(self, query, k=10, tag=None, folder=None) -> SearchResult:
+        """`azchat search --json`: {"query", "hits": [{"rank", "path", "title", "heading", "start_line",
+        "end_line", "score", "text"}]} plus "truncated" (a hit's text or trailing hits were cut)."""
+        query = _text(query, "query")
+        k = _int(k, "k", 1, MAX_K)
+        tags, folder = tag_list(tag), _folder(folder)
+        self.refresh()
+        hits = [h.to_dict() for h in self.service.search(query, k=k, tags=tags, folder=folder)]
+        cut = False
+        for h in hits:
+            h["text"], c = _cut(h["text"], MAX_TEXT_CHARS)
+            cut = cut or c
+        hits, left_out = _fit(hits, MAX_RESULT_CHARS)
+        return {"query": query, "hits": hits, "truncated": cut or left_out > 0, "omitted_hits": left_out}
+
+    def ask(self, question, tag=None, folder=None, mode=None) -> AskResult:
+        """`azchat ask --json`: {"question", "answer", "found", "citations": [{"n", "path", "title", "heading",
+        "start_line", "end_line", "snippet"}]} plus "truncated"."""
+        question = _text(question, "question")
+        tags, folder = tag_list(tag), _folder(folder)
+        if mode not in (None, "", "extractive"):
+            raise ToolInputError(f"mode must be 'extractive', not {mode!r}.")
+        self.refresh()
+        out = self.service.ask(question, tags=tags, folder=folder).to_dict()
+        out["answer"], cut = _cut(out["answer"], MAX_RESULT_CHARS // 2)
+        for c in out["citations"]:
+            c["snippet"], c_cut = _cut(c["snippet"], MAX_TEXT_CHARS)
+            cut = cut or c_cut
+        out["citations"], left_out = _fit(out["citations"], MAX_RESULT_CHARS // 2)
+        out["truncated"] = cut or left_out > 0
+        return out
+
+    def get(self, path, start_line=1, end_line=None) -> NoteLines:
+        """Lines start_line..end_line (1-based, inclusive, as on disk) of an indexed note: {"path", "title",
+        "start_line", "end_line", "total_lines", "lines": [{"line", "text"}], "truncated", "next_start_line"}.
+        At most MAX_GET_LINES lines and MAX_RESULT_CHARS characters; next_start_line says where to go on."""
+        if not isinstance(path, str) or not path.strip():
+            raise ToolInputError("No note path was given: use a path from search, e.g. 'folder/note.md'.")
+        path = path.strip()
+        start = _int(1 if start_line is None else start_line, "start_line", 1)
+        end = None if end_line is None else _int(end_line, "end_line", 1)
+        self.refresh()
+        lines = read_lines(self.service.notes_dir, path)        # SourceError for anything outside the notes
+        note = self.service.retriever.manifest.get("notes", {}).get(path)
+        if note is None:
+            raise SourceError(f"{path!r} is not a note in the index.")
+        total = len(lines)
+        if start > max(total, 1):
+            raise ToolInputError(f"start_line {start} is past the end of {path!r} ({total} lines).")
+        if end is not None and end < start:
+            raise ToolInputError(f"end_line {end} is before start_line {start}.")
+        want_end = total if end is None else min(end, total)
+        stop = min(want_end, start + MAX_GET_LINES - 1)
+        rows, used, cut = [], 0, stop < want_end
+        for n in range(start, stop + 1):
+            text, c = _cut(lines[n - 1], MAX_LINE_CHARS)
+            if rows and used + len(text) + 16 > MAX_RESULT_CHARS:
+                cut = True
+                break
+            rows.append({"line": n, "text": text})
+            used += len(text) + 16
+            cut = cut or c
+        last = rows[-1]["line"] if rows else start - 1
+        title = next((c.title for c in self.service.retriever.chunks if c.path == path), "")
+        return {"path": path, "title": title, "start_line": start, "end_line": last, "total_lines": total,
+                "lines": rows, "truncated": cut,
+                "next_start_line": last + 1 if last < want_end else None}
+
+    def status(self) -> StatusResult:
+        """The index's status (notes, chunks, built_at, model, rebuild progress, as the chat's /status) and
+        changed_since_build: the notes added, changed or removed since (not yet indexed)."""
+        from .indexing import note_changes
+
+        svc = self.service
+        out = {"ready": self._ready.is_set() and not self._open_error, **svc.status()}
+        if self._open_error:
+            out["error"] = self._open_error
+        elif not self._ready.is_set():
+            out["phase"] = out["phase"] or "opening the index"
+        changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None
+        listed = {"count": 0, "added": [], "changed": [], "removed": [], "truncated": False,
+                  "rebuild_needed": changes is None}
+        if changes is not None:
+            for kind, paths in changes.items():
+                listed["count"] += len(paths)
+                listed[kind] = paths[:MAX_LISTED]
+                listed["truncated"] = listed["truncated"] or len(paths) > MAX_LISTED
+        out["changed_since_build"] = listed
+        return out
