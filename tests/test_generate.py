@@ -464,3 +464,25 @@ def test_a_reasoning_models_thinking_is_not_shown(indexed, endpoint):
     ans = r.ask(PEERING, mode="generative", on_text=pieces.append)
     assert ans.mode == "generative" and "think" not in ans.answer and "Maybe" not in "".join(pieces)
     assert ans.answer.split("\n\n")[1] == "You create a peering link in each direction [1]."
+
+
+def test_agents_and_rest_get_the_written_answer_through_the_tools(indexed, endpoint, fake):
+    """tools.ask(mode="generative") — what the MCP `ask` tool and /api/ask?mode=generative call — returns the
+    checked written answer with mode and model; an unknown mode is a one-sentence input error."""
+    from azchat.service import NotesService
+    from azchat.tools import NotesTools, ToolInputError
+
+    notes, index, _ = indexed
+    svc = NotesService(notes, index, embedder=fake)
+    svc.open()
+    tools = NotesTools(svc, refresh_every=None).opened()
+    endpoint.script(Reply("You create a peering link in each direction [1]. Peering is free forever [7]."))
+    out = tools.ask(PEERING, mode="generative")
+    assert (out["mode"], out["model"], out["found"]) == ("generative", "scripted-model", True)
+    assert "each direction [1]" in out["answer"] and "free forever" not in out["answer"]
+    assert out["citations"][0]["start_line"] == 19 and "removed 1 citation" in out["notice"]
+    assert endpoint.requests[-1].body["model"] == "scripted-model"
+    plain = tools.ask(PEERING)                       # the default stays extractive: no request, no mode key
+    assert "mode" not in plain and len(endpoint.requests) == 1
+    with pytest.raises(ToolInputError, match="mode must be"):
+        tools.ask(PEERING, mode="poetry")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
-
+from typing import Annotated, Literal
 from pydantic import Field
 
 from mcp.server.mcpserver import MCPServer
@@ -61,10 +60,14 @@ def build_server(tools: NotesTools) -> MCPServer:
 
     @server.tool(title="Ask the notes", annotations=READ_ONLY)
     def ask(question: Annotated[str, Field(description="a question in plain words")],
-            tag: Tag = None, folder: Folder = None) -> Annotated[CallToolResult, AskResult]:
+            tag: Tag = None, folder: Folder = None,
+            mode: Annotated[Literal["extractive", "generative"], Field(
+                description="generative: the user's own model endpoint writes the answer from the cited "
+                            "passages, when one is configured")] = "extractive",
+            ) -> Annotated[CallToolResult, AskResult]:
         """An answer quoted from the notes' own sentences with [n] markers and numbered citations (path,
         heading, line range). found=false means the notes do not answer the question."""
-        return _run(tools.ask, question, tag, folder)
+        return _run(tools.ask, question, tag, folder, mode)
 
     @server.tool(title="Read note lines", annotations=READ_ONLY, description=(
         f"Lines start_line..end_line of a note with their line numbers (1-based, as on disk), at most "

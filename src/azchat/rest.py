@@ -10,7 +10,7 @@ import binascii
 import hmac
 import os
 import threading
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,12 +57,17 @@ def _status_for(exc: AzchatError) -> int:
 
 Tags = Annotated[list[str], Query(description="only notes with this tag (repeatable: any of them)")]
 Folder = Annotated[str | None, Query(description="only notes under this folder")]
+Mode = Annotated[Literal["extractive", "generative"], Query(
+    description="generative: your model endpoint writes the answer from the cited passages (AZCHAT_LLM_*)")]
 
 
 class AskBody(BaseModel):
     question: str = Field(description="a question in plain words")
     tag: str | list[str] | None = Field(None, description="only notes with this tag (or any of these)")
     folder: str | None = Field(None, description="only notes under this folder")
+    mode: Literal["extractive", "generative"] = Field(
+        "extractive", description="generative: your model endpoint writes the answer from the cited passages "
+                                  "(AZCHAT_LLM_*; falls back to the quotes with a notice)")
 
 
 def concurrency() -> int:
@@ -118,12 +123,12 @@ def build_api(tools: NotesTools, auth: tuple[str, str] | None = None) -> FastAPI
     @api.get("/ask", response_model=AskResult, responses=errors,
              summary="An answer quoted from the notes with citations: `azchat ask --json`")
     def ask_get(q: Annotated[str, Query(description="the question")] = "", tag: Tags = [],
-                folder: Folder = None):
-        return run(tools.ask, q, tag, folder)
+                folder: Folder = None, mode: Mode = "extractive"):
+        return run(tools.ask, q, tag, folder, mode)
 
     @api.post("/ask", response_model=AskResult, responses=errors, summary="The same as GET /ask, as JSON")
     def ask_post(body: AskBody):
-        return run(tools.ask, body.question, body.tag, body.folder)
+        return run(tools.ask, body.question, body.tag, body.folder, body.mode)
 
     @api.get("/notes/{path:path}", response_model=NoteLines,
              responses={**errors, 404: {"description": "no such note in the index, or outside the notes folder"}},

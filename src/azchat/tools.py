@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from typing_extensions import TypedDict   # pydantic (MCP output schemas, OpenAPI) wants this one before 3.12
+from typing_extensions import NotRequired, TypedDict   # pydantic (MCP output schemas, OpenAPI) wants these before 3.12
 
 from .errors import AzchatError, SourceError
 from .sources import MAX_SECTION_LINES, read_lines
@@ -60,6 +60,9 @@ class AskResult(TypedDict):
     found: bool
     citations: list[CitationDict]
     truncated: bool
+    mode: NotRequired[str]       # with mode="generative": the answer's mode ("extractive" when it fell back),
+    model: NotRequired[str]      # the model's name,
+    notice: NotRequired[str]     # and why it fell back or what the citation check left out ("" when nothing)
 
 
 class LineDict(TypedDict):
@@ -289,10 +292,15 @@ class NotesTools:
         "start_line", "end_line", "snippet"}]} plus "truncated"."""
         question = _text(question, "question")
         tags, folder = tag_list(tag), _folder(folder)
-        if mode not in (None, "", "extractive"):
-            raise ToolInputError(f"mode must be 'extractive', not {mode!r}.")
+        if mode not in (None, "", "extractive", "generative"):
+            raise ToolInputError(f"mode must be 'extractive' or 'generative', not {mode!r}.")
         self.refresh()
-        out = self.service.ask(question, tags=tags, folder=folder).to_dict()
+        answer = self.service.ask(question, tags=tags, folder=folder)
+        if mode == "generative":                # your model writes it from the same passages (generate.py)
+            from .generate import write_answer
+
+            answer = write_answer(answer)
+        out = answer.to_dict()
         out["answer"], cut = _cut(out["answer"], MAX_RESULT_CHARS // 2)
         for c in out["citations"]:
             c["snippet"], c_cut = _cut(c["snippet"], MAX_TEXT_CHARS)
