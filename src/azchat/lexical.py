@@ -14,12 +14,16 @@ from typing import Sequence
 import numpy as np
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
-STOPWORDS = frozenset("""
+_GERMAN_HINT = re.compile(r"[äöüß]")
+ENGLISH_STOPWORDS = frozenset("""
 a an the and or but if of at by for with about against between into through during before after above below
 to from up down in out on off over under again further then once here there when where why how all any both
 each few more most other some such no nor not only own same so than too very s t can will just don should now
 is are was were be been being have has had having do does did doing i me my we our you your he him his she her
 it its they them their what which who whom this that these those am would could shall may might must
+also just really every everything everyone something anything via onto upon within without whether
+""".split())
+GERMAN_STOPWORDS = frozenset("""
 der die das den dem des ein eine einer eines einem einen und oder aber wenn als auch an auf aus bei bis durch
 für gegen im in ist sind war waren wird werden wurde mit nach nicht noch nur ob so über um unter von vor wie
 wo zu zum zur es sie er wir ihr ich du man sich was wer welche welcher welches dass daß kann können muss
@@ -28,13 +32,22 @@ dieser diese dieses diesem diesen jeder jede jedes jedem jeden alle allen kein k
 da dann denn doch hier dort wann warum wieso womit wofür wozu woher wohin dabei dafür damit daran darauf
 darin davon dazu also sehr mehr immer wieder schon bereits etwa ganz gibt gib bin bist seid habe hast hat
 haben hatte hatten soll sollte sollen will wollen möchte darf dürfen könnte würde wäre mal nun ja nein
-zwischen ohne seit während bzw usw etc einen einem einer eines
-also just really every everything everyone something anything via onto upon within without whether
+zwischen ohne seit während bzw usw etc
 """.split())
+STOPWORDS = ENGLISH_STOPWORDS | GERMAN_STOPWORDS
+# German function words that are also English words or common in technical text ("man", "bin", "hat", "des",
+# "war"): they do not tell a German sentence from an English one ("was" and "die" do, in a question)
+_NOT_GERMAN_EVIDENCE = (ENGLISH_STOPWORDS - {"was"}) | frozenset("man bin hat des war mal gib etc bis ob um da ja".split())
+_GERMAN_EVIDENCE = GERMAN_STOPWORDS - _NOT_GERMAN_EVIDENCE
+
+
+def is_german(text: str) -> bool:
+    """A rough guess at the language of a question or passage: umlauts/ß, or two German function words."""
+    low = unicodedata.normalize("NFKC", text).lower()
+    return bool(_GERMAN_HINT.search(low)) or len(_GERMAN_EVIDENCE & set(_TOKEN.findall(low))) >= 2
 
 
 _STEMMERS = threading.local()   # per thread: see _stemmer
-_GERMAN_HINT = re.compile(r"[äöüß]")
 _GERMAN_PLURALS = (("ungen", "ung"), ("heiten", "heit"), ("keiten", "keit"), ("nisse", "nis"), ("ien", "i"))
 
 

@@ -12,7 +12,8 @@ from .answer import compose
 from .config import index_dir as default_index
 from .embedding import Embedder
 from .errors import IndexCorruptError
-from .lexical import LexicalIndex, tokenize, words
+from .lexical import LexicalIndex, is_german, tokenize   # noqa: F401 (is_german: where it used to be)
+from .refusal import Refusal, RefusalSettings
 from .store import Generation, load_generation
 from .types import Answer, Chunk, Hit
 
@@ -27,10 +28,6 @@ class FusionSettings:
     normalize: str = "minmax"      # minmax | zscore | max (each list over the candidate pool) | rrf
     rrf_k: int = 60
     second_chunk_weight: float = 0.0   # note ranking: best chunk + this share of the note's second best
-    min_confidence: float = 0.29   # below this the notes do not answer (off-topic questions: bench/QUALITY.md)
-    confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
-    # a name the vault never mentions ("BigQuery", "Ansible", "LFS") asks for more confidence
-    name_confidence: float = 0.40
     # When the embedder's vocabulary cuts the question's words into many pieces (a language or jargon the model
     # knows poorly: German questions with the English MiniLM), its cosine is less reliable and BM25 counts more:
     # the dense weight falls linearly from dense_weight at fertility_low pieces per word to
@@ -38,10 +35,6 @@ class FusionSettings:
     fragmented_dense_weight: float = 0.4
     fertility_low: float = 1.4
     fertility_high: float = 1.8
-    # and a rare word it never mentions (the model's vocabulary splits it into this many word pieces or more:
-    # "venv", "unittest", "for_each"; not "iPhone" or "MB") asks for still more
-    rare_pieces: int = 2
-    rare_confidence: float = 0.45
 
 
 def _open_search_indexes(gen: Generation) -> dict:
@@ -54,7 +47,7 @@ class Retriever:
     """Opens a built index; search() returns Hits, ask() an extractive Answer with citations."""
 
     def __init__(self, index_dir=None, embedder: Embedder | None = None,
-                 fusion: FusionSettings = FusionSettings()):
+                 fusion: FusionSettings = FusionSettings(), refusal: RefusalSettings = RefusalSettings()):
         self.index_dir = Path(default_index(index_dir))
         self.fusion = fusion
         self._gen: Generation = load_generation(self.index_dir, also=_open_search_indexes)
@@ -69,7 +62,7 @@ class Retriever:
                 f"{embedder.name!r}. Run `azchat index` with that model, or `--full` to rebuild.")
         self.embedder = embedder
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
-        self._identifiers: frozenset[str] | None = None   # the notes' code identifiers, read when first asked
+        self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
 
     # -- what is in the index -------------------------------------------------------------------
     @property
@@ -204,137 +197,18 @@ class Retriever:
         return Hit(rank=rank, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
                    end_line=c.end_line, score=round(score, 4), text=c.text)
 
-    def signals(self, question: str, scored, best_cos: float | None = None) -> tuple[float, float]:
-        """(best dense cosine among the hits or, when given, the candidate pool; best IDF-weighted share of the
-        question's words in one of the top 3 hits)."""
-        if not scored:
-            return 0.0, 0.0
-        q = set(tokenize(question))
-        cos = max([d for _, _, d, _ in scored] + ([best_cos] if best_cos is not None else []))
-        if not q:
-            return cos, 0.0
-        idf = self._lexical.idf(sorted(q))
-        total = sum(idf.values()) or 1.0
-        cover = max(sum(idf[t] for t in q & set(tokenize(self._gen.chunks[row].search_text))) / total
-                    for row, _, _, _ in scored[:3])
-        return cos, cover
-
-    def confidence(self, question: str, scored, best_cos: float | None = None) -> float:
-        """How sure we are that the notes answer: the best cosine and how much of the question one hit covers."""
-        cos, cover = self.signals(question, scored, best_cos)
-        w = self.fusion.confidence_dense_weight
-        return w * cos + (1 - w) * cover
-
-    def unknown_names(self, question: str) -> list[str]:
-        """Words of the question that look like names (capitalized inside an English sentence; mixed case,
-        all caps, with digits or an inner underscore in any language) and occur nowhere in the notes."""
-        out = []
-        german = is_german(question)
-        for n, word in enumerate(_WORD.findall(question)):
-            idents = [p for p in _SUBWORD.split(word) if _is_identifier(p)]
-            if idents:
-                if not all(self._knows_identifier(p) for p in idents):
-                    out.append(word)
-                continue
-            # mixed case within one part: "WireGuard", "iPhone"; not the hyphenated German "Archiv-Zugriffsebene"
-            name = any(_mixed_case(part) for part in _SUBWORD.split(word)) \
-                or any(c.isdigit() for c in word) and any(c.isalpha() for c in word) \
-                or not german and n > 0 and word[0].isupper()
-            toks = tokenize(word)
-            if name and toks and self._lexical.unknown(toks):
-                out.append(word)
-        return out
-
-    def rare_unknown_words(self, question: str) -> list[str]:
-        """Words of the question the notes never use (not even as part of a compound) and the embedding model
-        does not know as one word (it splits them into `rare_pieces` word pieces or more): names like "venv",
-        "unittest", "for_each", "BigQuery" rather than ordinary words like "autumn" or "iPhone". German words
-        are split into many pieces by an English vocabulary, so in German questions only name-shaped words
-        (mixed case, all caps, an inner underscore) count. An embedder that counts every word as one token
-        (no word-piece vocabulary) finds none, and the rule falls back to unknown_names."""
-        german = is_german(question)
-        cands: list[tuple[str, str]] = []   # (word as written, what the model's vocabulary is asked about)
-        for word in _WORD.findall(question):
-            for sub in _SUBWORD.split(word):
-                if _is_identifier(sub):
-                    if not self._knows_identifier(sub):
-                        cands.append((sub, sub.lower().strip("_")))
-                    continue
-                for part in _PART.findall(sub):
-                    if german and not _mixed_case(part):
-                        continue
-                    for low in words(part):
-                        if low.isalpha() and not self._lexical.query_tokens(low):
-                            cands.append((part, low))
-        if not cands:
-            return []
-        pieces = self.embedder.count_tokens([low for _, low in cands])
-        out: list[str] = []
-        for (word, _), n in zip(cands, pieces):
-            if n >= self.fusion.rare_pieces and word not in out:
-                out.append(word)
-        return out
-
-    def _knows_identifier(self, word: str) -> bool:
-        """Whether a code identifier with an inner underscore ("for_each") occurs in some chunk."""
-        if self._identifiers is None:
-            found = set()
-            for c in self._gen.chunks:
-                if "_" in c.search_text:
-                    found.update(m.lower().strip("_") for m in _IDENTIFIER.findall(c.search_text))
-            self._identifiers = frozenset(found)
-        return word.lower().strip("_") in self._identifiers
-
-    def refuses(self, question: str, scored, best_cos: float | None = None) -> bool:
-        """The notes do not answer: too little confidence, or a name they never mention and not much more
-        (a rare one, by the model's vocabulary, needs more than a common one)."""
-        if not scored:
-            return True
-        conf = self.confidence(question, scored, best_cos=best_cos)
-        f = self.fusion
-        if conf < f.min_confidence:
-            return True
-        if conf < f.rare_confidence and self.rare_unknown_words(question):
-            return True
-        return conf < f.name_confidence and bool(self.unknown_names(question))
-
     def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
             folder: str | None = None) -> Answer:
         """An extractive answer built from the notes' own sentences, with numbered citations."""
         scored, best_cos = self._ranked(question, k, tags, folder, distinct=True)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
-        found = not self.refuses(question, scored, best_cos)
+        found = not self.refusal.refuses(question, scored, best_cos)
         idf = self._lexical.idf(sorted(set(tokenize(question))))
         return compose(question, hits, chunks, idf, found)
 
 
-_WORD = re.compile(r"\w[\w.+-]*\w|\w")
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
-_SUBWORD = re.compile(r"[.+-]")                    # splits a hyphenated or dotted word
-_PART = re.compile(r"[^\W_]+")                      # letters and digits between underscores
-_IDENTIFIER = re.compile(r"\w*_\w*")
-
-
-def _mixed_case(part: str) -> bool:
-    """A capital after the first letter: "WireGuard", "iPhone", "LFS" (not "Netzwerk")."""
-    return any(c.isupper() for c in part[1:])
-
-
-def _is_identifier(word: str) -> bool:
-    """A code identifier: an inner underscore and a letter ("for_each", "extract_wisdom", "ARM_CLIENT_ID")."""
-    core = word.strip("_")
-    return "_" in core and any(c.isalpha() for c in core)
-
-
-_GERMAN_WORDS = frozenset("ich wie wo was wann warum welche welcher welches welchen ist sind der die das den dem ein "
-                          "eine einen einem und oder mit für auf kann können mein meine meinen nicht zu im".split())
-
-
-def is_german(text: str) -> bool:
-    """A rough guess: umlauts or two common German function words."""
-    low = text.lower()
-    return bool(re.search(r"[äöüß]", low)) or len(_GERMAN_WORDS & set(re.findall(r"\w+", low))) >= 2
 
 
 def _normalize(x: np.ndarray, how: str) -> np.ndarray:
