@@ -25,7 +25,7 @@ from .types import Chunk
 class RefusalSettings:
     """Thresholds of the "not in your notes" decision; calibrated on bench/ (see bench/QUALITY.md)."""
 
-    min_confidence: float = 0.29   # below this the notes do not answer
+    min_confidence: float = 0.245  # below this the notes do not answer
     confidence_dense_weight: float = 0.5   # confidence = w * best cosine + (1 - w) * question coverage
     name_confidence: float = 0.40  # a name the notes never mention asks for this much
     rare_pieces: int = 2           # a word the model splits into this many word pieces or more is rare
