@@ -95,6 +95,21 @@ def tokenize(text: str) -> list[str]:
     return [stem(t) for t in words(text)]
 
 
+def document_tokens(text: str) -> list[str]:
+    """What BM25 indexes: every stemmed word, stopwords included, so a note about `du -sh`, `man` pages or
+    /usr/bin keeps its commands (a question drops the stopwords of its own language: query_tokens)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return [stem(t) for t in _TOKEN.findall(text) if len(t) >= 2 or t.isdigit()]
+
+
+def question_tokens(text: str) -> list[str]:
+    """A question's stemmed words without the stopwords of its language: a German question drops German and
+    English function words, an English one only English ones ("du", "man", "bin", "hat" stay)."""
+    stop = STOPWORDS if is_german(text) else ENGLISH_STOPWORDS
+    text = unicodedata.normalize("NFKC", text).lower()
+    return [stem(t) for t in _TOKEN.findall(text) if t not in stop and (len(t) >= 2 or t.isdigit())]
+
+
 def split_compound(tok: str, vocab, min_part: int = 4) -> list[str]:
     """Split a long token into two known tokens (German compounds: 'speicherkonto' -> speicher, konto;
     a linking 's' is allowed: 'zugriffsschlüssel' -> zugriff, schlüssel). [] when no split is found."""
@@ -124,7 +139,10 @@ class LexicalSettings:
     b: float = 0.75
     meta_repeat: int = 2        # the first line of search_text (title, aliases, tags, heading) counts this often
     compounds: bool = True      # add the parts of compound words found in the corpus vocabulary
-    version: int = 2
+    # the tokenization rules an index was built with, read back on load so questions are cut the same way:
+    # 2 drops English and German stopwords everywhere; 3 indexes every word and drops only the question's
+    # own language's stopwords (document_tokens / question_tokens)
+    version: int = 3
 
     def to_dict(self) -> dict:
         return {"k1": self.k1, "b": self.b, "meta_repeat": self.meta_repeat, "compounds": self.compounds,
@@ -147,9 +165,10 @@ class LexicalIndex:
         if not texts:
             return cls(None, 0, settings)
         docs = []
+        cut = document_tokens if settings.version >= 3 else tokenize
         for t in texts:
             meta, _, body = t.partition("\n")
-            docs.append(tokenize(meta) * max(settings.meta_repeat, 1) + tokenize(body))
+            docs.append(cut(meta) * max(settings.meta_repeat, 1) + cut(body))
         if settings.compounds:
             vocab = Counter(tok for d in docs for tok in set(d))
             splits = {tok: split_compound(tok, vocab) for tok in vocab}
@@ -167,8 +186,9 @@ class LexicalIndex:
     @classmethod
     def load(cls, folder: Path, size: int) -> "LexicalIndex":
         meta = folder / "azchat_lexical.json"
-        settings = LexicalSettings(**json.loads(meta.read_text(encoding="utf-8"))) if meta.is_file() \
-            else LexicalSettings()
+        saved = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {"version": 2}
+        known = LexicalSettings.__dataclass_fields__
+        settings = LexicalSettings(**{k: v for k, v in saved.items() if k in known})
         if size == 0:
             return cls(None, 0, settings)
         bm25 = _SavedBM25.open(folder)
@@ -184,7 +204,7 @@ class LexicalIndex:
             return []
         vocab = self._bm25.vocab_dict
         out = []
-        for tok in tokenize(query):
+        for tok in (question_tokens if self.settings.version >= 3 else tokenize)(query):
             if tok in vocab:
                 out.append(tok)
             if self.settings.compounds:

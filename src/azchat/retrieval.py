@@ -174,7 +174,8 @@ class Retriever:
         return self._ranked(query, k, tags, folder, mode)[0]
 
     def rank_files(self, query: str, n: int = 10, tags=None, folder=None, mode: str = "hybrid") -> list[str]:
-        """Note paths, best first: a note scores as its best chunk plus a share of its second best."""
+        """Note paths, best first: a note scores as its best chunk (plus FusionSettings.second_chunk_weight times
+        its second best; that share is 0.0 by default, so a note is as good as its best chunk)."""
         scored = self._scored(query, max(self.fusion.candidates, 3 * n), tags, folder, mode)
         best: dict[str, list[float]] = {}
         for row, score, _, _ in scored:
