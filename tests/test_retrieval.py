@@ -261,3 +261,26 @@ def test_a_note_copied_into_another_file_does_not_crowd_the_hits(vault, tmp_path
     # the note ranking still lists every copy: each file is a right answer for the eval
     files = r.rank_files("archive tier rehydration", 10)
     assert {"storage/storage.md", "copy0.md", "copy1.md", "copy2.md"} <= set(files[:4])
+
+
+def test_an_english_question_keeps_a_german_chunks_dense_score_that_bm25_cannot_add_to(retriever):
+    import numpy as np
+
+    from azchat.lexical import is_german
+    from azchat.retrieval import FusionSettings
+
+    rows = [i for i, c in enumerate(retriever.chunks) if is_german(c.text)][:1] + \
+        [i for i, c in enumerate(retriever.chunks) if not is_german(c.text)][:1]
+    assert len(rows) == 2                                    # the fixture vault has a German note
+    cand = np.array(rows)
+    d = np.array([1.0, 0.5])            # the German chunk is the dense side's best match ...
+    fused = np.array([0.6, 0.9])        # ... but without BM25 words it fused below the English one
+    wd = retriever.dense_weight("how do I list my folders")
+    credit = retriever.fusion.cross_language_credit
+    assert 0 < credit < 1
+    out = retriever._cross_language("how do I list my folders", cand, d, fused)
+    assert out[0] == pytest.approx(wd + credit * (1 - wd)) and out[1] == 0.9
+    # a German question, or the credit switched off, leaves the fusion alone
+    assert list(retriever._cross_language("Wie liste ich die Ordner auf?", cand, d, fused)) == [0.6, 0.9]
+    retriever.fusion = FusionSettings(cross_language_credit=0.0)
+    assert list(retriever._cross_language("how do I list my folders", cand, d, fused)) == [0.6, 0.9]
