@@ -41,16 +41,19 @@ REFUSAL_SETS = [("shared", SHARED / "bench" / "notes-questions" / "questions-sha
 LEGACY_LEX = LexicalSettings(meta_repeat=1, compounds=False, version=1)   # tokenizer flag set below
 # name -> (lexical settings, fusion settings, legacy tokenizer?)
 CONFIGS = {
-    "trunk": (LEGACY_LEX, FusionSettings(0.7, 0.3, normalize="max", fragmented_dense_weight=0.7), True),
+    "trunk": (LEGACY_LEX, FusionSettings(0.7, 0.3, normalize="max", fragmented_dense_weight=0.7,
+                                        cross_language_credit=0.0), True),
     "rrf": (LEGACY_LEX, FusionSettings(1.0, 1.0, normalize="rrf"), True),
-    "stem": (LexicalSettings(meta_repeat=1, compounds=False),
+    "stem": (LexicalSettings(meta_repeat=1, compounds=False, version=2),
              FusionSettings(0.7, 0.3, normalize="max", fragmented_dense_weight=0.7), False),
-    "stem+minmax.5": (LexicalSettings(meta_repeat=1, compounds=False),
+    "stem+minmax.5": (LexicalSettings(meta_repeat=1, compounds=False, version=2),
                       FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
-    "stem+comp+minmax.5": (LexicalSettings(meta_repeat=1), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5),
+    "stem+comp+minmax.5": (LexicalSettings(meta_repeat=1, version=2), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5),
                            False),
-    "stem+comp+meta2+minmax.5": (LexicalSettings(), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
-    "round2": (LexicalSettings(), FusionSettings(fragmented_dense_weight=0.6), False),   # one weight for all
+    "stem+comp+meta2+minmax.5": (LexicalSettings(version=2), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
+    "round2": (LexicalSettings(version=2), FusionSettings(fragmented_dense_weight=0.6, cross_language_credit=0.0),
+               False),   # one weight for all
+    "round3": (LexicalSettings(version=2), FusionSettings(cross_language_credit=0.0), False),   # round-3 retrieval
     "default": (LexicalSettings(), FusionSettings(), False),
 }
 
