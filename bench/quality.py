@@ -1,6 +1,7 @@
 """Answer-quality bench: the dev question set and BEIR SciFact, under several retrieval configurations.
 
     python bench/quality.py notes   [--split dev|test|all] [--configs NAME,...]
+    python bench/quality.py sets    [--configs NAME,...] [--kinds]   (shared, dev, fresh, off-topic side by side)
     python bench/quality.py scifact [--configs NAME,...]
     python bench/quality.py calibrate [--configs NAME]   (the refusal rule swept on what ask() ships, all sets)
     python bench/quality.py refusal     (every question's refusal signals as ask() computes them)
@@ -48,9 +49,10 @@ CONFIGS = {
              FusionSettings(0.7, 0.3, normalize="max", fragmented_dense_weight=0.7), False),
     "stem+minmax.5": (LexicalSettings(meta_repeat=1, compounds=False, version=2),
                       FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
-    "stem+comp+minmax.5": (LexicalSettings(meta_repeat=1, version=2), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5),
-                           False),
-    "stem+comp+meta2+minmax.5": (LexicalSettings(version=2), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
+    "stem+comp+minmax.5": (LexicalSettings(meta_repeat=1, version=2),
+                           FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
+    "stem+comp+meta2+minmax.5": (LexicalSettings(version=2), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5),
+                                 False),
     "round2": (LexicalSettings(version=2), FusionSettings(fragmented_dense_weight=0.6, cross_language_credit=0.0),
                False),   # one weight for all
     "round3": (LexicalSettings(version=2), FusionSettings(cross_language_credit=0.0), False),   # round-3 retrieval
@@ -182,6 +184,35 @@ def bench_notes(configs, split, answers=True):
               flush=True)
 
 
+def bench_sets(configs, kinds=False):
+    """Every config on every set of REFUSAL_SETS side by side (the round-4 rows of bench/QUALITY.md): hit@1 /
+    hit@5 / MRR@10 / gold term / answerable refused / unanswerable refused, and per kind with --kinds."""
+    index = CACHE / "notes-idx"
+    build_index(VAULT, index, log=print)
+    sets = [(name, ev.load_questions(path)) for name, path in REFUSAL_SETS if path.is_file()]
+    print("| config | " + " | ".join(name for name, _ in sets) + " |")
+    print("|---" * (len(sets) + 1) + "|")
+    f = lambda v: "-" if v is None else f"{v:.3f}"   # noqa: E731
+    for spec in configs:
+        name, lex, fusion, legacy = parse_config(spec)
+        cells, by_kind = [], []
+        with Legacy(legacy):
+            r = retriever_for(index, lex, fusion, legacy)
+            for set_name, qs in sets:
+                res = ev.evaluate_questions(r, qs)
+                s = res["summary"]
+                refused = round((s["answerable_refused"] or 0) * s["answerable"])
+                cells.append(f"{f(s['hit@1'])} / {f(s['hit@5'])} / {f(s['mrr@10'])} / {f(s['answer_term_rate'])} / "
+                             f"{refused}/{s['answerable']} / {s['unanswerable_refused']}/{s['unanswerable']}"
+                             if s["answerable"] else f"{s['unanswerable_refused']}/{s['unanswerable']}")
+                by_kind += [(set_name, kind, k) for kind, k in res.get("by_kind", {}).items() if k["answerable"]]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+        if kinds:
+            for set_name, kind, k in by_kind:
+                print(f"|   {set_name} {kind} ({k['answerable']}) | {f(k['hit@1'])} / {f(k['hit@5'])} / "
+                      f"{f(k['mrr@10'])} / {f(k['answer_term_rate'])} |")
+
+
 def _shipped_signals(r, question):
     """What ask() decides on: the hits of _ranked(distinct=True) and the pool's best cosine."""
     scored, best_cos = r._ranked(question, 8, None, None, distinct=True)
@@ -279,17 +310,20 @@ def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["notes", "scifact", "calibrate", "refusal"])
+    ap.add_argument("what", choices=["notes", "sets", "scifact", "calibrate", "refusal"])
     ap.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     ap.add_argument("--configs", default="trunk,default")
     ap.add_argument("--modes", default="lexical,dense,hybrid")
     ap.add_argument("--no-answers", action="store_true")
+    ap.add_argument("--kinds", action="store_true", help="sets: also a row per question kind")
     a = ap.parse_args()
     configs = [c for c in (a.configs.split(";") if ";" in a.configs else a.configs.split(",")) if c]
     if a.what == "calibrate":
         calibrate(configs[0], a.split)
     elif a.what == "refusal":
         refusal()
+    elif a.what == "sets":
+        bench_sets(configs, kinds=a.kinds)
     elif a.what == "notes":
         bench_notes(configs, a.split, answers=not a.no_answers)
     else:

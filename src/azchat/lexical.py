@@ -37,7 +37,8 @@ zwischen ohne seit während bzw usw etc
 STOPWORDS = ENGLISH_STOPWORDS | GERMAN_STOPWORDS
 # German function words that are also English words or common in technical text ("man", "bin", "hat", "des",
 # "war"): they do not tell a German sentence from an English one ("was" and "die" do, in a question)
-_NOT_GERMAN_EVIDENCE = (ENGLISH_STOPWORDS - {"was"}) | frozenset("man bin hat des war mal gib etc bis ob um da ja".split())
+_NOT_GERMAN_EVIDENCE = (ENGLISH_STOPWORDS - {"was"}) | \
+    frozenset("man bin hat des war mal gib etc bis ob um da ja".split())
 _GERMAN_EVIDENCE = GERMAN_STOPWORDS - _NOT_GERMAN_EVIDENCE
 
 
