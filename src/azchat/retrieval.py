@@ -151,7 +151,8 @@ class Retriever:
         wl = f.lexical_weight * (1.0 - wd) / (1.0 - f.dense_weight) if f.dense_weight < 1 else f.lexical_weight
         return wd * _normalize(d, f.normalize) + wl * _normalize(lex, f.normalize)
 
-    def _cross_language(self, query: str, cand: np.ndarray, d: np.ndarray, fused: np.ndarray) -> np.ndarray:
+    def _cross_language(self, query: str, cand: np.ndarray, d: np.ndarray, fused: np.ndarray,
+                        wd: float | None = None) -> np.ndarray:
         """An English question's German candidates keep a share of their dense score that BM25 cannot add to
         (FusionSettings.cross_language_credit)."""
         credit = self.fusion.cross_language_credit
@@ -160,7 +161,7 @@ class Retriever:
         german = np.array([self._is_german_chunk(int(row)) for row in cand], dtype=bool)
         if not german.any():
             return fused
-        wd = self.dense_weight(query)
+        wd = self.dense_weight(query) if wd is None else wd
         floor = _normalize(d, self.fusion.normalize) * (wd + credit * (1.0 - wd))
         return np.where(german, np.maximum(fused, floor), fused)
 
@@ -179,9 +180,10 @@ class Retriever:
         cand, d, lex = self._candidates(query, max(self.fusion.candidates, k), tags, folder, mode)
         if len(cand) == 0:
             return [], 0.0
-        fused = self._fuse(d, lex, mode, self.dense_weight(query) if mode == "hybrid" else None)
+        wd = self.dense_weight(query) if mode == "hybrid" else None
+        fused = self._fuse(d, lex, mode, wd)
         if mode == "hybrid":
-            fused = self._cross_language(query, cand, d, fused)
+            fused = self._cross_language(query, cand, d, fused, wd)
         order = np.argsort(-fused, kind="stable")
         picked, seen = [], set()
         for i in order:
