@@ -1,8 +1,10 @@
 """Answer-quality bench: the dev question set and BEIR SciFact, under several retrieval configurations.
 
     python bench/quality.py notes   [--split dev|test|all] [--configs NAME,...]
+    python bench/quality.py sets    [--configs NAME,...] [--kinds]   (shared, dev, fresh, off-topic side by side)
     python bench/quality.py scifact [--configs NAME,...]
-    python bench/quality.py refusal     (every question's refusal signals, then a sweep of the rare-word rule)
+    python bench/quality.py calibrate [--configs NAME]   (the refusal rule swept on what ask() ships, all sets)
+    python bench/quality.py refusal     (every question's refusal signals as ask() computes them)
 
 Indexes are built once with the bundled MiniLM and cached under $AZQ_CACHE (default /tmp/azq); only the BM25
 side is rebuilt in memory per configuration, so comparing fusion and tokenization settings needs no re-embedding.
@@ -26,23 +28,34 @@ from azchat.lexical import LexicalIndex, LexicalSettings       # noqa: E402
 from azchat.retrieval import FusionSettings, Retriever          # noqa: E402
 
 CACHE = Path(os.environ.get("AZQ_CACHE", "/tmp/azq"))
-VAULT = REPO.parent / "shared" / "corpus" / "niclasedge-notes"
-SCIFACT = REPO.parent / "shared" / "bench" / "scifact"
+# the shared data sits beside the checkout (/work/main -> /work/shared) or one level up (a worktree under /work/wt)
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()),
+              REPO.parent / "shared")
+VAULT = SHARED / "corpus" / "niclasedge-notes"
+SCIFACT = SHARED / "bench" / "scifact"
 QUESTIONS = REPO / "bench" / "dev_questions.jsonl"
+# every set the refusal is calibrated on: (name, file); the shared half of the issue-10 set when it is there
+REFUSAL_SETS = [("shared", SHARED / "bench" / "notes-questions" / "questions-shared.jsonl"),
+                ("dev", QUESTIONS), ("fresh", REPO / "bench" / "fresh_questions.jsonl"),
+                ("off-topic", REPO / "bench" / "offtopic_questions.jsonl")]
 
 LEGACY_LEX = LexicalSettings(meta_repeat=1, compounds=False, version=1)   # tokenizer flag set below
 # name -> (lexical settings, fusion settings, legacy tokenizer?)
 CONFIGS = {
-    "trunk": (LEGACY_LEX, FusionSettings(0.7, 0.3, normalize="max", fragmented_dense_weight=0.7), True),
+    "trunk": (LEGACY_LEX, FusionSettings(0.7, 0.3, normalize="max", fragmented_dense_weight=0.7,
+                                        cross_language_credit=0.0), True),
     "rrf": (LEGACY_LEX, FusionSettings(1.0, 1.0, normalize="rrf"), True),
-    "stem": (LexicalSettings(meta_repeat=1, compounds=False),
+    "stem": (LexicalSettings(meta_repeat=1, compounds=False, version=2),
              FusionSettings(0.7, 0.3, normalize="max", fragmented_dense_weight=0.7), False),
-    "stem+minmax.5": (LexicalSettings(meta_repeat=1, compounds=False),
+    "stem+minmax.5": (LexicalSettings(meta_repeat=1, compounds=False, version=2),
                       FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
-    "stem+comp+minmax.5": (LexicalSettings(meta_repeat=1), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5),
-                           False),
-    "stem+comp+meta2+minmax.5": (LexicalSettings(), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
-    "round2": (LexicalSettings(), FusionSettings(fragmented_dense_weight=0.6), False),   # one weight for all
+    "stem+comp+minmax.5": (LexicalSettings(meta_repeat=1, version=2),
+                           FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5), False),
+    "stem+comp+meta2+minmax.5": (LexicalSettings(version=2), FusionSettings(0.5, 0.5, fragmented_dense_weight=0.5),
+                                 False),
+    "round2": (LexicalSettings(version=2), FusionSettings(fragmented_dense_weight=0.6, cross_language_credit=0.0),
+               False),   # one weight for all
+    "round3": (LexicalSettings(version=2), FusionSettings(cross_language_credit=0.0), False),   # round-3 retrieval
     "default": (LexicalSettings(), FusionSettings(), False),
 }
 
@@ -171,74 +184,106 @@ def bench_notes(configs, split, answers=True):
               flush=True)
 
 
-def calibrate(spec, split):
-    """Grid-search the refusal rule (w * best cosine + (1 - w) * coverage >= t) on one split."""
+def bench_sets(configs, kinds=False):
+    """Every config on every set of REFUSAL_SETS side by side (the round-4 rows of bench/QUALITY.md): hit@1 /
+    hit@5 / MRR@10 / gold term / answerable refused / unanswerable refused, and per kind with --kinds."""
     index = CACHE / "notes-idx"
+    build_index(VAULT, index, log=print)
+    sets = [(name, ev.load_questions(path)) for name, path in REFUSAL_SETS if path.is_file()]
+    print("| config | " + " | ".join(name for name, _ in sets) + " |")
+    print("|---" * (len(sets) + 1) + "|")
+    f = lambda v: "-" if v is None else f"{v:.3f}"   # noqa: E731
+    for spec in configs:
+        name, lex, fusion, legacy = parse_config(spec)
+        cells, by_kind = [], []
+        with Legacy(legacy):
+            r = retriever_for(index, lex, fusion, legacy)
+            for set_name, qs in sets:
+                res = ev.evaluate_questions(r, qs)
+                s = res["summary"]
+                refused = round((s["answerable_refused"] or 0) * s["answerable"])
+                cells.append(f"{f(s['hit@1'])} / {f(s['hit@5'])} / {f(s['mrr@10'])} / {f(s['answer_term_rate'])} / "
+                             f"{refused}/{s['answerable']} / {s['unanswerable_refused']}/{s['unanswerable']}"
+                             if s["answerable"] else f"{s['unanswerable_refused']}/{s['unanswerable']}")
+                by_kind += [(set_name, kind, k) for kind, k in res.get("by_kind", {}).items() if k["answerable"]]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+        if kinds:
+            for set_name, kind, k in by_kind:
+                print(f"|   {set_name} {kind} ({k['answerable']}) | {f(k['hit@1'])} / {f(k['hit@5'])} / "
+                      f"{f(k['mrr@10'])} / {f(k['answer_term_rate'])} |")
+
+
+def _shipped_signals(r, question):
+    """What ask() decides on: the hits of _ranked(distinct=True) and the pool's best cosine."""
+    scored, best_cos = r._ranked(question, 8, None, None, distinct=True)
+    cos, cover = r.refusal.signals(question, scored, best_cos)
+    return {"cos": cos, "cover": cover, "names": bool(r.refusal.unknown_names(question)),
+            "rare": bool(r.refusal.rare_unknown_words(question)), "empty": not scored}
+
+
+def calibrate(spec, split):
+    """Grid-search the refusal rule on what ask() ships, over every set in REFUSAL_SETS (split applies to the
+    dev set): refuse when c = w * cos + (1 - w) * cover < t, or c < t_name with an unknown name, or c < t_rare
+    with a rare unknown word. Rows: answerable refused (fewest first) among settings that refuse >= 70% of the
+    unanswerable questions and >= 19/20 off-topic ones."""
+    index = CACHE / "notes-idx"
+    build_index(VAULT, index, log=print)
     name, lex, fusion, legacy = parse_config(spec)
-    questions = ev.split_questions(ev.load_questions(QUESTIONS), split)
+    feats = []
     with Legacy(legacy):
         r = retriever_for(index, lex, fusion, legacy)
-        feats = [(r.signals(q.question, r._scored(q.question, 8, None, None)), bool(q.gold_files))
-                 for q in questions]
-    for (cos, cov), ans in feats:
-        pass
-    n_ans = sum(a for _, a in feats)
-    n_un = len(feats) - n_ans
-    best = []
-    for w in [x / 10 for x in range(0, 11)]:
-        vals = sorted({round(w * c + (1 - w) * v, 4) for (c, v), _ in feats})
-        for t in vals:
-            refused_ans = sum(1 for (c, v), a in feats if a and w * c + (1 - w) * v < t)
-            refused_un = sum(1 for (c, v), a in feats if not a and w * c + (1 - w) * v < t)
-            best.append((refused_un / max(n_un, 1) - 3 * refused_ans / max(n_ans, 1), w, t, refused_ans,
-                         refused_un))
-    best.sort(reverse=True)
-    print(f"{split}: {n_ans} answerable, {n_un} unanswerable")
-    for row in best[:10]:
-        print("score %.3f  w=%.1f  t=%.4f  answerable refused %d  unanswerable refused %d" % row)
-    print("unanswerable signals:", [(round(c, 3), round(v, 3)) for (c, v), a in feats if not a])
-    print("answerable lowest:", sorted((round(0.5 * c + 0.5 * v, 3), round(c, 3), round(v, 3))
-                                        for (c, v), a in feats if a)[:8])
+        for set_name, path in REFUSAL_SETS:
+            if not path.is_file():
+                continue
+            qs = ev.load_questions(path)
+            if set_name == "dev":
+                qs = ev.split_questions(qs, split)
+            feats += [(set_name, bool(q.gold_files), _shipped_signals(r, q.question)) for q in qs]
+
+    def refused(f, w, t, tn, tr):
+        c = w * f["cos"] + (1 - w) * f["cover"]
+        return f["empty"] or c < t or f["rare"] and c < tr or f["names"] and c < tn
+
+    n_un = sum(1 for s, a, _ in feats if not a and s != "off-topic")
+    n_off = sum(1 for s, a, _ in feats if s == "off-topic")
+    rows = []
+    for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        for t in [x / 1000 for x in range(200, 340, 5)]:
+            for tn in [x / 100 for x in range(30, 52)]:
+                for tr in [x / 100 for x in range(round(tn * 100), 56)]:
+                    ans = sum(1 for _, a, f in feats if a and refused(f, w, t, tn, tr))
+                    un = sum(1 for s, a, f in feats if not a and s != "off-topic" and refused(f, w, t, tn, tr))
+                    off = sum(1 for s, _, f in feats if s == "off-topic" and refused(f, w, t, tn, tr))
+                    if un >= 0.7 * n_un and off >= n_off - 1:
+                        rows.append((ans, -un, -off, w, t, tn, tr))
+    rows.sort()
+    print(f"{sum(a for _, a, _ in feats)} answerable, {n_un} unanswerable, {n_off} off-topic "
+          f"(sets: {', '.join(sorted({s for s, _, _ in feats}))})")
+    print("| answerable refused | unanswerable refused | off-topic refused | w | min | name | rare |")
+    print("|---|---|---|---|---|---|---|")
+    for ans, un, off, w, t, tn, tr in rows[:20]:
+        print(f"| {ans} | {-un} | {-off} | {w} | {t:.3f} | {tn:.2f} | {tr:.2f} |")
 
 
 def refusal():
-    """The signals of the refusal rule for every question (so the separation is visible), then the rare-word
-    rule's two settings swept, counted per split (choose on dev: lines not divisible by 3)."""
+    """The signals of the refusal rule for every question of every set, as ask() computes them."""
     index = CACHE / "notes-idx"
     build_index(VAULT, index, log=print)
     r = Retriever(index)
-    rows = []
-    print("| q | split | gold | conf | cos | cover | unknown names | rare unknown words | refused |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for i, q in enumerate(ev.load_questions(QUESTIONS), start=1):
-        scored = r._scored(q.question, 8, None, None)
-        cos, cover = r.signals(q.question, scored)
-        refused = r.refuses(q.question, scored)
-        rows.append((i, bool(q.gold_files), q.question, scored))
-        mark = " **wrong**" if refused == bool(q.gold_files) else ""
-        print(f"| q{i} | {'test' if i % 3 == 0 else 'dev'} | {'answerable' if q.gold_files else 'none'} | "
-              f"{r.confidence(q.question, scored):.3f} | {cos:.3f} | {cover:.3f} | "
-              f"{', '.join(r.unknown_names(q.question))} | {', '.join(r.rare_unknown_words(q.question))} | "
-              f"{'yes' if refused else 'no'}{mark} |")
-
-    def count(split):
-        sel = [x for x in rows if split == "all" or (split == "dev") == (x[0] % 3 != 0)]
-        un = [x for x in sel if not x[1]]
-        ans = [x for x in sel if x[1]]
-        return (f"{sum(r.refuses(x[2], x[3]) for x in un)}/{len(un)} | "
-                f"{sum(r.refuses(x[2], x[3]) for x in ans)}/{len(ans)}")
-
-    base = r.fusion
-    print("\n| rare_pieces | rare_confidence | dev unans refused | dev ans refused | test unans | test ans | "
-          "all unans | all ans |")
+    print("| set | gold | conf | cos | cover | unknown names | rare unknown words | refused |")
     print("|---|---|---|---|---|---|---|---|")
-    r.fusion = replace(base, rare_confidence=0.0)
-    print(f"| off | - | {count('dev')} | {count('test')} | {count('all')} |")
-    for pieces in (2, 3, 4):
-        for c in range(40, 72, 2):
-            r.fusion = replace(base, rare_pieces=pieces, rare_confidence=c / 100)
-            print(f"| {pieces} | {c / 100:.2f} | {count('dev')} | {count('test')} | {count('all')} |")
-    r.fusion = base
+    for set_name, path in REFUSAL_SETS:
+        if not path.is_file():
+            continue
+        for q in ev.load_questions(path):
+            scored, best_cos = r._ranked(q.question, 8, None, None, distinct=True)
+            cos, cover = r.refusal.signals(q.question, scored, best_cos)
+            refused = r.refusal.refuses(q.question, scored, best_cos)
+            mark = " **wrong**" if refused == bool(q.gold_files) else ""
+            print(f"| {set_name} | {'answerable' if q.gold_files else 'none'} | "
+                  f"{r.refusal.confidence(q.question, scored, best_cos):.3f} | {cos:.3f} | {cover:.3f} | "
+                  f"{', '.join(r.refusal.unknown_names(q.question))} | "
+                  f"{', '.join(r.refusal.rare_unknown_words(q.question))} | {'yes' if refused else 'no'}{mark} |")
 
 
 def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
@@ -265,17 +310,20 @@ def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["notes", "scifact", "calibrate", "refusal"])
+    ap.add_argument("what", choices=["notes", "sets", "scifact", "calibrate", "refusal"])
     ap.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     ap.add_argument("--configs", default="trunk,default")
     ap.add_argument("--modes", default="lexical,dense,hybrid")
     ap.add_argument("--no-answers", action="store_true")
+    ap.add_argument("--kinds", action="store_true", help="sets: also a row per question kind")
     a = ap.parse_args()
     configs = [c for c in (a.configs.split(";") if ";" in a.configs else a.configs.split(",")) if c]
     if a.what == "calibrate":
         calibrate(configs[0], a.split)
     elif a.what == "refusal":
         refusal()
+    elif a.what == "sets":
+        bench_sets(configs, kinds=a.kinds)
     elif a.what == "notes":
         bench_notes(configs, a.split, answers=not a.no_answers)
     else:

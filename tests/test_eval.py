@@ -130,3 +130,42 @@ def test_beir_eval_reports_all_modes(tmp_path, fake_model, capsys):
         assert set(out[mode]) == {"ndcg@10", "recall@100"}
         assert out[mode]["recall@100"] == 1.0
     assert out["lexical"]["ndcg@10"] == 1.0
+
+
+def test_eval_reports_per_kind_and_language(vault, tmp_path, fake_model, capsys):
+    qfile = tmp_path / "questions.jsonl"
+    rows = [
+        {"question": "archive tier rehydration", "gold_files": ["storage/storage.md"], "kind": "keyword",
+         "lang": "en"},
+        {"question": "peering link in each direction", "gold_files": ["storage/storage.md"], "kind": "paraphrase",
+         "lang": "en"},
+        {"question": "sourdough bread starter feeding", "gold_files": [], "kind": "unanswerable", "lang": "de"},
+    ]
+    qfile.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    args = [str(qfile), "--notes", str(vault), "--index", str(tmp_path / "index")]
+    assert main(["eval", *args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    kinds = out["by_kind"]
+    assert list(kinds) == ["keyword", "paraphrase", "unanswerable"]
+    assert kinds["keyword"]["hit@1"] == 1.0 and kinds["keyword"]["questions"] == 1
+    assert kinds["paraphrase"]["hit@1"] == 0.0      # its gold note is deliberately the wrong one
+    assert kinds["unanswerable"]["unanswerable_refused"] == 1 and kinds["unanswerable"]["hit@1"] is None
+    assert out["by_lang"]["en"]["answerable"] == 2 and out["by_lang"]["en"]["hit@1"] == 0.5
+    assert out["by_lang"]["de"]["unanswerable"] == 1
+    assert out["summary"]["hit@1"] == 0.5
+    assert [r["kind"] for r in out["rows"]] == ["keyword", "paraphrase", "unanswerable"]
+
+    assert main(["eval", *args]) == 0
+    text = capsys.readouterr().out
+    assert "by kind:" in text and "by lang:" in text
+    line = next(l for l in text.splitlines() if l.strip().startswith("paraphrase"))
+    assert line.split()[1:3] == ["1", "0.000"]
+
+
+def test_eval_without_kinds_has_no_breakdown(vault, tmp_path, fake_model, capsys):
+    qfile = tmp_path / "questions.jsonl"
+    qfile.write_text(json.dumps({"question": "archive tier rehydration", "gold_files": ["storage/storage.md"]})
+                     + "\n", encoding="utf-8")
+    assert main(["eval", str(qfile), "--notes", str(vault), "--index", str(tmp_path / "index"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "by_kind" not in out and "by_lang" not in out

@@ -1,5 +1,6 @@
 """Tokenization for English and German: stemming, stopwords, compound splitting against the corpus vocabulary."""
-from azchat.lexical import LexicalIndex, LexicalSettings, split_compound, stem, tokenize
+from azchat.lexical import (LexicalIndex, LexicalSettings, document_tokens, question_tokens, split_compound, stem,
+                            tokenize)
 
 
 def test_english_and_german_words_meet_their_inflections():
@@ -88,3 +89,29 @@ def test_stemming_is_safe_from_many_threads_at_once():
         assert failures == []
         for n in range(8):
             assert got[n] == expected[n::8]
+
+
+def test_commands_reach_bm25_and_a_question_drops_only_its_own_languages_stopwords():
+    # the index keeps every word: commands that look like stopwords (du, man, bin, hat) are searchable
+    assert document_tokens("use du -sh and man pages in /usr/bin on Red Hat") == \
+        ["use", "du", "sh", "and", "man", "page", "in", "usr", "bin", "on", "red", "hat"]
+    # an English question drops English stopwords only; a German one drops German (and English) ones
+    assert question_tokens("use du -sh and man pages in /usr/bin on Red Hat") == \
+        ["use", "du", "sh", "man", "page", "usr", "bin", "red", "hat"]
+    assert question_tokens("Wie zeigst du an, was ein Ordner belegt?") == ["zeigst", "ordner", "belegt"]
+    texts = ["Disk\nRun du -sh * to see folder sizes.", "Manual\nRead the man pages.", "Other\nNothing here."]
+    idx = LexicalIndex.build(texts)
+    assert idx.scores("how do I use du")[0] > 0 == idx.scores("how do I use du")[2]
+    assert int(idx.scores("man pages").argmax()) == 1
+
+
+def test_an_index_keeps_the_tokenization_it_was_built_with(tmp_path):
+    texts = ["Disk\nRun du -sh to see folder sizes.", "Other\nNothing here about disks."]
+    old = LexicalIndex.build(texts, LexicalSettings(version=2))       # the rules before version 3
+    assert old.scores("du")[0] == 0                                  # "du" was a stopword everywhere
+    old.save(tmp_path / "old")
+    again = LexicalIndex.load(tmp_path / "old", len(texts))
+    assert again.settings.version == 2 and again.query_tokens("run du") == ["run"]
+    new = LexicalIndex.build(texts)
+    new.save(tmp_path / "new")
+    assert LexicalIndex.load(tmp_path / "new", len(texts)).query_tokens("run du") == ["run", "du"]

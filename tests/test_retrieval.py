@@ -96,21 +96,21 @@ def test_fusion_normalizes_each_list_and_notes_rank_by_their_best_chunk(retrieve
 
 def test_a_name_the_vault_never_mentions_raises_the_bar_for_answering(retriever, monkeypatch):
     # name-like words (capitalized inside an English sentence, mixed case, all caps) absent from every chunk
-    assert retriever.unknown_names("How do I peer a Virtual Network with WireGuard and BigQuery?") \
+    assert retriever.refusal.unknown_names("How do I peer a Virtual Network with WireGuard and BigQuery?") \
         == ["WireGuard", "BigQuery"]
-    assert retriever.unknown_names("How do I peer virtual networks?") == []
-    assert retriever.unknown_names("Networking Basics: what is a VNet?") == []          # known to the vault
+    assert retriever.refusal.unknown_names("How do I peer virtual networks?") == []
+    assert retriever.refusal.unknown_names("Networking Basics: what is a VNet?") == []          # known to the vault
     # German nouns are capitalized anyway: only mixed case / all caps / digits count there
-    assert retriever.unknown_names("Wie richte ich einen Zeitserver mit WireGuard ein?") == ["WireGuard"]
+    assert retriever.refusal.unknown_names("Wie richte ich einen Zeitserver mit WireGuard ein?") == ["WireGuard"]
     scored = [(0, 1.0, 0.5, 1.0)]
     for conf, question, refused in [(0.35, "How do I peer a VNet with WireGuard?", True),
                                     (0.35, "How do I peer a virtual network?", False),
                                     (0.45, "How do I peer a VNet with WireGuard?", False),
                                     (0.20, "How do I peer a virtual network?", True)]:
-        monkeypatch.setattr(retriever, "confidence", lambda q, s, best_cos=None, c=conf: c)
-        assert retriever.refuses(question, scored) is refused, (conf, question)
+        monkeypatch.setattr(retriever.refusal, "confidence", lambda q, s, best_cos=None, c=conf: c)
+        assert retriever.refusal.refuses(question, scored) is refused, (conf, question)
         assert retriever.ask(question).found is not refused
-    assert retriever.refuses("anything", []) is True
+    assert retriever.refusal.refuses("anything", []) is True
 
 
 def test_bm25_counts_more_when_the_model_splits_the_question_into_many_pieces(retriever, monkeypatch):
@@ -144,8 +144,8 @@ def test_refusal_reads_the_best_cosine_of_the_whole_pool_not_only_the_fused_top(
     scored, best = retriever._ranked(question, 1, None, None)
     assert best >= scored[0][2]
     low = [(row, f, 0.0, lex) for row, f, _, lex in scored]       # the top hit alone says cosine 0
-    assert retriever.signals(question, low, best_cos=best)[0] == pytest.approx(best)
-    assert retriever.signals(question, low)[0] == 0.0
+    assert retriever.refusal.signals(question, low, best_cos=best)[0] == pytest.approx(best)
+    assert retriever.refusal.signals(question, low)[0] == 0.0
 class PieceEmbedder:
     """The fake embedder with a notion of word pieces, like a WordPiece vocabulary: the words in COMMON are one
     piece, any other word is cut into three-letter pieces, and an underscore is a piece of its own."""
@@ -178,26 +178,26 @@ def piece_retriever(vault, tmp_path, fake):
 def test_a_rare_word_the_vault_never_mentions_is_told_from_a_common_one(piece_retriever):
     r = piece_retriever
     # "venv" is unknown to the vault and several pieces to the model; "autumn" and "iPhone" are one piece each
-    assert r.rare_unknown_words("How do I peer virtual networks with venv?") == ["venv"]
-    assert r.rare_unknown_words("How do I peer virtual networks in autumn?") == []
-    assert r.rare_unknown_words("How do I peer a network from my iPhone?") == []
-    assert r.unknown_names("How do I peer a network from my iPhone?") == ["iPhone"]
-    assert r.rare_unknown_words("How do I peer virtual networks?") == []           # all known to the vault
+    assert r.refusal.rare_unknown_words("How do I peer virtual networks with venv?") == ["venv"]
+    assert r.refusal.rare_unknown_words("How do I peer virtual networks in autumn?") == []
+    assert r.refusal.rare_unknown_words("How do I peer a network from my iPhone?") == []
+    assert r.refusal.unknown_names("How do I peer a network from my iPhone?") == ["iPhone"]
+    assert r.refusal.rare_unknown_words("How do I peer virtual networks?") == []           # all known to the vault
     # the unknown part of a hyphenated word; "helm" is a common word to the model
-    assert r.rare_unknown_words("How do I test a network with helm-unittest?") == ["unittest"]
+    assert r.refusal.rare_unknown_words("How do I test a network with helm-unittest?") == ["unittest"]
     # a code identifier is looked up whole: count_index is in the notes, for_each is not
-    assert r.unknown_names("How do I use count_index in a module?") == []
-    assert r.rare_unknown_words("How do I use count_index in a module?") == []
-    assert r.unknown_names("How do I use for_each in a module?") == ["for_each"]
-    assert r.rare_unknown_words("How do I use for_each in a module?") == ["for_each"]
+    assert r.refusal.unknown_names("How do I use count_index in a module?") == []
+    assert r.refusal.rare_unknown_words("How do I use count_index in a module?") == []
+    assert r.refusal.unknown_names("How do I use for_each in a module?") == ["for_each"]
+    assert r.refusal.rare_unknown_words("How do I use for_each in a module?") == ["for_each"]
     # German words are many pieces to an English vocabulary: in a German question only name-shaped words count
-    assert r.rare_unknown_words("Wie richte ich venv ein?") == []
-    assert r.rare_unknown_words("Wie richte ich BigQuery ein?") == ["BigQuery"]
+    assert r.refusal.rare_unknown_words("Wie richte ich venv ein?") == []
+    assert r.refusal.rare_unknown_words("Wie richte ich BigQuery ein?") == ["BigQuery"]
 
 
 def test_a_rare_unknown_word_needs_more_confidence_than_a_common_unknown_name(piece_retriever, monkeypatch):
     r = piece_retriever
-    f = r.fusion
+    f = r.refusal.settings
     assert f.min_confidence < f.name_confidence < f.rare_confidence
     scored = [(0, 1.0, 0.5, 1.0)]
     between = (f.name_confidence + f.rare_confidence) / 2
@@ -209,21 +209,21 @@ def test_a_rare_unknown_word_needs_more_confidence_than_a_common_unknown_name(pi
             (f.rare_confidence + 0.01, "How do I peer virtual networks with venv?", False),
             (f.name_confidence - 0.01, "How do I peer a network from my iPhone?", True),
             (f.min_confidence - 0.01, "How do I peer virtual networks?", True)]:
-        monkeypatch.setattr(r, "confidence", lambda q, s, best_cos=None, c=conf: c)
-        assert r.refuses(question, scored) is refused, (conf, question)
+        monkeypatch.setattr(r.refusal, "confidence", lambda q, s, best_cos=None, c=conf: c)
+        assert r.refusal.refuses(question, scored) is refused, (conf, question)
         assert r.ask(question).found is not refused, (conf, question)
 
 
 def test_without_a_word_piece_vocabulary_the_rule_is_the_name_rule(retriever, monkeypatch):
     # the plain fake counts every word as one token: no word is rare, an unknown identifier is still a name
-    f = retriever.fusion
-    assert retriever.rare_unknown_words("How do I peer virtual networks with venv and for_each?") == []
+    f = retriever.refusal.settings
+    assert retriever.refusal.rare_unknown_words("How do I peer virtual networks with venv and for_each?") == []
     scored = [(0, 1.0, 0.5, 1.0)]
     for conf, question, refused in [(f.name_confidence - 0.01, "How do I use venv?", False),
                                     (f.name_confidence - 0.01, "How do I use for_each?", True),
                                     (f.name_confidence + 0.01, "How do I use for_each?", False)]:
-        monkeypatch.setattr(retriever, "confidence", lambda q, s, best_cos=None, c=conf: c)
-        assert retriever.refuses(question, scored) is refused, (conf, question)
+        monkeypatch.setattr(retriever.refusal, "confidence", lambda q, s, best_cos=None, c=conf: c)
+        assert retriever.refusal.refuses(question, scored) is refused, (conf, question)
 
 
 def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
@@ -242,8 +242,8 @@ def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
 
 def test_a_hyphenated_german_compound_is_not_a_mixed_case_name(retriever):
     # each part starts with a capital like any German noun; only a capital inside a part makes a name
-    assert retriever.unknown_names("Ab wie vielen Tagen gehören Blobs in die Archiv-Zugriffsebene?") == []
-    assert retriever.unknown_names("Wie verbinde ich Netzwerke mit Zeit-WireGuard?") == ["Zeit-WireGuard"]
+    assert retriever.refusal.unknown_names("Ab wie vielen Tagen gehören Blobs in die Archiv-Zugriffsebene?") == []
+    assert retriever.refusal.unknown_names("Wie verbinde ich Netzwerke mit Zeit-WireGuard?") == ["Zeit-WireGuard"]
 
 
 def test_a_note_copied_into_another_file_does_not_crowd_the_hits(vault, tmp_path, fake):
@@ -261,3 +261,26 @@ def test_a_note_copied_into_another_file_does_not_crowd_the_hits(vault, tmp_path
     # the note ranking still lists every copy: each file is a right answer for the eval
     files = r.rank_files("archive tier rehydration", 10)
     assert {"storage/storage.md", "copy0.md", "copy1.md", "copy2.md"} <= set(files[:4])
+
+
+def test_an_english_question_keeps_a_german_chunks_dense_score_that_bm25_cannot_add_to(retriever):
+    import numpy as np
+
+    from azchat.lexical import is_german
+    from azchat.retrieval import FusionSettings
+
+    rows = [i for i, c in enumerate(retriever.chunks) if is_german(c.text)][:1] + \
+        [i for i, c in enumerate(retriever.chunks) if not is_german(c.text)][:1]
+    assert len(rows) == 2                                    # the fixture vault has a German note
+    cand = np.array(rows)
+    d = np.array([1.0, 0.5])            # the German chunk is the dense side's best match ...
+    fused = np.array([0.6, 0.9])        # ... but without BM25 words it fused below the English one
+    wd = retriever.dense_weight("how do I list my folders")
+    credit = retriever.fusion.cross_language_credit
+    assert 0 < credit < 1
+    out = retriever._cross_language("how do I list my folders", cand, d, fused)
+    assert out[0] == pytest.approx(wd + credit * (1 - wd)) and out[1] == 0.9
+    # a German question, or the credit switched off, leaves the fusion alone
+    assert list(retriever._cross_language("Wie liste ich die Ordner auf?", cand, d, fused)) == [0.6, 0.9]
+    retriever.fusion = FusionSettings(cross_language_credit=0.0)
+    assert list(retriever._cross_language("how do I list my folders", cand, d, fused)) == [0.6, 0.9]

@@ -343,6 +343,9 @@ def cmd_eval(args) -> int:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     print(ev.format_summary(result["summary"]))
+    groups = ev.format_groups(result)
+    if groups:
+        print(groups)
     return 0
 
 

@@ -33,9 +33,10 @@ class ChunkSettings:
 
     max_tokens: int = 200          # embedded tokens per chunk (title + heading prefix included)
     overlap_lines: int = 2         # lines repeated when a long section is split
-    version: int = 4               # bump when the chunking or BM25 tokenization rules change (2: stemming,
+    version: int = 5               # bump when the chunking or BM25 tokenization rules change (2: stemming,
                                    # 3: the frontmatter description in the title line BM25 reads,
-                                   # 4: a very long line in windows of half a chunk, cut at sentences,
+                                   # 5 (round 4): BM25 keeps stopwords, a question drops its own language's;
+                                   #    a very long line in windows of half a chunk, cut at sentences,
                                    #    overlapping by a quarter)
 
     def to_dict(self) -> dict:

@@ -1,7 +1,9 @@
 """Measure answer quality: file-level retrieval metrics over a question set, and BEIR folders.
 
 Question sets are JSONL, one object a line: {"question", "gold_files": [paths relative to the notes folder],
-"answer_terms": [optional strings]}. An empty gold_files means the notes do not answer the question.
+"answer_terms": [optional strings]}. An empty gold_files means the notes do not answer the question. When the
+questions carry a "kind" (paraphrase, cross-lingual, ...) or a "lang", the report adds a summary per kind and per
+language ("by_kind", "by_lang").
 """
 from __future__ import annotations
 
@@ -148,6 +150,7 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
         ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
         gold = set(q.gold_files)
         row = {"question": q.question, "gold_files": q.gold_files, "ranked": ranked[:k]}
+        row.update({key: q.extra[key] for key in GROUPS if key in q.extra})
         if gold:
             row.update({"hit@1": hit_at(ranked, gold, 1), "hit@5": hit_at(ranked, gold, 5),
                         "hit@10": hit_at(ranked, gold, 10), "mrr@10": mrr_at(ranked, gold, 10),
@@ -160,6 +163,33 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
             if gold and q.answer_terms:
                 row["has_term"] = ans.found and contains_term(ans.answer, q.answer_terms)
         rows.append(row)
+    out = {"summary": summarize(rows, answers)}
+    if written is not None:
+        out["summary"].update(written.summary())
+    for key in GROUPS:
+        groups = group_rows(rows, key)
+        if groups:
+            out[f"by_{key}"] = {name: summarize(rs, answers) for name, rs in groups.items()}
+    out["rows"] = rows
+    return out
+
+
+GROUPS = ("kind", "lang")   # question fields the report is broken down by, when the question file has them
+
+
+def group_rows(rows: list[dict], key: str) -> dict[str, list[dict]]:
+    """Rows grouped by a question field (kind, lang), in order of first appearance; {} when no row carries it
+    (a row without it counts as "-")."""
+    if not any(key in r for r in rows):
+        return {}
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(str(row.get(key, "-")), []).append(row)
+    return groups
+
+
+def summarize(rows: list[dict], answers: bool = True) -> dict:
+    """Mean metrics over answerable rows, refusal counts over all."""
     answerable = [r for r in rows if r["gold_files"]]
     unanswerable = [r for r in rows if not r["gold_files"]]
 
@@ -181,9 +211,7 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
         summary["unanswerable_refused"] = sum(not r["found"] for r in unanswerable)
         summary["unanswerable_refused_rate"] = (round(summary["unanswerable_refused"] / len(unanswerable), 4)
                                                 if unanswerable else None)
-        if written is not None:
-            summary.update(written.summary())
-    return {"summary": summary, "rows": rows}
+    return summary
 
 
 def format_summary(s: dict) -> str:
@@ -203,6 +231,26 @@ def format_summary(s: dict) -> str:
 
         lines.append(WrittenTally.format(s))
     return "\n".join(lines)
+
+
+def format_groups(result: dict) -> str:
+    """The per-kind and per-language summaries as a small table each ("" when the questions carry neither)."""
+    def f(v):
+        return "    -" if v is None else f"{v:.3f}"
+    out = []
+    for key in GROUPS:
+        groups = result.get(f"by_{key}")
+        if not groups:
+            continue
+        width = max(len(key), *(len(name) for name in groups))
+        out.append(f"by {key}:")
+        out.append(f"  {key:<{width}}     n  hit@1  hit@5 MRR@10   term  ans refused  unans refused")
+        for name, s in groups.items():
+            unans = f"{s['unanswerable_refused']}/{s['unanswerable']}" if s.get("unanswerable") else "-"
+            out.append(f"  {name:<{width}} {s['questions']:>5}  {f(s['hit@1'])}  {f(s['hit@5'])}  "
+                       f"{f(s['mrr@10'])}  {f(s.get('answer_term_rate'))}        {f(s.get('answerable_refused'))}"
+                       f"  {unans:>13}")
+    return "\n".join(out)
 
 
 # -- BEIR ------------------------------------------------------------------------------------------

@@ -14,12 +14,16 @@ from typing import Sequence
 import numpy as np
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
-STOPWORDS = frozenset("""
+_GERMAN_HINT = re.compile(r"[äöüß]")
+ENGLISH_STOPWORDS = frozenset("""
 a an the and or but if of at by for with about against between into through during before after above below
 to from up down in out on off over under again further then once here there when where why how all any both
 each few more most other some such no nor not only own same so than too very s t can will just don should now
 is are was were be been being have has had having do does did doing i me my we our you your he him his she her
 it its they them their what which who whom this that these those am would could shall may might must
+also just really every everything everyone something anything via onto upon within without whether
+""".split())
+GERMAN_STOPWORDS = frozenset("""
 der die das den dem des ein eine einer eines einem einen und oder aber wenn als auch an auf aus bei bis durch
 für gegen im in ist sind war waren wird werden wurde mit nach nicht noch nur ob so über um unter von vor wie
 wo zu zum zur es sie er wir ihr ich du man sich was wer welche welcher welches dass daß kann können muss
@@ -28,13 +32,23 @@ dieser diese dieses diesem diesen jeder jede jedes jedem jeden alle allen kein k
 da dann denn doch hier dort wann warum wieso womit wofür wozu woher wohin dabei dafür damit daran darauf
 darin davon dazu also sehr mehr immer wieder schon bereits etwa ganz gibt gib bin bist seid habe hast hat
 haben hatte hatten soll sollte sollen will wollen möchte darf dürfen könnte würde wäre mal nun ja nein
-zwischen ohne seit während bzw usw etc einen einem einer eines
-also just really every everything everyone something anything via onto upon within without whether
+zwischen ohne seit während bzw usw etc
 """.split())
+STOPWORDS = ENGLISH_STOPWORDS | GERMAN_STOPWORDS
+# German function words that are also English words or common in technical text ("man", "bin", "hat", "des",
+# "war"): they do not tell a German sentence from an English one ("was" and "die" do, in a question)
+_NOT_GERMAN_EVIDENCE = (ENGLISH_STOPWORDS - {"was"}) | \
+    frozenset("man bin hat des war mal gib etc bis ob um da ja".split())
+_GERMAN_EVIDENCE = GERMAN_STOPWORDS - _NOT_GERMAN_EVIDENCE
+
+
+def is_german(text: str) -> bool:
+    """A rough guess at the language of a question or passage: umlauts/ß, or two German function words."""
+    low = unicodedata.normalize("NFKC", text).lower()
+    return bool(_GERMAN_HINT.search(low)) or len(_GERMAN_EVIDENCE & set(_TOKEN.findall(low))) >= 2
 
 
 _STEMMERS = threading.local()   # per thread: see _stemmer
-_GERMAN_HINT = re.compile(r"[äöüß]")
 _GERMAN_PLURALS = (("ungen", "ung"), ("heiten", "heit"), ("keiten", "keit"), ("nisse", "nis"), ("ien", "i"))
 
 
@@ -82,6 +96,21 @@ def tokenize(text: str) -> list[str]:
     return [stem(t) for t in words(text)]
 
 
+def document_tokens(text: str) -> list[str]:
+    """What BM25 indexes: every stemmed word, stopwords included, so a note about `du -sh`, `man` pages or
+    /usr/bin keeps its commands (a question drops the stopwords of its own language: query_tokens)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return [stem(t) for t in _TOKEN.findall(text) if len(t) >= 2 or t.isdigit()]
+
+
+def question_tokens(text: str) -> list[str]:
+    """A question's stemmed words without the stopwords of its language: a German question drops German and
+    English function words, an English one only English ones ("du", "man", "bin", "hat" stay)."""
+    stop = STOPWORDS if is_german(text) else ENGLISH_STOPWORDS
+    text = unicodedata.normalize("NFKC", text).lower()
+    return [stem(t) for t in _TOKEN.findall(text) if t not in stop and (len(t) >= 2 or t.isdigit())]
+
+
 def split_compound(tok: str, vocab, min_part: int = 4) -> list[str]:
     """Split a long token into two known tokens (German compounds: 'speicherkonto' -> speicher, konto;
     a linking 's' is allowed: 'zugriffsschlüssel' -> zugriff, schlüssel). [] when no split is found."""
@@ -111,7 +140,10 @@ class LexicalSettings:
     b: float = 0.75
     meta_repeat: int = 2        # the first line of search_text (title, aliases, tags, heading) counts this often
     compounds: bool = True      # add the parts of compound words found in the corpus vocabulary
-    version: int = 2
+    # the tokenization rules an index was built with, read back on load so questions are cut the same way:
+    # 2 drops English and German stopwords everywhere; 3 indexes every word and drops only the question's
+    # own language's stopwords (document_tokens / question_tokens)
+    version: int = 3
 
     def to_dict(self) -> dict:
         return {"k1": self.k1, "b": self.b, "meta_repeat": self.meta_repeat, "compounds": self.compounds,
@@ -134,9 +166,10 @@ class LexicalIndex:
         if not texts:
             return cls(None, 0, settings)
         docs = []
+        cut = document_tokens if settings.version >= 3 else tokenize
         for t in texts:
             meta, _, body = t.partition("\n")
-            docs.append(tokenize(meta) * max(settings.meta_repeat, 1) + tokenize(body))
+            docs.append(cut(meta) * max(settings.meta_repeat, 1) + cut(body))
         if settings.compounds:
             vocab = Counter(tok for d in docs for tok in set(d))
             splits = {tok: split_compound(tok, vocab) for tok in vocab}
@@ -154,8 +187,9 @@ class LexicalIndex:
     @classmethod
     def load(cls, folder: Path, size: int) -> "LexicalIndex":
         meta = folder / "azchat_lexical.json"
-        settings = LexicalSettings(**json.loads(meta.read_text(encoding="utf-8"))) if meta.is_file() \
-            else LexicalSettings()
+        saved = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {"version": 2}
+        known = LexicalSettings.__dataclass_fields__
+        settings = LexicalSettings(**{k: v for k, v in saved.items() if k in known})
         if size == 0:
             return cls(None, 0, settings)
         bm25 = _SavedBM25.open(folder)
@@ -171,7 +205,7 @@ class LexicalIndex:
             return []
         vocab = self._bm25.vocab_dict
         out = []
-        for tok in tokenize(query):
+        for tok in (question_tokens if self.settings.version >= 3 else tokenize)(query):
             if tok in vocab:
                 out.append(tok)
             if self.settings.compounds:

@@ -1,0 +1,57 @@
+"""The "not in your notes" decision (refusal.py): what counts as a name the notes never mention, the thresholds."""
+import pytest
+
+from azchat import Retriever, build_index
+from azchat.lexical import is_german
+from azchat.refusal import Refusal, RefusalSettings
+
+from conftest import write
+
+
+@pytest.fixture
+def retriever(vault, tmp_path, fake):
+    write(vault, "fabric.md", "## Fabric\n\nPatterns are prompts; Stitches chain Patterns.\n\n"
+                              "Install it: `git clone https://github.com/danielmiessler/fabric`\n\n"
+                              "The selfservice portal resets passwords.\n")
+    build_index(vault, tmp_path / "index", embedder=fake)
+    return Retriever(tmp_path / "index", embedder=fake)
+
+
+def test_a_name_inside_the_notes_text_is_not_unknown(retriever):
+    refusal = retriever.refusal
+    assert isinstance(refusal, Refusal)
+    # "danielmiessler" is one token of a URL: BM25 never sees "daniel" or "miessler", the notes still say them
+    assert refusal.unknown_names("What are Patterns and Stitches in Daniel Miessler's Fabric tool?") == []
+    assert refusal.unknown_names("What does Ansible say about Fabric Patterns?") == ["Ansible"]
+    # a short name inside a longer word is not a mention ("LFS" in "selfservice")
+    assert refusal.unknown_names("How do I track big files with Git LFS?") == ["LFS"]
+
+
+def test_a_rare_word_inside_the_notes_text_is_not_unknown(retriever, monkeypatch):
+    refusal = retriever.refusal
+    monkeypatch.setattr(refusal.embedder, "count_tokens", lambda ws: [3] * len(ws))   # every word is rare
+    assert refusal.rare_unknown_words("where is the miessler clone of fabric") == []
+    assert refusal.rare_unknown_words("where is the helmunittest clone of fabric") == ["helmunittest"]
+
+
+def test_the_thresholds_grow_with_the_evidence_against_answering():
+    s = RefusalSettings()
+    assert 0 < s.min_confidence < s.name_confidence < s.rare_confidence < 1
+
+
+def test_a_low_confidence_question_is_refused_and_a_confident_one_answered(retriever, monkeypatch):
+    s = retriever.refusal.settings
+    scored = [(0, 1.0, 0.5, 1.0)]
+    for conf, refused in [(s.min_confidence - 0.01, True), (s.min_confidence + 0.01, False)]:
+        monkeypatch.setattr(retriever.refusal, "confidence", lambda q, sc, best_cos=None, c=conf: c)
+        assert retriever.refusal.refuses("How do Patterns chain?", scored) is refused
+        assert retriever.ask("How do Patterns chain?").found is not refused
+
+
+def test_german_is_told_by_function_words_that_are_not_english_ones():
+    assert is_german("Wann beginnt die Sommerzeit in Deutschland?")
+    assert is_german("Was unterscheidet Zed AI von Cursor?")
+    assert is_german("Wie lange muss ein Ei kochen?")
+    # "man", "bin", "hat", "des" are words of technical English too
+    assert not is_german("use du -sh and man pages in /usr/bin on Red Hat")
+    assert not is_german("What was my one-liner for listing every service that listens on a port?")
