@@ -101,6 +101,41 @@ def test_section_refuses_lines_that_do_not_exist_and_truncates_long_sections(vau
     assert sec.truncated and (sec.start_line, sec.end_line) == (1, 10)
 
 
+FENCED_NOTE = """## Setup
+
+Install the frobnicator before the first deployment.
+```
+```python
+# not a heading
+frobnicate --cache warm --quokka #nottag
+```
+
+## Rollback
+
+Rollback restores the previous release.
+"""
+
+
+def test_a_fence_line_with_an_info_string_inside_a_bare_block_is_code_for_every_reader(vault, tmp_path):
+    """`##`/```` ``` ````/```` ```python ````/`# not a heading`: the ```` ```python ```` line is code inside the
+    open block, not its end. Search, the answer's citation and "show the whole section" name the same lines."""
+    write(vault, "fenced.md", FENCED_NOTE)
+    svc = NotesService(vault, tmp_path / "index", embedder=HashEmbedder(dim=1024))
+    svc.open()
+    hit = next(h for h in svc.search("frobnicate cache warm quokka", k=5) if h.path == "fenced.md")
+    assert (hit.heading, hit.start_line, hit.end_line) == ("Setup", 1, 8)
+    answer = svc.ask("How do I frobnicate the cache warm with quokka?")
+    cited = [c for c in answer.citations if c.path == "fenced.md"]
+    assert answer.found and cited and all(1 <= c.start_line <= c.end_line <= 8 for c in cited)
+    for line in [hit.start_line, *(c.start_line for c in cited), 6]:
+        sec = svc.section("fenced.md", line)
+        assert (sec.heading, sec.start_line, sec.end_line) == ("Setup", 1, 9), line
+    assert svc.section("fenced.md", 10).heading == "Rollback"
+    from azchat.notes import read_note
+    note = read_note(vault / "fenced.md", vault)
+    assert note.title == "fenced" and "nottag" not in note.tags     # no H1 and no tag out of the code block
+
+
 # -- rendering is inert ------------------------------------------------------------------------
 def _answer(snippet: str, text: str, found: bool = True) -> Answer:
     hit = Hit(1, "x/evil.md", "Evil <b>title</b>", "Evil <b>title</b> > <img src=x onerror=alert(1)>", 3, 5,

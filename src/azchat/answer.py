@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 
 from .lexical import tokenize
-from .syntax import LineCleaner, clean_inline, heading_of
+from .syntax import LineCleaner, clean_inline, fence_of, heading_of
 from .types import Answer, Chunk, Citation, Hit
 
 NOT_FOUND = "I could not find anything about this in your notes."
@@ -28,14 +28,13 @@ class Unit:
     header: tuple[str, ...] = ()   # a table row's column names, when its table has a header row
 
 
-_FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
 _CONTINUED = re.compile(r"\s+[\\`^]\s*$")
 
 
-def _starts_inside_code(lines: list[str]) -> bool:
-    """True when the first fence in the text closes a block (bare and odd in number): the chunk began in code."""
-    fences = [ln.strip() for ln in lines if _FENCE_LINE.match(ln)]
-    return bool(fences) and fences[0].strip("`~") == "" and len(fences) % 2 == 1
+def _starts_inside_code(lines: list[str]) -> str | None:
+    """The fence that closes the block the chunk began in (the first fence, bare, and odd in number), else None."""
+    fences = [f for f in map(fence_of, lines) if f]
+    return fences[0][0] if fences and not fences[0][1] and len(fences) % 2 == 1 else None
 
 
 def segment(chunk: Chunk) -> list[Unit]:
@@ -43,8 +42,9 @@ def segment(chunk: Chunk) -> list[Unit]:
     lines = chunk.text.split("\n")
     units: list[Unit] = []
     cleaner = LineCleaner()
-    if _starts_inside_code(lines):   # a long section was split inside a code block
-        cleaner.fence, cleaner.fence_lang = "```", ""
+    open_fence = _starts_inside_code(lines)
+    if open_fence:   # a long section was split inside a code block
+        cleaner.fences.open(open_fence)
     para: list[tuple[int, str]] = []
     header: list[str] = []       # the cells of the current table's header row
 

@@ -33,8 +33,9 @@ class ChunkSettings:
 
     max_tokens: int = 200          # embedded tokens per chunk (title + heading prefix included)
     overlap_lines: int = 2         # lines repeated when a long section is split
-    version: int = 3               # bump when the chunking or BM25 tokenization rules change (2: stemming,
-                                   # 3: the frontmatter description in the title line BM25 reads)
+    version: int = 4               # bump when the chunking or BM25 tokenization rules change (2: stemming,
+                                   # 3: the frontmatter description in the title line BM25 reads,
+                                   # 4: one CommonMark reading of code fences, syntax.Fences)
 
     def to_dict(self) -> dict:
         return {"max_tokens": self.max_tokens, "overlap_lines": self.overlap_lines,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import NotesNotFoundError
+from .syntax import Fences
 from .types import Note
 
 NOTE_SUFFIXES = (".md", ".markdown", ".mdx")
@@ -18,7 +19,6 @@ MAX_NOTE_BYTES = 20 * 1024 * 1024
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _INLINE_TAG = re.compile(r"(?<![\w&/#])#([^\W\d][\w/-]*)", re.UNICODE)
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 @dataclass
@@ -187,12 +187,9 @@ def _title(meta: dict, lines: list[str], body_start: int, path: Path) -> str:
     title = meta.get("title")
     if isinstance(title, (str, int, float)) and str(title).strip():
         return str(title).strip()
-    in_fence = False
+    fences = Fences()
     for line in lines[body_start:]:
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        m = None if in_fence else _H1.match(line)
+        m = None if fences.feed(line) else _H1.match(line)
         if m:
             return m.group(1).strip()
     name = path.name
@@ -204,12 +201,9 @@ def _title(meta: dict, lines: list[str], body_start: int, path: Path) -> str:
 
 def inline_tags(lines: list[str]) -> list[str]:
     tags: list[str] = []
-    in_fence = False
+    fences = Fences()
     for line in lines:
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence or re.match(r"^#{1,6}\s", line):
+        if fences.feed(line) or re.match(r"^#{1,6}\s", line):
             continue
         tags.extend(_INLINE_TAG.findall(line))
     return tags

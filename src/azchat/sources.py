@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import SourceError
 from .notes import MAX_NOTE_BYTES, NOTE_SUFFIXES, decode, looks_binary, split_lines
-from .syntax import heading_of
+from .syntax import Fences, heading_of
 
 MAX_SECTION_LINES = 400
 
@@ -71,20 +71,12 @@ def read_lines(notes_dir, rel: str) -> list[str]:
 
 
 def _heading_levels(lines: list[str]) -> list[int]:
-    """Heading level of each line (0 for none), ignoring `#` lines inside code fences."""
-    levels, fence = [], None
+    """Heading level of each line (0 for none), ignoring `#` lines inside code fences (read as the chunker
+    reads them: syntax.Fences)."""
+    fences = Fences()
+    levels = []
     for raw in lines:
-        stripped = raw.lstrip()
-        if fence:
-            if stripped.startswith(fence):
-                fence = None
-            levels.append(0)
-            continue
-        if stripped.startswith(("```", "~~~")):
-            fence = stripped[:3]
-            levels.append(0)
-            continue
-        h = heading_of(raw)
+        h = None if fences.feed(raw) else heading_of(raw)
         levels.append(h[0] if h else 0)
     return levels
 
