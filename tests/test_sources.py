@@ -136,6 +136,53 @@ def test_a_fence_line_with_an_info_string_inside_a_bare_block_is_code_for_every_
     assert note.title == "fenced" and "nottag" not in note.tags     # no H1 and no tag out of the code block
 
 
+def test_a_link_to_a_hidden_file_inside_the_folder_is_neither_indexed_nor_shown(vault, tmp_path):
+    write(vault, ".private/secret.md", "# Diary\n\nquuxdiary hidden words\n")
+    write(vault, ".git/config", "[remote]\nurl = quuxremote\n")
+    os.symlink(".private/secret.md", vault / "x.md")
+    os.symlink(".git/config", vault / "config.md")
+    os.symlink(".private", vault / "diary")                      # a folder link: its notes are hidden too
+    svc = NotesService(vault, tmp_path / "index", embedder=HashEmbedder())
+    stats = svc.open()
+    reasons = {s["path"]: s["reason"] for s in stats.skipped}
+    assert reasons["x.md"] == reasons["config.md"] == "symlink points to a hidden file"
+    assert not {"x.md", "config.md", "diary/secret.md"} & set(svc.retriever.manifest["notes"])
+    assert all(h.path not in ("x.md", "config.md") for h in svc.search("quuxdiary quuxremote", k=10))
+    for rel in ("x.md", "config.md", "diary/secret.md"):
+        with pytest.raises(SourceError, match="hidden file") as exc:
+            svc.section(rel, 1)
+        assert "quux" not in str(exc.value)
+        with pytest.raises(SourceError, match="hidden file"):
+            resolve_note_path(vault, rel)
+        with pytest.raises(SourceError, match="hidden file"):
+            read_section(vault, rel, 1)
+
+
+def test_the_section_reader_never_waits_on_a_fifo_swapped_in_after_the_check(vault, monkeypatch):
+    """The path check passed, then the note became a FIFO with no writer: the read is refused at once."""
+    import azchat.sources as sources
+
+    os.unlink(vault / "networking.md")
+    os.mkfifo(vault / "networking.md")
+    monkeypatch.setattr(sources, "resolve_note_path", lambda notes_dir, rel: vault / rel)   # checked earlier
+    outcome = []
+
+    def read():
+        try:
+            sources.read_section(vault, "networking.md", 1)
+        except SourceError as exc:
+            outcome.append(str(exc))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():                      # unblock the hung reader before failing
+        with open(vault / "networking.md", "w"):
+            pass
+        pytest.fail("the section reader blocked on a FIFO")
+    assert outcome and "not a regular file" in outcome[0]
+
+
 # -- rendering is inert ------------------------------------------------------------------------
 def _answer(snippet: str, text: str, found: bool = True) -> Answer:
     hit = Hit(1, "x/evil.md", "Evil <b>title</b>", "Evil <b>title</b> > <img src=x onerror=alert(1)>", 3, 5,
