@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -147,22 +148,34 @@ def real_index(tmp_path_factory):
     return notes, root / "index", exports[0]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# A test run started in the background from a script (`(bash .ci/run &)`) inherits SIGINT as ignored, and
+# so would every child: Python then installs no KeyboardInterrupt handler and Ctrl-C never reaches azchat.
+# Children that a test stops with SIGINT get the default disposition back, however the run was launched.
+CTRL_C_REACHES_CHILD = {"preexec_fn": _default_sigint}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_serve(root: Path, notes: Path, *extra: str):
-    """`azchat serve --json` in a subprocess over root/index; returns (process, its ready JSON, stderr file)
-    once it listens, or fails the test with the server's stderr."""
+def start_serve(root: Path, notes: Path, *extra: str, auth: str | None = None):
+    """`azchat serve --json` in a subprocess over root/index (AZCHAT_AUTH=auth when given, else unset);
+    returns (process, its ready JSON, stderr file) once it listens, or fails the test with its stderr."""
     out, err = root / "stdout.txt", root / "stderr.txt"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
     env.pop("AZCHAT_AUTH", None)
+    if auth is not None:
+        env["AZCHAT_AUTH"] = auth
     with open(out, "w") as fo, open(err, "w") as fe:
         proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index",
                                  str(root / "index"), "--port", str(free_port()), "--json", *extra],
-                                stdout=fo, stderr=fe, env=env, cwd=root)
+                                stdout=fo, stderr=fe, env=env, cwd=root, **CTRL_C_REACHES_CHILD)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         lines = out.read_text().splitlines()
