@@ -232,6 +232,17 @@ def test_not_found_answer_has_no_sources():
     assert "nothing in your notes" in out and "azchat-source\"" not in out
 
 
+def test_serve_share_without_a_password_refuses_before_any_work(vault, tmp_path, monkeypatch, capsys):
+    from azchat.cli import main
+
+    monkeypatch.delenv("AZCHAT_AUTH", raising=False)
+    code = main(["serve", "--share", "--notes", str(vault), "--index", str(tmp_path / "index")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "public link" in err and "AZCHAT_AUTH=user:password" in err
+    assert not (tmp_path / "index").exists()               # refused before building anything
+
+
 def test_auth_setting():
     assert auth_from_env("") is None
     assert auth_from_env("me:pa:ss") == ("me", "pa:ss")

@@ -180,6 +180,9 @@ def cmd_serve(args) -> int:
     from .service import NotesService
 
     auth = config.auth_from_env()     # a malformed AZCHAT_AUTH fails before any work
+    if args.share and auth is None:
+        raise AzchatError("--share would publish every note on a public link: set AZCHAT_AUTH=user:password "
+                          "first.")
     service = NotesService(args.notes, args.index, model=args.model)
     service.open(log=lambda m: _say(args, m), progress=ProgressBar("Embedding"))
     _say(args, "Starting the chat ...")
