@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, assert_span, start_serve, write, write_fixture_vault
+from conftest import REPO, assert_span, skip_or_fail, start_serve, write, write_fixture_vault
 
 pytestmark = pytest.mark.slow
 
@@ -150,10 +150,8 @@ def test_api_section_reads_a_cited_section(client):
 def browser():
     exe = chromium_path()
     if exe is None:
-        reason = "no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)"
-        if os.environ.get("AZCHAT_REQUIRE_BROWSER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail("no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)",
+                     "AZCHAT_REQUIRE_BROWSER")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
