@@ -95,3 +95,33 @@ def test_missing_weights_are_a_model_error(bundled, tmp_path):
 def test_a_model_folder_given_by_path_is_not_held_to_the_bundled_checksum(bundled, tmp_path, cache):
     info = resolve_model(str(bundled))
     assert info.bundled is False and not cache.exists()
+
+
+def _model_folder(root, weights: dict[str, bytes], modules=None):
+    """A model folder with a config and the given weight files (never loaded: the check comes first)."""
+    root.mkdir(parents=True)
+    (root / "config.json").write_text('{"hidden_size": 8}')
+    if modules is not None:
+        (root / "modules.json").write_text(json.dumps(modules))
+    for rel, data in weights.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def test_a_user_model_with_pickle_weights_is_refused(tmp_path):
+    from azchat.embedding import load_embedder
+
+    only_bin = _model_folder(tmp_path / "bin", {"pytorch_model.bin": b"\x80\x04pickle"})
+    with pytest.raises(ModelError, match=r"only pickle weights \(pytorch_model\.bin\).*safetensors only"):
+        resolve_model(str(only_bin))
+    with pytest.raises(ModelError, match="pickle"):
+        load_embedder(str(only_bin))
+    dense = _model_folder(tmp_path / "dense", {"model.safetensors": b"x", "2_Dense/pytorch_model.bin": b"x"},
+                          modules=[{"path": ""}, {"path": "2_Dense"}])
+    with pytest.raises(ModelError, match="2_Dense has only pickle weights"):
+        resolve_model(str(dense))
+    with pytest.raises(ModelError, match="no model.safetensors"):
+        resolve_model(str(_model_folder(tmp_path / "none", {})))
+    both = _model_folder(tmp_path / "both", {"model.safetensors": b"x", "pytorch_model.bin": b"x"})
+    assert resolve_model(str(both)).path == both.resolve()           # safetensors present: that is what loads
