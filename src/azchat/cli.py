@@ -5,7 +5,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from . import __version__, config
 from .errors import AzchatError, IndexLockedError, NotesNotFoundError
@@ -74,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p)
     p.add_argument("questions", nargs="?", help="JSONL: {question, gold_files, answer_terms} per line")
     p.add_argument("--beir", metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels) instead")
-    p.add_argument("--work", metavar="DIR", help="where --beir writes its notes and index (default: a folder "
-                                                 "under the system temp dir, reused between runs)")
+    p.add_argument("--work", metavar="DIR", help="where --beir makes a private folder for this run's notes and "
+                                                 "index, removed when it ends (default: the system temp dir)")
     p.add_argument("--split", choices=["all", "dev", "test"], default="all",
                    help="evaluate all questions, or the dev/test part (every third line is test)")
     p.add_argument("-k", type=int, default=10, help="ranking depth for the metrics (default 10)")
@@ -259,12 +258,9 @@ def cmd_eval(args) -> int:
     if bool(args.questions) == bool(args.beir):
         raise ev.EvalInputError("Give either a questions file or --beir DIR, not both or neither.")
     if args.beir:
-        import tempfile
         from .progress import ProgressBar
 
-        work = Path(args.work) if args.work else Path(tempfile.gettempdir()) / "azchat-beir" / \
-            Path(args.beir).resolve().name
-        result = ev.evaluate_beir(args.beir, work, model=args.model, k=args.k, log=lambda m: _say(args, m),
+        result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=lambda m: _say(args, m),
                                   progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"))
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
