@@ -353,3 +353,16 @@ def test_follow_up_questions_are_read_with_the_previous_one_only_when_they_refer
     assert svc.ask("peering costs?", previous=["x"]).answer == "From your notes: peering costs?"
     assert is_follow_up("Und wie lösche ich das?") and is_follow_up("what about the firewall?")
     assert not is_follow_up("How do I configure a network security group for my web servers today?")
+
+
+def test_cli_and_service_refuse_a_missing_notes_folder_alike(tmp_path, capsys):
+    """One check (indexing.check_notes_or_index): no notes folder and no index gives the same clear error."""
+    from azchat.cli import main
+    from azchat.errors import NotesNotFoundError
+
+    missing = tmp_path / "no-notes"
+    with pytest.raises(NotesNotFoundError, match="does not exist or is not a folder") as exc:
+        NotesService(missing, tmp_path / "index", embedder=HashEmbedder()).open()
+    assert main(["search", "peering", "--notes", str(missing), "--index", str(tmp_path / "index")]) == 2
+    assert capsys.readouterr().err.strip() == f"azchat: {exc.value}"
+    assert not (tmp_path / "index").exists()

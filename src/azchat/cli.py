@@ -7,7 +7,7 @@ import sys
 import time
 
 from . import __version__, config
-from .errors import AzchatError, IndexLockedError, NotesNotFoundError
+from .errors import AzchatError, IndexLockedError
 
 LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
@@ -82,37 +82,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(args, message: str) -> None:
+def _say(message: str) -> None:
+    """A progress or status line for the person at the terminal: stderr, so stdout stays the result."""
     print(message, file=sys.stderr)
 
 
-def _build(args, quiet: bool = False, wait: float | None = None):
+def _build(args, wait: float | None = None):
     from .indexing import build_index
     from .progress import ProgressBar
 
     wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
     return build_index(args.notes, args.index, full=getattr(args, "full", False), model=args.model,
-                       progress=ProgressBar("Embedding"), log=lambda m: _say(args, m), wait_seconds=wait)
+                       progress=ProgressBar("Embedding"), log=_say, wait_seconds=wait)
 
 
 def _retriever(args):
     """Open the index, building or updating it first when it is missing or stale."""
-    from .indexing import is_stale
+    from .indexing import check_notes_or_index, is_stale
     from .retrieval import Retriever
 
     notes, index = config.notes_dir(args.notes), config.index_dir(args.index)
-    if not notes.is_dir() and not (index / "CURRENT").exists():
-        raise NotesNotFoundError(f"Notes folder {notes} does not exist or is not a folder.")
+    check_notes_or_index(notes, index)
     embedder = _prefetched_embedder(args, index)
     if notes.is_dir() and is_stale(notes, index):
-        _say(args, f"Updating the index in {index} from {notes} ...")
+        _say(f"Updating the index in {index} from {notes} ...")
         have_index = (index / "CURRENT").exists()
         try:
             _build(args, wait=0.0 if have_index else LOCK_WAIT)
         except IndexLockedError:
             if not have_index:
                 raise
-            _say(args, "Another azchat indexer is updating the index; answering from the current index.")
+            _say("Another azchat indexer is updating the index; answering from the current index.")
     if embedder is None and args.model:
         from .embedding import load_embedder
 
@@ -140,14 +140,19 @@ def cmd_index(args) -> int:
     if args.json:
         print(json.dumps(stats.to_dict(), ensure_ascii=False))
         return 0
-    print(f"{stats.notes} notes, {stats.chunks} chunks: {stats.added} added, {stats.updated} updated, "
-          f"{stats.removed} removed, {stats.unchanged} unchanged; {stats.embedded} chunks embedded "
-          f"in {stats.seconds:.1f}s.")
-    for s in stats.skipped:
-        print(f"  skipped {s['path']}: {s['reason']}")
-    for w in stats.warnings:
-        print(f"  warning {w['path']}: {w['message']}")
+    _print_build(stats)
     return 0
+
+
+def _print_build(stats, prefix: str = "") -> None:
+    """One build's summary line, then each skipped file and warning (`azchat index` and `azchat watch`)."""
+    print(f"{prefix}{stats.notes} notes, {stats.chunks} chunks: {stats.added} added, {stats.updated} updated, "
+          f"{stats.removed} removed, {stats.unchanged} unchanged; {stats.embedded} chunks embedded "
+          f"in {stats.seconds:.1f}s.", flush=True)
+    for s in stats.skipped:
+        print(f"  skipped {s['path']}: {s['reason']}", flush=True)
+    for w in stats.warnings:
+        print(f"  warning {w['path']}: {w['message']}", flush=True)
 
 
 def cmd_search(args) -> int:
@@ -183,12 +188,12 @@ def cmd_serve(args) -> int:
         raise AzchatError("--share would publish every note on a public link: set AZCHAT_AUTH=user:password "
                           "first.")
     service = NotesService(args.notes, args.index, model=args.model)
-    service.open(log=lambda m: _say(args, m), progress=ProgressBar("Embedding"))
-    _say(args, "Starting the chat ...")
+    service.open(log=_say, progress=ProgressBar("Embedding"))
+    _say("Starting the chat ...")
     from .ui import launch
 
     if args.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
-        _say(args, f"Warning: listening on {args.host} without a password; set AZCHAT_AUTH=user:password.")
+        _say(f"Warning: listening on {args.host} without a password; set AZCHAT_AUTH=user:password.")
 
     def ready(url: str) -> None:
         if args.json:
@@ -201,11 +206,11 @@ def cmd_serve(args) -> int:
     if args.watch:
         from .watch import Watcher
 
-        watcher = Watcher(args.notes, args.index, model=args.model, log=lambda m: _say(args, m),
+        watcher = Watcher(args.notes, args.index, model=args.model, log=_say,
                           embedder=service.retriever.embedder,     # the index's model, loaded once
                           on_update=lambda stats: service.reload())
         watcher.start(initial_build=False)
-        _say(args, f"Watching {watcher.notes_dir} for changes.")
+        _say(f"Watching {watcher.notes_dir} for changes.")
     try:
         launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready)
     finally:
@@ -222,11 +227,7 @@ def cmd_watch(args) -> int:
             print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **stats.to_dict()},
                              ensure_ascii=False), flush=True)
             return
-        print(f"{time.strftime('%H:%M:%S')} {stats.notes} notes, {stats.chunks} chunks: {stats.added} added, "
-              f"{stats.updated} updated, {stats.removed} removed; {stats.embedded} chunks embedded "
-              f"in {stats.seconds:.1f}s.", flush=True)
-        for s in stats.skipped:
-            print(f"  skipped {s['path']}: {s['reason']}", flush=True)
+        _print_build(stats, prefix=f"{time.strftime('%H:%M:%S')} ")
 
     from .progress import ProgressBar
 
@@ -240,16 +241,16 @@ def cmd_watch(args) -> int:
         bar["bar"](done, total)
 
     watcher = Watcher(args.notes, args.index, model=args.model, debounce=args.debounce, polling=args.polling,
-                      on_update=report, log=lambda m: _say(args, m), progress=progress)
+                      on_update=report, log=_say, progress=progress)
     watcher.start()
-    _say(args, f"Watching {watcher.notes_dir} for changes (index: {watcher.index_dir}); Ctrl-C stops.")
+    _say(f"Watching {watcher.notes_dir} for changes (index: {watcher.index_dir}); Ctrl-C stops.")
     try:
         watcher.wait()
     except KeyboardInterrupt:
         pass
     finally:
         watcher.stop()
-    _say(args, "Stopped watching.")
+    _say("Stopped watching.")
     return 0
 
 
@@ -260,7 +261,7 @@ def cmd_eval(args) -> int:
     if args.beir:
         from .progress import ProgressBar
 
-        result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=lambda m: _say(args, m),
+        result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=_say,
                                   progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"))
         if args.json:
             print(json.dumps(result, ensure_ascii=False))

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import config
-from .errors import AzchatError, NotesNotFoundError, SourceError
+from .errors import AzchatError, SourceError
 from .sources import Section, read_section
 from .types import Answer, BuildStats, Hit
 
@@ -49,11 +49,10 @@ class NotesService:
     # -- opening -------------------------------------------------------------------------------
     def open(self, log=None, progress=None) -> BuildStats | None:
         """Build or update the index when it is missing or stale, then open it. Returns the build's stats."""
-        from .indexing import is_stale
+        from .indexing import check_notes_or_index, is_stale
 
         stats = None
-        if not self.notes_dir.is_dir() and not (self.index_dir / "CURRENT").exists():
-            raise NotesNotFoundError(f"Notes folder {self.notes_dir} does not exist or is not a folder.")
+        check_notes_or_index(self.notes_dir, self.index_dir)
         if self.notes_dir.is_dir() and is_stale(self.notes_dir, self.index_dir):
             if log:
                 log(f"Updating the index in {self.index_dir} from {self.notes_dir} ...")
