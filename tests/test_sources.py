@@ -366,3 +366,14 @@ def test_cli_and_service_refuse_a_missing_notes_folder_alike(tmp_path, capsys):
     assert main(["search", "peering", "--notes", str(missing), "--index", str(tmp_path / "index")]) == 2
     assert capsys.readouterr().err.strip() == f"azchat: {exc.value}"
     assert not (tmp_path / "index").exists()
+
+
+def test_one_list_of_words_that_refer_back():
+    """service.is_follow_up and the answer's "this command ..." rule read the same words (referring.py)."""
+    from azchat.referring import opens_referring_back, refers_back
+    from azchat.service import is_follow_up
+
+    assert opens_referring_back("The above command lists every port.") and opens_referring_back("Damit läuft es.")
+    assert not opens_referring_back("Install the package first.")
+    assert refers_back("und was passiert hier?") and is_follow_up("und was passiert hier?")
+    assert is_follow_up("Is the above free?") and not is_follow_up("Is the cloud shell free?")

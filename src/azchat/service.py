@@ -12,14 +12,12 @@ import time
 from pathlib import Path
 
 from . import config
+from .referring import refers_back
 from .errors import AzchatError, SourceError
 from .sources import Section, read_section
 from .types import Answer, BuildStats, Hit
 
 
-_REFERRING = {"it", "its", "it's", "that", "this", "these", "those", "they", "them", "their", "there", "one",
-              "es", "das", "dies", "diese", "dieser", "dieses", "sie", "ihn", "ihm", "ihr", "deren", "dessen",
-              "dort", "dafür", "dazu", "damit", "davon"}
 _FOLLOW_START = ("and ", "what about", "how about", "und ", "und was", "was ist mit", "also ")
 
 
@@ -29,7 +27,7 @@ def is_follow_up(question: str) -> bool:
     words = re.findall(r"[\w']+", q)
     if not words or len(words) > 10:
         return False
-    return q.startswith(_FOLLOW_START) or any(w in _REFERRING for w in words)
+    return q.startswith(_FOLLOW_START) or refers_back(q)
 
 
 class NotesService:
