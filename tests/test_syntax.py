@@ -31,3 +31,19 @@ def test_code_fences_keep_code_and_ignore_headings_inside():
     c = LineCleaner()
     out = [c.clean(l) for l in ["```bash", "# not a heading", "az vm list", "```"]]
     assert out == ["", "# not a heading", "az vm list", ""]
+
+
+def test_one_reading_of_code_fences():
+    """CommonMark: only a bare fence of the same character, at least as long, closes a block."""
+    from azchat.syntax import code_lines
+
+    lines = ["```", "```python", "# code", "~~~", "```", "# heading"]
+    assert code_lines(lines) == [True, True, True, True, True, False]
+    assert code_lines(["````md", "```", "inner", "```", "````", "text"]) == [True] * 5 + [False]
+    assert code_lines(["~~~", "```", "~~~~", "text"]) == [True, True, True, False]
+    assert code_lines(["```bash```", "# heading"]) == [False, False]      # inline code, not a block
+    assert code_lines(["  ```", "  code in a list item", "  ```", "after"]) == [True, True, True, False]
+    assert code_lines(["```", "never closed", "# still code"]) == [True, True, True]
+    c = LineCleaner()
+    assert [c.clean(l) for l in ["```", "```python", "# not a heading", "```", "x"]] == \
+        ["", "```python", "# not a heading", "", "x"]

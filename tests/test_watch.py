@@ -19,7 +19,7 @@ from azchat.retrieval import Retriever
 from azchat.store import build_lock, load_generation
 from azchat.watch import Watcher, is_note_path
 
-from conftest import REPO, write
+from conftest import CTRL_C_REACHES_CHILD, REPO, write
 
 DEBOUNCE = 0.3
 
@@ -222,7 +222,8 @@ def test_cli_watch_prints_one_json_object_per_update_and_stops_cleanly_on_ctrl_c
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen([sys.executable, str(script), "watch", "--notes", str(vault), "--index",
                              str(tmp_path / "index"), "--json", "--debounce", "0.3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            **CTRL_C_REACHES_CHILD)
     lines: list[dict] = []
     reader = threading.Thread(target=lambda: [lines.append(json.loads(l)) for l in proc.stdout], daemon=True)
     reader.start()

@@ -5,7 +5,8 @@ import re
 from dataclasses import dataclass
 
 from .lexical import tokenize
-from .syntax import LineCleaner, clean_inline, heading_of
+from .referring import opens_referring_back
+from .syntax import LineCleaner, clean_inline, fence_of, heading_of
 from .types import Answer, Chunk, Citation, Hit
 
 NOT_FOUND = "I could not find anything about this in your notes."
@@ -28,14 +29,13 @@ class Unit:
     header: tuple[str, ...] = ()   # a table row's column names, when its table has a header row
 
 
-_FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
 _CONTINUED = re.compile(r"\s+[\\`^]\s*$")
 
 
-def _starts_inside_code(lines: list[str]) -> bool:
-    """True when the first fence in the text closes a block (bare and odd in number): the chunk began in code."""
-    fences = [ln.strip() for ln in lines if _FENCE_LINE.match(ln)]
-    return bool(fences) and fences[0].strip("`~") == "" and len(fences) % 2 == 1
+def _starts_inside_code(lines: list[str]) -> str | None:
+    """The fence that closes the block the chunk began in (the first fence, bare, and odd in number), else None."""
+    fences = [f for f in map(fence_of, lines) if f]
+    return fences[0][0] if fences and not fences[0][1] and len(fences) % 2 == 1 else None
 
 
 def segment(chunk: Chunk) -> list[Unit]:
@@ -43,8 +43,9 @@ def segment(chunk: Chunk) -> list[Unit]:
     lines = chunk.text.split("\n")
     units: list[Unit] = []
     cleaner = LineCleaner()
-    if _starts_inside_code(lines):   # a long section was split inside a code block
-        cleaner.fence, cleaner.fence_lang = "```", ""
+    open_fence = _starts_inside_code(lines)
+    if open_fence:   # a long section was split inside a code block
+        cleaner.fences.open(open_fence)
     para: list[tuple[int, str]] = []
     header: list[str] = []       # the cells of the current table's header row
 
@@ -232,10 +233,11 @@ def blocks(units: list[Unit], max_units: int = 12, chunk: Chunk | None = None) -
     return out
 
 
-def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, kind: str = "") -> Unit:
-    """One unit for units[first..last]; its text is the exact span of lines (fences and blanks included)."""
+def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, snippet: bool = False) -> Unit:
+    """One unit for units[first..last]; its text is the exact span of lines (fences and blanks included).
+    Its kind: "snippet" (code with the lines that explain it, a line with its sub-items), else list or table."""
     part = units[first:last + 1]
-    kind = kind and "snippet" or ("list" if part[-1].kind == "item" else "table")
+    kind = "snippet" if snippet else ("list" if part[-1].kind == "item" else "table")
     lines = chunk.text.split("\n")[part[0].start_line - chunk.start_line:part[-1].end_line - chunk.start_line + 1]
     return Unit("\n".join(lines).strip(), "\n".join(u.display for u in part), part[0].start_line,
                 part[-1].end_line, kind)
@@ -250,10 +252,6 @@ def _is_code(unit: Unit) -> bool:
 
 def _indent(line: str) -> int:
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
-
-
-_REFERS_BACK = re.compile(r"(this|that|these|the above|it|here|dieser|diese|dieses|der obige|damit|das|hier)\b",
-                          re.IGNORECASE)
 
 
 _COMPARE_Q = re.compile(r"\b(differ\w*|compar\w*|vs\.?|versus|unterschied\w*|unterscheide\w*|vergleich\w*)\b",
@@ -295,11 +293,11 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             if j > i:
                 # a comment inside a block also reads with the command right above it ("$EDITOR ~/.zprofile")
                 first = i - 1 if comment and code_above else i
-                out.append((_merge(units, first, j, chunk, "code"), scores[i] + 0.02))
+                out.append((_merge(units, first, j, chunk, snippet=True), scores[i] + 0.02))
             elif comment and code_above:   # `cmd` then `# what it does`
-                out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))
+                out.append((_merge(units, i - 1, i, chunk, snippet=True), scores[i] + 0.02))
         # "This command takes the clipboard ...": a sentence that refers back to the short code block above it
-        if unit.kind == "sentence" and _REFERS_BACK.match(unit.display) and i > 0 and _is_code(units[i - 1]) \
+        if unit.kind == "sentence" and opens_referring_back(unit.display) and i > 0 and _is_code(units[i - 1]) \
                 and units[i - 1].end_line >= unit.start_line - 3:
             first = i - 1
             while first > 0 and i - first < 3 and _is_code(units[first - 1]) \
@@ -307,7 +305,7 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
                 first -= 1
             if first == 0 or not (_is_code(units[first - 1])
                                   and units[first - 1].end_line == units[first].start_line - 1):
-                out.append((_merge(units, first, i, chunk, "code"), scores[i] + 0.02))
+                out.append((_merge(units, first, i, chunk, snippet=True), scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
         if unit.kind in ("sentence", "item"):
             j = i
@@ -317,7 +315,7 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
                     _indent(lines[unit.start_line - chunk.start_line]):
                 j += 1
             if j > i:
-                out.append((_merge(units, i, j, chunk, "code"), scores[i] + 0.02))
+                out.append((_merge(units, i, j, chunk, snippet=True), scores[i] + 0.02))
     for first, last in blocks(units, chunk=chunk):
         inner = scores[first:last + 1]
         intro = first - 1 if first > 0 and units[first - 1].display.rstrip().endswith(":") \
@@ -366,7 +364,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
             if intro > 0:   # the whole block, not a piece of it, when a piece scores best
                 best_piece = max(sc for _, sc in scored) if scored else 0.0
-                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), max(intro, best_piece) + 0.02))
+                scored.append((_merge(units, 0, len(units) - 1, chunk, snippet=True), max(intro, best_piece) + 0.02))
         for unit, s in scored:
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:

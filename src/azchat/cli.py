@@ -5,10 +5,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from . import __version__, config
-from .errors import AzchatError, IndexLockedError, NotesNotFoundError
+from .errors import AzchatError, IndexLockedError
 
 LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
@@ -82,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(p)
     p.add_argument("questions", nargs="?", help="JSONL: {question, gold_files, answer_terms} per line")
     p.add_argument("--beir", metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels) instead")
-    p.add_argument("--work", metavar="DIR", help="where --beir writes its notes and index (default: a folder "
-                                                 "under the system temp dir, reused between runs)")
+    p.add_argument("--work", metavar="DIR", help="where --beir makes a private folder for this run's notes and "
+                                                 "index, removed when it ends (default: the system temp dir)")
     p.add_argument("--split", choices=["all", "dev", "test"], default="all",
                    help="evaluate all questions, or the dev/test part (every third line is test)")
     p.add_argument("-k", type=int, default=10, help="ranking depth for the metrics (default 10)")
@@ -93,37 +92,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(args, message: str) -> None:
+def _say(message: str) -> None:
+    """A progress or status line for the person at the terminal: stderr, so stdout stays the result."""
     print(message, file=sys.stderr)
 
 
-def _build(args, quiet: bool = False, wait: float | None = None):
+def _build(args, wait: float | None = None):
     from .indexing import build_index
     from .progress import ProgressBar
 
     wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
     return build_index(args.notes, args.index, full=getattr(args, "full", False), model=args.model,
-                       progress=ProgressBar("Embedding"), log=lambda m: _say(args, m), wait_seconds=wait)
+                       progress=ProgressBar("Embedding"), log=_say, wait_seconds=wait)
 
 
 def _retriever(args):
     """Open the index, building or updating it first when it is missing or stale."""
-    from .indexing import is_stale
+    from .indexing import check_notes_or_index, is_stale
     from .retrieval import Retriever
 
     notes, index = config.notes_dir(args.notes), config.index_dir(args.index)
-    if not notes.is_dir() and not (index / "CURRENT").exists():
-        raise NotesNotFoundError(f"Notes folder {notes} does not exist or is not a folder.")
+    check_notes_or_index(notes, index)
     embedder = _prefetched_embedder(args, index)
     if notes.is_dir() and is_stale(notes, index):
-        _say(args, f"Updating the index in {index} from {notes} ...")
+        _say(f"Updating the index in {index} from {notes} ...")
         have_index = (index / "CURRENT").exists()
         try:
             _build(args, wait=0.0 if have_index else LOCK_WAIT)
         except IndexLockedError:
             if not have_index:
                 raise
-            _say(args, "Another azchat indexer is updating the index; answering from the current index.")
+            _say("Another azchat indexer is updating the index; answering from the current index.")
     if embedder is None and args.model:
         from .embedding import load_embedder
 
@@ -151,14 +150,19 @@ def cmd_index(args) -> int:
     if args.json:
         print(json.dumps(stats.to_dict(), ensure_ascii=False))
         return 0
-    print(f"{stats.notes} notes, {stats.chunks} chunks: {stats.added} added, {stats.updated} updated, "
-          f"{stats.removed} removed, {stats.unchanged} unchanged; {stats.embedded} chunks embedded "
-          f"in {stats.seconds:.1f}s.")
-    for s in stats.skipped:
-        print(f"  skipped {s['path']}: {s['reason']}")
-    for w in stats.warnings:
-        print(f"  warning {w['path']}: {w['message']}")
+    _print_build(stats)
     return 0
+
+
+def _print_build(stats, prefix: str = "") -> None:
+    """One build's summary line, then each skipped file and warning (`azchat index` and `azchat watch`)."""
+    print(f"{prefix}{stats.notes} notes, {stats.chunks} chunks: {stats.added} added, {stats.updated} updated, "
+          f"{stats.removed} removed, {stats.unchanged} unchanged; {stats.embedded} chunks embedded "
+          f"in {stats.seconds:.1f}s.", flush=True)
+    for s in stats.skipped:
+        print(f"  skipped {s['path']}: {s['reason']}", flush=True)
+    for w in stats.warnings:
+        print(f"  warning {w['path']}: {w['message']}", flush=True)
 
 
 def cmd_search(args) -> int:
@@ -209,11 +213,11 @@ def _ask_written(args) -> int:
         if shown:
             print()
         if answer.notice:
-            _say(args, f"azchat: {answer.notice}")
+            _say(f"azchat: {answer.notice}")
         print(answer.answer)
         return 0
     if answer.notice:
-        _say(args, f"azchat: {answer.notice}")
+        _say(f"azchat: {answer.notice}")
     return 0
 
 
@@ -225,13 +229,16 @@ def cmd_serve(args) -> int:
     from .editor import template_from_env
 
     template_from_env()               # and so does a malformed AZCHAT_EDITOR_URL
+    if args.share and auth is None:
+        raise AzchatError("--share would publish every note on a public link: set AZCHAT_AUTH=user:password "
+                          "first.")
     service = NotesService(args.notes, args.index, model=args.model)
-    service.open(log=lambda m: _say(args, m), progress=ProgressBar("Embedding"))
-    _say(args, "Starting the chat ...")
+    service.open(log=_say, progress=ProgressBar("Embedding"))
+    _say("Starting the chat ...")
     from .ui import launch
 
     if args.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
-        _say(args, f"Warning: listening on {args.host} without a password; set AZCHAT_AUTH=user:password.")
+        _say(f"Warning: listening on {args.host} without a password; set AZCHAT_AUTH=user:password.")
 
     def ready(url: str) -> None:
         if args.json:
@@ -244,16 +251,16 @@ def cmd_serve(args) -> int:
     if args.watch:
         from .watch import Watcher
 
-        watcher = Watcher(args.notes, args.index, model=args.model, log=lambda m: _say(args, m),
+        watcher = Watcher(args.notes, args.index, model=args.model, log=_say,
                           embedder=service.retriever.embedder,     # the index's model, loaded once
                           on_update=lambda stats: service.reload())
         watcher.start(initial_build=False)
-        _say(args, f"Watching {watcher.notes_dir} for changes.")
+        _say(f"Watching {watcher.notes_dir} for changes.")
     from .rest import serve_kwargs
     from .tools import NotesTools
 
     # the REST API (/api) and MCP over HTTP (/mcp); without --watch they index changed notes before answering
-    tools = NotesTools(service, refresh_every=None if args.watch else 2.0, log=lambda m: _say(args, m)).opened()
+    tools = NotesTools(service, refresh_every=None if args.watch else 2.0, log=_say).opened()
     try:
         launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready,
                app_kwargs=serve_kwargs(tools, auth, args.host))
@@ -277,11 +284,7 @@ def cmd_watch(args) -> int:
             print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **stats.to_dict()},
                              ensure_ascii=False), flush=True)
             return
-        print(f"{time.strftime('%H:%M:%S')} {stats.notes} notes, {stats.chunks} chunks: {stats.added} added, "
-              f"{stats.updated} updated, {stats.removed} removed; {stats.embedded} chunks embedded "
-              f"in {stats.seconds:.1f}s.", flush=True)
-        for s in stats.skipped:
-            print(f"  skipped {s['path']}: {s['reason']}", flush=True)
+        _print_build(stats, prefix=f"{time.strftime('%H:%M:%S')} ")
 
     from .progress import ProgressBar
 
@@ -295,16 +298,16 @@ def cmd_watch(args) -> int:
         bar["bar"](done, total)
 
     watcher = Watcher(args.notes, args.index, model=args.model, debounce=args.debounce, polling=args.polling,
-                      on_update=report, log=lambda m: _say(args, m), progress=progress)
+                      on_update=report, log=_say, progress=progress)
     watcher.start()
-    _say(args, f"Watching {watcher.notes_dir} for changes (index: {watcher.index_dir}); Ctrl-C stops.")
+    _say(f"Watching {watcher.notes_dir} for changes (index: {watcher.index_dir}); Ctrl-C stops.")
     try:
         watcher.wait()
     except KeyboardInterrupt:
         pass
     finally:
         watcher.stop()
-    _say(args, "Stopped watching.")
+    _say("Stopped watching.")
     return 0
 
 
@@ -313,12 +316,9 @@ def cmd_eval(args) -> int:
     if bool(args.questions) == bool(args.beir):
         raise ev.EvalInputError("Give either a questions file or --beir DIR, not both or neither.")
     if args.beir:
-        import tempfile
         from .progress import ProgressBar
 
-        work = Path(args.work) if args.work else Path(tempfile.gettempdir()) / "azchat-beir" / \
-            Path(args.beir).resolve().name
-        result = ev.evaluate_beir(args.beir, work, model=args.model, k=args.k, log=lambda m: _say(args, m),
+        result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=_say,
                                   progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"))
         if args.json:
             print(json.dumps(result, ensure_ascii=False))

@@ -35,7 +35,8 @@ class ChunkSettings:
     overlap_lines: int = 2         # lines repeated when a long section is split
     version: int = 5               # bump when the chunking or BM25 tokenization rules change (2: stemming,
                                    # 3: the frontmatter description in the title line BM25 reads,
-                                   # 5 (round 4): BM25 keeps stopwords, a question drops its own language's;
+                                   # 4-5 (round 4): one CommonMark reading of code fences, syntax.Fences;
+                                   #    BM25 keeps stopwords, a question drops its own language's;
                                    #    a very long line in windows of half a chunk, cut at sentences,
                                    #    overlapping by a quarter)
 

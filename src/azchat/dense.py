@@ -8,6 +8,7 @@ reaches TARGET_RECALL; the kind and its parameters are recorded in the manifest 
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,21 @@ FLAT = "flat"
 IVF = "ivf"
 ANN_THRESHOLD = 50_000      # chunks; AZCHAT_ANN_THRESHOLD overrides (see indexing.dense_threshold)
 TARGET_RECALL = 0.98
+
+# One query is too little work to share: OpenMP threads only wait on each other (and on a loaded machine for
+# a core). Single-threaded: 0.3 ms instead of 24 ms p50 for 20k flat vectors under load. The thread count is
+# set to 1 once in each thread that searches and never restored: saving and restoring it around every search
+# races when the runtime keeps one count for the whole process (two overlapping searches leave it wrong, or
+# run one on all threads). Builds run in their own threads (indexer, rebuild, watcher) and keep their threads.
+_searching = threading.local()
+
+
+def _one_thread() -> None:
+    if not getattr(_searching, "single", False):
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        _searching.single = True
 
 
 def choose_kind(n_vectors: int, threshold: int = ANN_THRESHOLD) -> str:
@@ -113,21 +129,15 @@ def search(index, query: np.ndarray, k: int, allowed: np.ndarray | None = None) 
     q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
     if allowed is not None and len(allowed) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    # One query is too little work to share: OpenMP threads only wait on each other (and on a loaded
-    # machine for a core). Single-threaded: 0.3 ms instead of 24 ms p50 for 20k flat vectors under load.
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        if allowed is not None:
-            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            if hasattr(index, "nlist"):
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=index.nlist)
-            else:
-                params = faiss.SearchParameters(sel=sel)
-            scores, ids = index.search(q, min(k, len(allowed)), params=params)
+    params = None
+    if allowed is not None:
+        sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        if hasattr(index, "nlist"):
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=index.nlist)
         else:
-            scores, ids = index.search(q, k)
-    finally:
-        faiss.omp_set_num_threads(threads)
+            params = faiss.SearchParameters(sel=sel)
+        k = min(k, len(allowed))
+    _one_thread()
+    scores, ids = index.search(q, k, params=params) if params is not None else index.search(q, k)
     keep = ids[0] >= 0
     return ids[0][keep], scores[0][keep]

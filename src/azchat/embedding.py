@@ -68,7 +68,8 @@ class SentenceTransformerEmbedder:
                 from sentence_transformers import SentenceTransformer
 
                 self._model = SentenceTransformer(str(self.info.path), device="cpu",
-                                                  trust_remote_code=False, local_files_only=True)
+                                                  trust_remote_code=False, local_files_only=True,
+                                                  model_kwargs={"use_safetensors": True})   # never a pickle
             except Exception as exc:  # a broken model folder must not become a traceback
                 raise ModelError(f"Could not load the model at {self.info.path}: {exc}") from exc
         return self._model

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -298,42 +301,73 @@ def _safe_name(doc_id: str) -> str:
 
 
 def write_beir_notes(beir: BeirSet, notes: Path) -> dict[str, str]:
-    """One note per document (title as its heading, then the text). Returns note path -> doc id."""
+    """One note per document (title as its heading, then the text). Returns note path -> doc id.
+
+    The folder ends up holding exactly this corpus: notes left by another dataset are removed. A file is
+    never written through a link: whatever sits at a note's name and is not that note is replaced."""
+    notes = Path(notes)
     notes.mkdir(parents=True, exist_ok=True)
+    if notes.is_symlink():
+        raise EvalInputError(f"{notes} is a link; give a real folder for the BEIR notes.")
     mapping = {}
     for doc_id, (title, text) in beir.corpus.items():
         name = _safe_name(doc_id) + ".md"
         heading = " ".join(title.split()) or doc_id
-        body = f"# {heading}\n\n{text.strip()}\n"
-        p = notes / name
-        if not p.is_file() or p.read_text(encoding="utf-8") != body:
-            p.write_text(body, encoding="utf-8")
+        _write_new(notes / name, f"# {heading}\n\n{text.strip()}\n".encode("utf-8"))
         mapping[name] = doc_id
+    for old in notes.iterdir():
+        if old.name not in mapping and (old.is_symlink() or old.is_file()):
+            old.unlink()
     return mapping
 
 
-def evaluate_beir(folder, work: Path, embedder=None, fusion=None, k: int = 10, model=None,
+def _write_new(path: Path, data: bytes) -> None:
+    """Write data at path unless the same bytes are there (kept, so an index over them stays fresh); a link
+    or other file in the way is removed first and the file is created anew (O_EXCL, no link followed)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and path.read_bytes() == data:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            raise EvalInputError(f"{path} is a folder where a BEIR note should be written.")
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def evaluate_beir(folder, work: Path | None = None, embedder=None, fusion=None, k: int = 10, model=None,
                   log: Callable[[str], None] | None = None, progress=None, modes=("hybrid",)) -> dict:
-    """Index the BEIR corpus under `work` (reused between runs) and score its test queries."""
+    """Index the BEIR corpus and score its test queries. The notes and index go to a private folder made for
+    this run (mode 0700, a fresh name under `work`, else under the system temp folder), removed at the end."""
     from .indexing import build_index
     from .retrieval import Retriever
 
     beir = load_beir(folder)
-    work = Path(work)
-    notes, index = work / "notes", work / "index"
-    mapping = write_beir_notes(beir, notes)
-    build_index(notes, index, embedder=embedder, model=model, log=log, progress=progress)
-    out = {"dataset": str(folder), "documents": len(beir.corpus), "queries": len(beir.queries)}
-    r = Retriever(index, embedder=embedder, **({"fusion": fusion} if fusion else {}))
-    _cached(r, beir.queries.values())
-    for mode in modes:
-        ndcg, rec = [], []
-        for qid, text in beir.queries.items():
-            ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
-            ndcg.append(ndcg_at(ranked, beir.qrels[qid], k))
-            rec.append(recall_at(ranked, beir.qrels[qid], 100))
-        out[mode] = {f"ndcg@{k}": round(sum(ndcg) / len(ndcg), 4), "recall@100": round(sum(rec) / len(rec), 4)}
-    return out
+    if work is not None:
+        Path(work).mkdir(parents=True, exist_ok=True)
+    run = Path(tempfile.mkdtemp(prefix="azchat-beir-", dir=work))
+    try:
+        notes, index = run / "notes", run / "index"
+        mapping = write_beir_notes(beir, notes)
+        build_index(notes, index, embedder=embedder, model=model, log=log, progress=progress)
+        out = {"dataset": str(folder), "documents": len(beir.corpus), "queries": len(beir.queries)}
+        r = Retriever(index, embedder=embedder, **({"fusion": fusion} if fusion else {}))
+        _cached(r, beir.queries.values())
+        for mode in modes:
+            ndcg, rec = [], []
+            for qid, text in beir.queries.items():
+                ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
+                ndcg.append(ndcg_at(ranked, beir.qrels[qid], k))
+                rec.append(recall_at(ranked, beir.qrels[qid], 100))
+            out[mode] = {f"ndcg@{k}": round(sum(ndcg) / len(ndcg), 4),
+                         "recall@100": round(sum(rec) / len(rec), 4)}
+        return out
+    finally:
+        clear(run)
 
 
 def clear(work: Path) -> None:

@@ -17,7 +17,7 @@ from .embedding import Embedder, Progress
 from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import LexicalIndex
 from .notes import Skipped, find_notes, read_note, relative_path
-from .store import Generation, build_lock, load_generation, read_manifest, write_generation
+from .store import CURRENT, Generation, build_lock, load_generation, read_manifest, write_generation
 from .types import BuildStats, Chunk
 
 Log = Callable[[str], None]
@@ -44,6 +44,13 @@ def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings)
     if manifest.get("chunker") != settings.to_dict():
         return "the chunker settings changed"
     return ""
+
+
+def check_notes_or_index(notes_dir, index_dir) -> None:
+    """NotesNotFoundError when there is neither a notes folder nor an index built from one: nothing to answer
+    from. An index alone is enough (its notes folder may be on a disk that is not mounted now)."""
+    if not Path(notes_dir).is_dir() and not (Path(index_dir) / CURRENT).exists():
+        raise NotesNotFoundError(f"Notes folder {notes_dir} does not exist or is not a folder.")
 
 
 def is_stale(notes_dir, index_dir) -> bool:

@@ -86,6 +86,7 @@ def resolve_model(name: str) -> ModelInfo:
     cfg = _read_json(path / "config.json", {})
     pool_cfg = _read_json(path / "1_Pooling" / "config.json", {})
     modules = _read_json(path / "modules.json", [])
+    check_safetensors(path, modules if isinstance(modules, list) else [])
     max_len = int(st_cfg.get("max_seq_length") or min(cfg.get("max_position_embeddings", 512), 512))
     dim = int(pool_cfg.get("word_embedding_dimension") or cfg.get("hidden_size") or 0)
     pooling = "cls" if pool_cfg.get("pooling_mode_cls_token") else "mean"
@@ -94,6 +95,28 @@ def resolve_model(name: str) -> ModelInfo:
                      normalize=normalize, bundled=bundled)
     ensure_bundled_weights(info)
     return info
+
+
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def check_safetensors(path: Path, modules: list) -> None:
+    """Refuse a model whose weights are a pickle (`pytorch_model.bin` and the like): loading one can run
+    code. The transformer's weights must be safetensors, and no module folder may hold only pickle weights."""
+    folders = [path] + [path / m["path"] for m in modules
+                        if isinstance(m, dict) and isinstance(m.get("path"), str) and m["path"]]
+    for folder in folders:
+        safe = any((folder / name).is_file() for name in SAFE_WEIGHTS)
+        try:
+            pickles = sorted(f.name for f in folder.iterdir() if f.name.endswith(PICKLE_SUFFIXES))
+        except OSError:
+            pickles = []
+        if pickles and not safe:
+            raise ModelError(f"Model folder {folder} has only pickle weights ({', '.join(pickles)}), which can run "
+                             "code when loaded; azchat loads safetensors only: use a model with model.safetensors.")
+    if not any((path / name).is_file() for name in SAFE_WEIGHTS):
+        raise ModelError(f"Model folder {path} has no model.safetensors; azchat loads safetensors weights only.")
 
 
 def file_sha256(path: Path) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import NotesNotFoundError
+from .syntax import Fences
 from .types import Note
 
 NOTE_SUFFIXES = (".md", ".markdown", ".mdx")
@@ -18,7 +19,6 @@ MAX_NOTE_BYTES = 20 * 1024 * 1024
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _INLINE_TAG = re.compile(r"(?<![\w&/#])#([^\W\d][\w/-]*)", re.UNICODE)
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 @dataclass
@@ -49,12 +49,11 @@ def find_notes(root: Path) -> tuple[list[Path], list[Skipped]]:
                 continue
             if path.is_symlink():
                 try:
-                    target = path.resolve(strict=True)
-                except (OSError, RuntimeError):
-                    skipped.append(Skipped(rel, "broken or looping symlink"))
-                    continue
-                if not target.is_relative_to(real_root):
-                    skipped.append(Skipped(rel, "symlink points outside the notes folder"))
+                    problem = link_problem(path, real_root)
+                except FileNotFoundError:
+                    continue                 # vanished since the folder was listed
+                if problem:
+                    skipped.append(Skipped(rel, problem))
                     continue
             if not path.is_file():
                 continue
@@ -71,20 +70,37 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _read_regular(path: Path, root: Path) -> bytes | str:
-    """The bytes of a regular file inside root, or the reason it cannot be read.
-
-    Checked at read time, not only at discovery, because the vault can change in between: a note replaced by
-    a link out of the folder is never read, and a FIFO or device never blocks the build."""
+def link_problem(path: Path, root: Path) -> str | None:
+    """Why the file at `path` (a path inside `root`) must not be read, judged by where its links lead; None
+    when it may be. The one check for every reader (indexer, section reader, APIs): a link that is broken,
+    loops, leaves the notes folder or reaches a hidden file or folder inside it (`.git/config`,
+    `.private/x.md`) is refused, so hidden stays hidden however it is reached.
+    FileNotFoundError when nothing is at `path` any more."""
     real_root = Path(root).resolve()
     try:
-        real = path.resolve(strict=True)
+        real = Path(path).resolve(strict=True)
     except FileNotFoundError:
-        raise
+        if not os.path.lexists(path):
+            raise
+        return "broken or looping symlink"
     except (OSError, RuntimeError):
         return "broken or looping symlink"
     if not real.is_relative_to(real_root):
         return "symlink points outside the notes folder"
+    if any(part.startswith(".") for part in real.relative_to(real_root).parts):
+        return "symlink points to a hidden file"
+    return None
+
+
+def read_regular(path: Path, root: Path) -> bytes | str:
+    """The bytes of a regular file inside root, or the reason it cannot be read.
+
+    Checked at read time, not only at discovery, because the vault can change in between: a note replaced by
+    a link out of the folder or to a hidden file is never read, and a FIFO or device never blocks a reader
+    (it is opened non-blocking and refused before any read). FileNotFoundError when the file is gone."""
+    problem = link_problem(path, root)
+    if problem:
+        return problem
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fd)
@@ -133,7 +149,7 @@ def read_note(path: Path, root: Path, data: bytes | None = None) -> Note | Skipp
     rel = relative_path(path, root)
     try:
         if data is None:
-            data = _read_regular(path, root)
+            data = read_regular(path, root)
             if isinstance(data, str):
                 return Skipped(rel, data)
     except FileNotFoundError:
@@ -187,12 +203,9 @@ def _title(meta: dict, lines: list[str], body_start: int, path: Path) -> str:
     title = meta.get("title")
     if isinstance(title, (str, int, float)) and str(title).strip():
         return str(title).strip()
-    in_fence = False
+    fences = Fences()
     for line in lines[body_start:]:
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        m = None if in_fence else _H1.match(line)
+        m = None if fences.feed(line) else _H1.match(line)
         if m:
             return m.group(1).strip()
     name = path.name
@@ -204,12 +217,9 @@ def _title(meta: dict, lines: list[str], body_start: int, path: Path) -> str:
 
 def inline_tags(lines: list[str]) -> list[str]:
     tags: list[str] = []
-    in_fence = False
+    fences = Fences()
     for line in lines:
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence or re.match(r"^#{1,6}\s", line):
+        if fences.feed(line) or re.match(r"^#{1,6}\s", line):
             continue
         tags.extend(_INLINE_TAG.findall(line))
     return tags

@@ -32,7 +32,7 @@ from .store import fsync_file
 EXPORTS = "models"
 EXPORT_VERSION = 1          # bump when the export format or procedure changes
 OPSET = 17
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")   # pickle weights: see models.py
 _VERIFY_TEXTS = [
     "How do I peer two virtual networks in Azure?",
     "Die Speicherkonten replizieren Daten in eine gekoppelte Region.",

@@ -12,14 +12,12 @@ import time
 from pathlib import Path
 
 from . import config
-from .errors import AzchatError, NotesNotFoundError, SourceError
+from .referring import refers_back
+from .errors import AzchatError, SourceError
 from .sources import Section, read_section
 from .types import Answer, BuildStats, Hit
 
 
-_REFERRING = {"it", "its", "it's", "that", "this", "these", "those", "they", "them", "their", "there", "one",
-              "es", "das", "dies", "diese", "dieser", "dieses", "sie", "ihn", "ihm", "ihr", "deren", "dessen",
-              "dort", "dafür", "dazu", "damit", "davon"}
 _FOLLOW_START = ("and ", "what about", "how about", "und ", "und was", "was ist mit", "also ")
 
 
@@ -29,7 +27,7 @@ def is_follow_up(question: str) -> bool:
     words = re.findall(r"[\w']+", q)
     if not words or len(words) > 10:
         return False
-    return q.startswith(_FOLLOW_START) or any(w in _REFERRING for w in words)
+    return q.startswith(_FOLLOW_START) or refers_back(q)
 
 
 class NotesService:
@@ -49,11 +47,10 @@ class NotesService:
     # -- opening -------------------------------------------------------------------------------
     def open(self, log=None, progress=None) -> BuildStats | None:
         """Build or update the index when it is missing or stale, then open it. Returns the build's stats."""
-        from .indexing import is_stale
+        from .indexing import check_notes_or_index, is_stale
 
         stats = None
-        if not self.notes_dir.is_dir() and not (self.index_dir / "CURRENT").exists():
-            raise NotesNotFoundError(f"Notes folder {self.notes_dir} does not exist or is not a folder.")
+        check_notes_or_index(self.notes_dir, self.index_dir)
         if self.notes_dir.is_dir() and is_stale(self.notes_dir, self.index_dir):
             if log:
                 log(f"Updating the index in {self.index_dir} from {self.notes_dir} ...")

@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import SourceError
-from .notes import MAX_NOTE_BYTES, NOTE_SUFFIXES, decode, looks_binary, split_lines
-from .syntax import heading_of
+from .notes import NOTE_SUFFIXES, decode, link_problem, looks_binary, read_regular, split_lines
+from .syntax import Fences, heading_of
 
 MAX_SECTION_LINES = 400
 
@@ -30,7 +30,8 @@ def resolve_note_path(notes_dir, rel: str) -> Path:
     """The file for a path relative to the notes folder, or SourceError when it could leave the folder.
 
     Rejects absolute paths, `..`, hidden parts, NUL bytes, backslashes, non-note suffixes, and any
-    symlink (of the file or a folder on the way) that resolves outside the notes folder.
+    symlink (of the file or a folder on the way) that the indexer refuses too (notes.link_problem): one
+    that resolves outside the notes folder or to a hidden file inside it.
     """
     if not isinstance(rel, str) or not rel.strip():
         raise SourceError("No note path was given.")
@@ -46,45 +47,40 @@ def resolve_note_path(notes_dir, rel: str) -> Path:
     root = Path(notes_dir)
     try:
         real_root = root.resolve(strict=True)
-        target = (root / pure).resolve(strict=True)
+        problem = link_problem(root / pure, real_root)
     except (OSError, RuntimeError):
         raise SourceError(f"The note {rel!r} does not exist in the notes folder.") from None
-    if not target.is_relative_to(real_root) or target == real_root:
-        raise SourceError(f"{rel!r} leads outside the notes folder.")
-    if not target.is_file():
+    if problem:            # the indexer's own reason: outside the folder, hidden, broken or looping
+        raise SourceError(f"{rel!r} cannot be shown: {problem}.")
+    target = (root / pure).resolve()
+    if target == real_root or not target.is_file():
         raise SourceError(f"{rel!r} is not a file.")
     return target
 
 
 def read_lines(notes_dir, rel: str) -> list[str]:
-    """The note's lines as on disk (no line endings), read through resolve_note_path."""
-    path = resolve_note_path(notes_dir, rel)
+    """The note's lines as on disk (no line endings), read through resolve_note_path and the indexer's own
+    read-time checks (notes.read_regular): a file swapped for a FIFO, a device or a link to a hidden file
+    since it was checked is refused, never waited on."""
+    resolve_note_path(notes_dir, rel)
     try:
-        if path.stat().st_size > MAX_NOTE_BYTES:
-            raise SourceError(f"{rel!r} is too large to show.")
-        data = path.read_bytes()
+        data = read_regular(Path(notes_dir) / PurePosixPath(rel), Path(notes_dir))
     except OSError as exc:
         raise SourceError(f"Cannot read {rel!r}: {exc.strerror or exc}.") from None
+    if isinstance(data, str):
+        raise SourceError(f"Cannot show {rel!r}: {data}.")
     if looks_binary(data):
         raise SourceError(f"{rel!r} is not a text file.")
     return split_lines(decode(data)[0])
 
 
 def _heading_levels(lines: list[str]) -> list[int]:
-    """Heading level of each line (0 for none), ignoring `#` lines inside code fences."""
-    levels, fence = [], None
+    """Heading level of each line (0 for none), ignoring `#` lines inside code fences (read as the chunker
+    reads them: syntax.Fences)."""
+    fences = Fences()
+    levels = []
     for raw in lines:
-        stripped = raw.lstrip()
-        if fence:
-            if stripped.startswith(fence):
-                fence = None
-            levels.append(0)
-            continue
-        if stripped.startswith(("```", "~~~")):
-            fence = stripped[:3]
-            levels.append(0)
-            continue
-        h = heading_of(raw)
+        h = None if fences.feed(raw) else heading_of(raw)
         levels.append(h[0] if h else 0)
     return levels
 

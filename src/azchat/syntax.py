@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
+_LANG = re.compile(r"[\w+-]*")
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _EMBED = re.compile(r"!\[\[([^\]|#]+)(?:#[^\]|]*)?(?:\|[^\]]*)?\]\]")
 _WIKILINK = re.compile(r"\[\[([^\]|]+)\|([^\]]+)\]\]|\[\[([^\]]+)\]\]")
@@ -72,27 +73,73 @@ def mermaid_text(line: str) -> str:
     return clean_inline(" ".join(parts))
 
 
+def fence_of(line: str) -> tuple[str, str] | None:
+    """(marker, info) when the line is a code fence: a run of 3+ backticks or tildes, then the info string."""
+    m = _FENCE.match(line)
+    return (m.group(1), m.group(2).strip()) if m else None
+
+
+class Fences:
+    """The one reading of fenced code blocks, shared by the note reader, the chunker, the answer composer and
+    the section reader, so they agree on which lines are code.
+
+    CommonMark's rules (any indent allowed, as notes nest code in list items): a block opens with 3+ backticks
+    or tildes (a backtick fence's info string holds no backtick: ```` ```cmd``` ```` is inline code); it closes
+    only at a bare fence of the same character at least as long, so ```` ```python ```` inside a ```` ``` ````
+    block is code; a block never closed runs to the end of the note."""
+
+    def __init__(self):
+        self.marker: str | None = None     # the open block's fence (e.g. "```", "~~~~"), None outside code
+        self.lang = ""                     # its language word, lower case ("mermaid", "python", "")
+
+    @property
+    def in_code(self) -> bool:
+        return self.marker is not None
+
+    def open(self, marker: str = "```", lang: str = "") -> None:
+        """Start inside a block (a text cut out of the middle of one)."""
+        self.marker, self.lang = marker, lang
+
+    def feed(self, line: str) -> bool:
+        """Read the next line; True when it belongs to a code block (its opening and closing fences included)."""
+        fence = fence_of(line)
+        if self.marker is None:
+            if fence is None or (fence[0][0] == "`" and "`" in fence[1]):
+                return False
+            self.open(fence[0], _LANG.match(fence[1]).group(0).lower())
+            return True
+        if fence is not None and fence[0][0] == self.marker[0] and len(fence[0]) >= len(self.marker) \
+                and not fence[1]:
+            self.marker, self.lang = None, ""
+        return True
+
+
+def code_lines(lines) -> list[bool]:
+    """For each line, whether it is part of a fenced code block (fences included)."""
+    fences = Fences()
+    return [fences.feed(line) for line in lines]
+
+
 class LineCleaner:
     """Stateful: walk a note's lines in order; each gives its searchable text ("" for none)."""
 
     def __init__(self):
-        self.fence: str | None = None
-        self.fence_lang = ""
+        self.fences = Fences()
 
     @property
     def in_code(self) -> bool:
-        return self.fence is not None
+        return self.fences.in_code
+
+    @property
+    def fence_lang(self) -> str:
+        return self.fences.lang
 
     def clean(self, line: str) -> str:
-        m = _FENCE.match(line)
-        if m and (self.fence is None or m.group(1)[0] == self.fence[0]):
-            if self.fence is None:
-                self.fence, self.fence_lang = m.group(1), m.group(2).lower()
-            elif not line.strip()[len(m.group(1)):].strip():
-                self.fence, self.fence_lang = None, ""
-            return ""
-        if self.fence is not None:
-            if self.fence_lang == "mermaid":
+        was_code = self.fences.in_code
+        if self.fences.feed(line):
+            if not (was_code and self.fences.in_code):
+                return ""                      # an opening or closing fence
+            if self.fences.lang == "mermaid":
                 return mermaid_text(line)
             return line.strip()
         if _TABLE_RULE.match(line) and "-" in line:
@@ -112,7 +159,7 @@ class LineCleaner:
 
 
 def heading_of(line: str) -> tuple[int, str] | None:
-    """(level, text) when the line is an ATX heading (callers skip fenced code)."""
+    """(level, text) when the line is an ATX heading (callers skip fenced code: see Fences)."""
     h = _HEADING.match(line)
     if not h:
         return None
