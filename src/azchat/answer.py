@@ -47,6 +47,8 @@ def segment(chunk: Chunk) -> list[Unit]:
         cleaner.fence, cleaner.fence_lang = "```", ""
     para: list[tuple[int, str]] = []
     header: list[str] = []       # the cells of the current table's header row
+    indented = False             # inside an indented code block (4 spaces after a blank line, not in a list)
+    blank_above = False          # the line above the chunk is unknown: no code block starts on its first line
 
     def flush():
         if para:
@@ -60,6 +62,21 @@ def segment(chunk: Chunk) -> list[Unit]:
             flush()
             units.append(Unit(raw.strip(), one_line.group(1).strip(), line_no, line_no, "code"))
             continue
+        after_blank, blank_above = blank_above, not raw.strip()
+        if not cleaner.in_code and not _FENCE_LINE.match(raw):
+            if not raw.strip():
+                flush()
+                header = []
+                continue
+            if _indent(raw) >= 4 and (indented or after_blank and not para and not _LIST.match(raw)
+                                      and not (units and units[-1].kind == "item")):
+                # an indented code block (CommonMark): it cannot interrupt a paragraph or continue a list
+                # (nor start with a list marker: the middle of a long YAML block cut out of its fence)
+                indented = True
+                flush()
+                units.append(Unit(raw.strip(), raw.strip(), line_no, line_no, "code"))
+                continue
+            indented = False
         was_code = cleaner.in_code
         clean = cleaner.clean(raw)
         if was_code or cleaner.in_code:
@@ -256,6 +273,9 @@ _REFERS_BACK = re.compile(r"(this|that|these|the above|it|here|dieser|diese|dies
                           re.IGNORECASE)
 
 
+_ANNOUNCES = re.compile(r"\b(following|below|example|folgende[nrs]?|unten|beispiel)\b", re.IGNORECASE)
+
+
 _COMPARE_Q = re.compile(r"\b(differ\w*|compar\w*|vs\.?|versus|unterschied\w*|unterscheide\w*|vergleich\w*)\b",
                         re.IGNORECASE)
 
@@ -271,6 +291,12 @@ def _compares(header: tuple[str, ...], question: str) -> bool:
     named = [q_tokens & (c | _near_matches(q_tokens, c)) for c in cols]
     own = [n - set().union(*(m for j, m in enumerate(named) if j != i)) for i, n in enumerate(named)]
     return sum(1 for o in own if o) >= 2
+
+
+def _blank_between(lines: list[str], chunk: Chunk, end_line: int, start_line: int) -> bool:
+    """Only a few blank lines lie between two units (whitespace-only lines around an indented code block)."""
+    between = lines[end_line - chunk.start_line + 1:start_line - chunk.start_line]
+    return len(between) <= 4 and all(not ln.strip() for ln in between)
 
 
 def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question: str = "") \
@@ -290,7 +316,8 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             gap = 3 if not unit.kind == "sentence" or unit.display.rstrip().endswith(":") else 2
             j = i
             while j + 1 < len(units) and j - i < 3 and _is_code(units[j + 1]) \
-                    and units[j + 1].start_line <= units[j].end_line + gap:
+                    and (units[j + 1].start_line <= units[j].end_line + gap
+                         or _blank_between(lines, chunk, units[j].end_line, units[j + 1].start_line)):
                 j += 1
             if j > i:
                 # a comment inside a block also reads with the command right above it ("$EDITOR ~/.zprofile")
@@ -298,6 +325,20 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
                 out.append((_merge(units, first, j, chunk, "code"), scores[i] + 0.02))
             elif comment and code_above:   # `cmd` then `# what it does`
                 out.append((_merge(units, i - 1, i, chunk, "code"), scores[i] + 0.02))
+        # "The following example retrieves ... . The computer is identified by ...": a sentence that announces
+        # the code below its paragraph reads with the rest of the paragraph and that code
+        if unit.kind == "sentence" and _ANNOUNCES.search(unit.display):
+            j = i
+            while j + 1 < len(units) and j - i < 3 and units[j + 1].kind == "sentence" \
+                    and units[j + 1].start_line <= units[j].end_line + 1:
+                j += 1
+            k = j
+            while k + 1 < len(units) and k - j < 3 and _is_code(units[k + 1]) \
+                    and (units[k + 1].start_line <= units[k].end_line + 2
+                         or _blank_between(lines, chunk, units[k].end_line, units[k + 1].start_line)):
+                k += 1
+            if j > i and k > j:
+                out.append((_merge(units, i, k, chunk, "code"), scores[i] + 0.02))
         # "This command takes the clipboard ...": a sentence that refers back to the short code block above it
         if unit.kind == "sentence" and _REFERS_BACK.match(unit.display) and i > 0 and _is_code(units[i - 1]) \
                 and units[i - 1].end_line >= unit.start_line - 3:
