@@ -328,3 +328,25 @@ def test_a_sentence_announcing_the_code_below_its_paragraph_is_quoted_with_the_p
     cited = [c for c in ans.citations if "arg_max" in c.snippet]
     assert cited and (cited[0].start_line, cited[0].end_line) == (249, 254)
     assert "arg_max(TimeGenerated, *)" in ans.answer.split("Sources:")[0]
+
+
+def test_a_section_that_is_only_a_short_list_is_introduced_by_its_own_heading():
+    links = Chunk(id="c", path="hugo.md", title="HUGO setup", heading="HUGO setup > Hugo Deployment", start_line=37,
+                  end_line=40, text="### Hugo Deployment\n\n- netlify: [https://gohugo.io/hosting-on-netlify/]"
+                  "(https://gohugo.io/hosting-on-netlify/)\n- docker: https://hub.docker.com/r/klakegg/hugo/",
+                  embed_text="", search_text="")
+    other = _chunk("## Action\n\n```yaml\n- name: Setup Hugo\n  run: sudo mv hugo /usr/local/bin\n```", start=20,
+                   title="Hugo action")
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.05 * n, text=c.text) for n, c in enumerate([links, other], 1)]
+    ans = compose("Where can I deploy the Hugo site?", hits, [links, other], {}, True)
+    cited = [c for c in ans.citations if c.path == "hugo.md"]
+    assert cited and (cited[0].start_line, cited[0].end_line) == (39, 40)
+    assert "netlify" in ans.answer.split("Sources:")[0] and "klakegg/hugo" in ans.answer.split("Sources:")[0]
+    # under a heading the question does not name, a list is not quoted whole for it
+    plain = Chunk(id="d", path="auth.md", title="Security notes", heading="Security notes > Methods", start_line=5,
+                  end_line=8,
+                  text="### Methods\n\n- Authenticator app: push notifications\n- SMS: text messages with codes",
+                  embed_text="", search_text="")
+    ans = _ask("Which option sends me a text message with codes?", plain)
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(8, 8)]

@@ -386,6 +386,16 @@ def _repeats(c, chosen: list, hits: list[Hit]) -> bool:
     return any(_overlaps(o, c, hits) or c[3].display in o[3].display for o in chosen)
 
 
+def _one_block(units: list[Unit], chunk: Chunk) -> bool:
+    """The chunk's text is one short code block (up to 6 lines), or one list of up to 8 items."""
+    if not units:
+        return False
+    if all(u.kind in ("code", "diagram") for u in units):
+        return len(units) <= 6
+    return all(u.kind == "item" for u in units) and 2 <= len(units) <= 8 \
+        and blocks(units, max_units=8, chunk=chunk) == [(0, len(units) - 1)]
+
+
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
             max_sentences: int = 4, max_hits: int = 4) -> Answer:
     """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
@@ -401,13 +411,17 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
                               question)
-        if units and len(units) <= 6 and all(u.kind in ("code", "diagram") for u in units):
-            # a section that is only a code block: its own heading is the intro ("### Ordner kopieren")
+        if _one_block(units, chunk):
+            # a section that is only a code block or a short list: its own heading is the intro
+            # ("### Ordner kopieren", "### Hugo Deployment" over a list of hosting links)
             own = chunk.heading.rsplit(" > ", 1)[-1]
             intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
             if intro > 0:   # the whole block, not a piece of it, when a piece scores best
                 best_piece = max(sc for _, sc in scored) if scored else 0.0
-                scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), max(intro, best_piece) + 0.02))
+                if units[0].kind == "item":   # a list: only by its heading (its items have their own intro rule)
+                    scored.append((_merge(units, 0, len(units) - 1, chunk), intro + 0.02))
+                else:
+                    scored.append((_merge(units, 0, len(units) - 1, chunk, "code"), max(intro, best_piece) + 0.02))
         for unit, s in scored:
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
