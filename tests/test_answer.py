@@ -299,3 +299,55 @@ def test_a_line_shared_by_two_overlapping_chunks_of_one_note_is_quoted_once():
         for q, s2, e2 in spans[i + 1:]:
             assert not (p == q and s <= e2 and s2 <= e), spans
     assert "/help" in ans.answer
+
+
+def test_an_indented_code_block_is_code_quoted_with_the_line_that_introduces_it():
+    text = ("Be wary of `rm`. It's a dangerous command.\n\nRunning `rm` with a `-i` flag lets you think before you "
+            "delete:\n\n    \n    \n    rm -i *\n    \n\nMake it a habit to include `-i` in every `rm` command.")
+    units = segment(_chunk(text, start=466))
+    assert [(u.kind, u.start_line) for u in units if u.kind == "code"] == [("code", 472)]
+    ans = _ask("How do I get asked before rm deletes with the -i flag?", _chunk(text, start=466))
+    cited = [c for c in ans.citations if "rm -i *" in c.snippet]
+    assert cited and (cited[0].start_line, cited[0].end_line) == (468, 472)
+    assert "rm -i *" in ans.answer.split("Sources:")[0]
+
+
+def test_an_indented_line_inside_a_paragraph_or_list_is_not_code():
+    para = segment(_chunk("A paragraph that wraps\n    onto an indented line.", start=1))
+    assert [u.kind for u in para] == ["sentence"]
+    # the middle of a long YAML block cut out of its fence: list markers stay items, as before
+    yaml = segment(_chunk("      - name: Build\n        run: hugo --minify\n\n      - name: Deploy\n        run: rsync",
+                          start=59))
+    assert [(u.kind, u.start_line, u.end_line) for u in yaml] == [("item", 59, 60), ("item", 62, 63)]
+
+
+def test_a_sentence_announcing_the_code_below_its_paragraph_is_quoted_with_the_paragraph_and_code():
+    text = ("The following example retrieves the most recent heartbeat record for each computer. The computer is\n"
+            "identified by its IP address. The `summarize` aggregation returns the newest record.\n\n    \n"
+            "    Heartbeat\n    | summarize arg_max(TimeGenerated, *) by ComputerIP\n    \n\nOther text follows.")
+    ans = _ask("Which query returns the most recent heartbeat for every computer?", _chunk(text, start=249))
+    cited = [c for c in ans.citations if "arg_max" in c.snippet]
+    assert cited and (cited[0].start_line, cited[0].end_line) == (249, 254)
+    assert "arg_max(TimeGenerated, *)" in ans.answer.split("Sources:")[0]
+
+
+def test_a_section_that_is_only_a_short_list_is_introduced_by_its_own_heading():
+    links = Chunk(id="c", path="hugo.md", title="HUGO setup", heading="HUGO setup > Hugo Deployment", start_line=37,
+                  end_line=40, text="### Hugo Deployment\n\n- netlify: [https://gohugo.io/hosting-on-netlify/]"
+                  "(https://gohugo.io/hosting-on-netlify/)\n- docker: https://hub.docker.com/r/klakegg/hugo/",
+                  embed_text="", search_text="")
+    other = _chunk("## Action\n\n```yaml\n- name: Setup Hugo\n  run: sudo mv hugo /usr/local/bin\n```", start=20,
+                   title="Hugo action")
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.05 * n, text=c.text) for n, c in enumerate([links, other], 1)]
+    ans = compose("Where can I deploy the Hugo site?", hits, [links, other], {}, True)
+    cited = [c for c in ans.citations if c.path == "hugo.md"]
+    assert cited and (cited[0].start_line, cited[0].end_line) == (39, 40)
+    assert "netlify" in ans.answer.split("Sources:")[0] and "klakegg/hugo" in ans.answer.split("Sources:")[0]
+    # under a heading the question does not name, a list is not quoted whole for it
+    plain = Chunk(id="d", path="auth.md", title="Security notes", heading="Security notes > Methods", start_line=5,
+                  end_line=8,
+                  text="### Methods\n\n- Authenticator app: push notifications\n- SMS: text messages with codes",
+                  embed_text="", search_text="")
+    ans = _ask("Which option sends me a text message with codes?", plain)
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(8, 8)]

@@ -48,6 +48,8 @@ def segment(chunk: Chunk) -> list[Unit]:
         cleaner.fences.open(open_fence)
     para: list[tuple[int, str]] = []
     header: list[str] = []       # the cells of the current table's header row
+    indented = False             # inside an indented code block (4 spaces after a blank line, not in a list)
+    blank_above = False          # the line above the chunk is unknown: no code block starts on its first line
 
     def flush():
         if para:
@@ -61,6 +63,21 @@ def segment(chunk: Chunk) -> list[Unit]:
             flush()
             units.append(Unit(raw.strip(), one_line.group(1).strip(), line_no, line_no, "code"))
             continue
+        after_blank, blank_above = blank_above, not raw.strip()
+        if not cleaner.in_code and fence_of(raw) is None:
+            if not raw.strip():
+                flush()
+                header = []
+                continue
+            if _indent(raw) >= 4 and (indented or after_blank and not para and not _LIST.match(raw)
+                                      and not (units and units[-1].kind == "item")):
+                # an indented code block (CommonMark): it cannot interrupt a paragraph or continue a list
+                # (nor start with a list marker: the middle of a long YAML block cut out of its fence)
+                indented = True
+                flush()
+                units.append(Unit(raw.strip(), raw.strip(), line_no, line_no, "code"))
+                continue
+            indented = False
         was_code = cleaner.in_code
         clean = cleaner.clean(raw)
         if was_code or cleaner.in_code:
@@ -254,6 +271,9 @@ def _indent(line: str) -> int:
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
 
 
+_ANNOUNCES = re.compile(r"\b(following|below|example|folgende[nrs]?|unten|beispiel)\b", re.IGNORECASE)
+
+
 _COMPARE_Q = re.compile(r"\b(differ\w*|compar\w*|vs\.?|versus|unterschied\w*|unterscheide\w*|vergleich\w*)\b",
                         re.IGNORECASE)
 
@@ -269,6 +289,12 @@ def _compares(header: tuple[str, ...], question: str) -> bool:
     named = [q_tokens & (c | _near_matches(q_tokens, c)) for c in cols]
     own = [n - set().union(*(m for j, m in enumerate(named) if j != i)) for i, n in enumerate(named)]
     return sum(1 for o in own if o) >= 2
+
+
+def _blank_between(lines: list[str], chunk: Chunk, end_line: int, start_line: int) -> bool:
+    """Only a few blank lines lie between two units (whitespace-only lines around an indented code block)."""
+    between = lines[end_line - chunk.start_line + 1:start_line - chunk.start_line]
+    return len(between) <= 4 and all(not ln.strip() for ln in between)
 
 
 def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question: str = "") \
@@ -288,7 +314,8 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             gap = 3 if not unit.kind == "sentence" or unit.display.rstrip().endswith(":") else 2
             j = i
             while j + 1 < len(units) and j - i < 3 and _is_code(units[j + 1]) \
-                    and units[j + 1].start_line <= units[j].end_line + gap:
+                    and (units[j + 1].start_line <= units[j].end_line + gap
+                         or _blank_between(lines, chunk, units[j].end_line, units[j + 1].start_line)):
                 j += 1
             if j > i:
                 # a comment inside a block also reads with the command right above it ("$EDITOR ~/.zprofile")
@@ -296,6 +323,20 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
                 out.append((_merge(units, first, j, chunk, snippet=True), scores[i] + 0.02))
             elif comment and code_above:   # `cmd` then `# what it does`
                 out.append((_merge(units, i - 1, i, chunk, snippet=True), scores[i] + 0.02))
+        # "The following example retrieves ... . The computer is identified by ...": a sentence that announces
+        # the code below its paragraph reads with the rest of the paragraph and that code
+        if unit.kind == "sentence" and _ANNOUNCES.search(unit.display):
+            j = i
+            while j + 1 < len(units) and j - i < 3 and units[j + 1].kind == "sentence" \
+                    and units[j + 1].start_line <= units[j].end_line + 1:
+                j += 1
+            k = j
+            while k + 1 < len(units) and k - j < 3 and _is_code(units[k + 1]) \
+                    and (units[k + 1].start_line <= units[k].end_line + 2
+                         or _blank_between(lines, chunk, units[k].end_line, units[k + 1].start_line)):
+                k += 1
+            if j > i and k > j:
+                out.append((_merge(units, i, k, chunk, snippet=True), scores[i] + 0.02))
         # "This command takes the clipboard ...": a sentence that refers back to the short code block above it
         if unit.kind == "sentence" and opens_referring_back(unit.display) and i > 0 and _is_code(units[i - 1]) \
                 and units[i - 1].end_line >= unit.start_line - 3:
@@ -343,6 +384,16 @@ def _repeats(c, chosen: list, hits: list[Hit]) -> bool:
     return any(_overlaps(o, c, hits) or c[3].display in o[3].display for o in chosen)
 
 
+def _one_block(units: list[Unit], chunk: Chunk) -> bool:
+    """The chunk's text is one short code block (up to 6 lines), or one list of up to 8 items."""
+    if not units:
+        return False
+    if all(u.kind in ("code", "diagram") for u in units):
+        return len(units) <= 6
+    return all(u.kind == "item" for u in units) and 2 <= len(units) <= 8 \
+        and blocks(units, max_units=8, chunk=chunk) == [(0, len(units) - 1)]
+
+
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
             max_sentences: int = 4, max_hits: int = 4) -> Answer:
     """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
@@ -358,13 +409,17 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
                               question)
-        if units and len(units) <= 6 and all(u.kind in ("code", "diagram") for u in units):
-            # a section that is only a code block: its own heading is the intro ("### Ordner kopieren")
+        if _one_block(units, chunk):
+            # a section that is only a code block or a short list: its own heading is the intro
+            # ("### Ordner kopieren", "### Hugo Deployment" over a list of hosting links)
             own = chunk.heading.rsplit(" > ", 1)[-1]
             intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
             if intro > 0:   # the whole block, not a piece of it, when a piece scores best
                 best_piece = max(sc for _, sc in scored) if scored else 0.0
-                scored.append((_merge(units, 0, len(units) - 1, chunk, snippet=True), max(intro, best_piece) + 0.02))
+                if units[0].kind == "item":   # a list: only by its heading (its items have their own intro rule)
+                    scored.append((_merge(units, 0, len(units) - 1, chunk), intro + 0.02))
+                else:
+                    scored.append((_merge(units, 0, len(units) - 1, chunk, snippet=True), max(intro, best_piece) + 0.02))
         for unit, s in scored:
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
