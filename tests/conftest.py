@@ -229,13 +229,12 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def chromium():
-    """A headless Chromium for the browser tests (skipped without one unless AZCHAT_REQUIRE_BROWSER)."""
+    """A headless Chromium for the browser tests (skipped without one; failed in CI or with
+    AZCHAT_REQUIRE_BROWSER)."""
     exe = chromium_path()
     if exe is None:
-        reason = "no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)"
-        if os.environ.get("AZCHAT_REQUIRE_BROWSER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail("no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)",
+                     "AZCHAT_REQUIRE_BROWSER")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
