@@ -154,10 +154,10 @@ def test_browser_answers_with_sources_and_follow_ups(page):
     assert "Peering" in sources.inner_text()
     assert "peering link in each direction" in sources.locator("mark").first.inner_text()
     # expand the whole section
-    section = sources.locator("details").first
-    assert not section.locator("pre").is_visible()
+    section = sources.locator("details.azchat-section").first
+    assert not section.locator(".azchat-section-text").is_visible()
     section.locator("summary").click()
-    assert "Microsoft backbone" in section.locator("pre").inner_text()
+    assert "Microsoft backbone" in section.locator(".azchat-section-text").inner_text()
     # follow-ups in the same conversation
     assert "Microsoft backbone" in ask_in_browser(page, "and which backbone do they use?")
     text = ask_in_browser(page, "how many copies does locally redundant storage keep?")
