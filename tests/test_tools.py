@@ -277,3 +277,18 @@ def test_the_declared_shapes_are_the_keys_the_tools_return(tools, vault):
     out = tools.status()
     assert set(out) - {"pending"} == keys(T.StatusResult)    # "pending": the chat's counts, not declared
     assert set(out["progress"]) == keys(T.Progress) and set(out["changed_since_build"]) == keys(T.Changes)
+
+
+def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault, monkeypatch):
+    import azchat.indexing as indexing
+
+    write(vault, "new/added.md", "# Added\n\nadded text\n")
+    touch_later(vault / "networking.md")
+    walks = []
+    real = indexing.find_notes
+    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    out = tools.status()
+    assert len(walks) == 1
+    listed = out["changed_since_build"]
+    assert out["pending"] == {"added": 1, "changed": 1, "removed": 0} and listed["count"] == 2
+    assert (listed["added"], listed["changed"]) == (["new/added.md"], ["networking.md"])

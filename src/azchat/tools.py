@@ -351,12 +351,12 @@ class NotesTools:
         from .indexing import note_changes
 
         svc = self.service
-        out = {"ready": self._ready.is_set() and not self._open_error, **svc.status()}
+        changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None
+        out = {"ready": self._ready.is_set() and not self._open_error, **svc.status(changes)}
         if self._open_error:
             out["error"] = self._open_error
         elif not self._ready.is_set():
             out["phase"] = out["phase"] or "opening the index"
-        changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None
         listed = {"count": 0, "added": [], "changed": [], "removed": [], "truncated": False,
                   "rebuild_needed": changes is None}
         if changes is not None:
