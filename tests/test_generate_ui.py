@@ -13,16 +13,10 @@ from azchat.service import NotesService
 
 from conftest import start_serve, write_fixture_vault
 from llm_server import Reply, ScriptedLLM
-from test_generate import LLM_ENV, PEERING
+from test_generate import PEERING, _no_llm_env  # noqa: F401 (the autouse fixture applies here too)
 
 gr = pytest.importorskip("gradio")
 from azchat import ui  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _no_llm_env(monkeypatch):
-    for name in LLM_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
