@@ -292,3 +292,19 @@ def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault
     listed = out["changed_since_build"]
     assert out["pending"] == {"added": 1, "changed": 1, "removed": 0} and listed["count"] == 2
     assert (listed["added"], listed["changed"]) == (["new/added.md"], ["networking.md"])
+
+
+def test_open_and_refresh_log_without_an_extra_walk_of_the_notes(vault, tmp_path, fake, monkeypatch):
+    import azchat.indexing as indexing
+
+    logs = []
+    tools = NotesTools(NotesService(vault, tmp_path / "index", embedder=fake), log=logs.append)
+    tools.open_in_background().join(60)
+    assert logs[-1] == f"Ready: 4 notes from {vault}."
+    write(vault, "new/added.md", "# Added\n\nadded text\n")
+    walks = []
+    real = indexing.find_notes
+    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    assert tools.search("added text", k=1)["hits"][0]["path"] == "new/added.md"
+    assert "Updating the index: 1 added." in logs and not any(m.startswith("azchat: ") for m in logs)
+    assert len(walks) == 2          # one to see what changed, one in the incremental build; none after it

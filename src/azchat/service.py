@@ -184,6 +184,11 @@ class NotesService:
         self.wait()
         return self._last_stats if not self._last_error else None
 
+    @property
+    def last_error(self) -> str:
+        """Why the last rebuild failed ("" when it did not), as status()["error"] says, without its stat walk."""
+        return self._last_error
+
     def wait(self, timeout: float | None = None) -> None:
         t = self._thread
         if t is not None:

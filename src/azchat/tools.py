@@ -216,7 +216,8 @@ class NotesTools:
             try:
                 self.service.open(log=self.log, progress=track)
                 self._checked = time.monotonic()
-                self.log(f"Ready: {self.service.status()['notes']} notes from {self.service.notes_dir}.")
+                notes = len(self.service.retriever.manifest.get("notes", {}))
+                self.log(f"Ready: {notes} notes from {self.service.notes_dir}.")
             except AzchatError as exc:
                 self._open_error = str(exc)
             except Exception as exc:      # a tool call reports it; the server keeps answering the protocol
@@ -258,9 +259,8 @@ class NotesTools:
                 return
             self.log(f"Updating the index: {self._describe(changes)}.")
             svc.rebuild()
-            error = svc.status()["error"]
-            if error:
-                self.log(f"azchat: {error}")
+            if svc.last_error:
+                self.log(f"azchat: {svc.last_error}")
             self._checked = time.monotonic()
         finally:
             self._refresh_lock.release()
