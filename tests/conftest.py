@@ -212,6 +212,15 @@ def start_serve(root: Path, notes: Path, *extra: str, auth: str | None = None, e
     pytest.fail(f"azchat serve did not start (exit {proc.poll()}):\n{err.read_text()[-3000:]}")
 
 
+def stop_serve(proc, timeout: float = 20) -> None:
+    """Stop a server from start_serve: terminate, then kill it when it has not exited within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 # -- the browser (Playwright with Debian's Chromium) ---------------------------------------------
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

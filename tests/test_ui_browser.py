@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ask_in_browser, assert_span, open_chat, start_serve, write, write_fixture_vault
+from conftest import (REPO, ask_in_browser, assert_span, open_chat, start_serve, stop_serve, write,
+                      write_fixture_vault)
 
 pytestmark = pytest.mark.slow
 
@@ -43,11 +43,7 @@ def server(tmp_path_factory):
     os.symlink(root / "secret.md", notes / "link-out.md")
     proc, info, err = start_serve(root, notes)
     yield {"url": info["url"], "info": info, "notes": notes, "root": root, "proc": proc}
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_serve(proc)
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +290,4 @@ def test_azchat_auth_guards_the_page_and_the_api_of_a_real_serve(tmp_path_factor
         assert "peering link in each direction" in ask_in_browser(page, "how do I connect two vnets to each other")
         ctx.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_serve(proc)
