@@ -236,10 +236,11 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     """A headless Chromium for the browser tests (skipped without one; failed in CI or with
-    AZCHAT_REQUIRE_BROWSER)."""
+    AZCHAT_REQUIRE_BROWSER). One per test module: Playwright's sync API keeps an event loop running while it
+    is open, which would break later modules that run their own (anyio.run in test_mcp_stdio)."""
     exe = chromium_path()
     if exe is None:
         skip_or_fail("no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)",
