@@ -212,6 +212,15 @@ def start_serve(root: Path, notes: Path, *extra: str, auth: str | None = None, e
     pytest.fail(f"azchat serve did not start (exit {proc.poll()}):\n{err.read_text()[-3000:]}")
 
 
+def stop_serve(proc, timeout: float = 20) -> None:
+    """Stop a server from start_serve: terminate, then kill it when it has not exited within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 # -- the browser (Playwright with Debian's Chromium) ---------------------------------------------
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -227,15 +236,15 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A headless Chromium for the browser tests (skipped without one unless AZCHAT_REQUIRE_BROWSER)."""
+    """A headless Chromium for the browser tests (skipped without one; failed in CI or with
+    AZCHAT_REQUIRE_BROWSER). One per test module: Playwright's sync API keeps an event loop running while it
+    is open, which would break later modules that run their own (anyio.run in test_mcp_stdio)."""
     exe = chromium_path()
     if exe is None:
-        reason = "no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)"
-        if os.environ.get("AZCHAT_REQUIRE_BROWSER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail("no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)",
+                     "AZCHAT_REQUIRE_BROWSER")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -126,6 +126,15 @@ def test_citations_narrow_to_the_lines_their_sentences_come_from():
     assert narrow(p, []) == p
 
 
+def test_a_code_claim_narrows_to_its_whole_block_as_the_note_reader_fences_it():
+    """syntax.Fences' reading: a ```` block closes only at a bare ```` fence, so the ```python line inside
+    it is code, not the end of the block."""
+    text = "Show a fence:\n````markdown\n```python\nprint('hello fence')\n```\n````\nAfter the block."
+    p = Citation(1, "n.md", "N", "N", 20, 26, text)
+    code = narrow(p, ["print('hello fence')"])
+    assert (code.start_line, code.end_line) == (22, 24) and code.snippet.startswith("```python")
+
+
 def test_the_check_records_which_sentences_cite_which_passage():
     _, c = check("NSGs filter traffic [2]. Peering needs two links [1][2].\n```bash\naz network vnet peering create "
                  "--name x\n```")

@@ -13,16 +13,10 @@ from azchat.service import NotesService
 
 from conftest import start_serve, write_fixture_vault
 from llm_server import Reply, ScriptedLLM
-from test_generate import LLM_ENV, PEERING
+from test_generate import PEERING, _no_llm_env  # noqa: F401 (the autouse fixture applies here too)
 
 gr = pytest.importorskip("gradio")
 from azchat import ui  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _no_llm_env(monkeypatch):
-    for name in LLM_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -71,21 +65,13 @@ def test_the_toggle_appears_only_when_an_endpoint_is_configured(vault, tmp_path,
 
 
 @pytest.mark.slow
-def test_browser_toggle_streams_a_written_answer(tmp_path, endpoint):
-    from test_ui_browser import chromium_path
-
-    browser_path = chromium_path()
-    if browser_path is None:
-        pytest.skip("no Chromium on this machine")
-    from playwright.sync_api import sync_playwright
-
+def test_browser_toggle_streams_a_written_answer(tmp_path, endpoint, chromium):
     notes = write_fixture_vault(tmp_path / "notes")
     endpoint.script(Reply("You create a peering link in each direction [1].", piece=3))
     proc, info, err = start_serve(tmp_path, notes)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=browser_path)
-            page = browser.new_page()
+        page = chromium.new_page()
+        try:
             page.goto(info["url"])
             page.locator("#azchat-written input").check()
             page.fill("#azchat-question textarea", PEERING)
@@ -97,7 +83,8 @@ def test_browser_toggle_streams_a_written_answer(tmp_path, endpoint):
             assert "Written by scripted-model from your notes" in text
             assert "peering link in each direction [1]" in text
             assert endpoint.requests[-1].body["stream"] is True
-            browser.close()
+        finally:
+            page.context.close()
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -236,22 +236,28 @@ def test_a_note_vanishing_or_changing_during_the_build(tmp_path, monkeypatch):
     assert again.notes == 2 and not again.skipped
 
 
-def test_a_note_replaced_by_a_link_out_of_the_vault_after_discovery_is_not_read(tmp_path, monkeypatch):
-    notes = tmp_path / "notes"
-    write(notes, "a.md", "# A\n\nquuxa\n")
-    write(notes, "b.md", "# B\n\nquuxb\n")
-    write(tmp_path, "secret.md", "quuxsecret\n")
+def _swap_before_read(monkeypatch, name: str, make) -> None:
+    """After discovery, just before the indexer reads the note called `name`: delete it and make(path) a
+    different file in its place."""
     import azchat.indexing as indexing
 
     real_read = indexing.read_note
 
     def swapping_read(path, root, data=None):
-        if path.name == "b.md":
+        if path.name == name:
             path.unlink()
-            os.symlink(tmp_path / "secret.md", path)
+            make(path)
         return real_read(path, root, data)
 
     monkeypatch.setattr(indexing, "read_note", swapping_read)
+
+
+def test_a_note_replaced_by_a_link_out_of_the_vault_after_discovery_is_not_read(tmp_path, monkeypatch):
+    notes = tmp_path / "notes"
+    write(notes, "a.md", "# A\n\nquuxa\n")
+    write(notes, "b.md", "# B\n\nquuxb\n")
+    write(tmp_path, "secret.md", "quuxsecret\n")
+    _swap_before_read(monkeypatch, "b.md", lambda path: os.symlink(tmp_path / "secret.md", path))
     stats = build_index(notes, tmp_path / "index", embedder=HashEmbedder())
     assert {"path": "b.md", "reason": "symlink points outside the notes folder"} in stats.skipped
     assert not _marker_chunks(load_generation(tmp_path / "index"), "quuxsecret")
@@ -262,20 +268,10 @@ def test_a_note_swapped_for_a_fifo_after_discovery_is_skipped_without_waiting(tm
     notes.read_regular refuses it instead of blocking the build."""
     import threading
 
-    import azchat.indexing as indexing
-
     notes = tmp_path / "notes"
     write(notes, "a.md", "# A\n\nquuxa\n")
     write(notes, "b.md", "# B\n\nquuxb\n")
-    real_read = indexing.read_note
-
-    def swapping_read(path, root, data=None):
-        if path.name == "b.md":
-            path.unlink()
-            os.mkfifo(path)
-        return real_read(path, root, data)
-
-    monkeypatch.setattr(indexing, "read_note", swapping_read)
+    _swap_before_read(monkeypatch, "b.md", os.mkfifo)
     done = []
     builder = threading.Thread(target=lambda: done.append(build_index(notes, tmp_path / "index",
                                                                       embedder=HashEmbedder())), daemon=True)

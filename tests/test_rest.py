@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from conftest import assert_span, file_lines, start_serve
+from conftest import assert_span, file_lines, start_serve, stop_serve
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,7 @@ def server(real_index, tmp_path_factory):
         with httpx.Client(base_url=ready["url"].rstrip("/"), auth=AUTH, timeout=60) as client:
             yield client, root / "notes"
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_serve(proc, 30)
 
 
 def detail(r) -> str:

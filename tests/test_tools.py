@@ -254,3 +254,57 @@ def test_a_call_during_a_long_first_build_says_so_instead_of_hanging(tmp_path, v
     opening.join(30)
     assert slow.search("peer virtual networks", k=1)["hits"][0]["path"] == "networking.md"
 
+
+
+def test_the_declared_shapes_are_the_keys_the_tools_return(tools, vault):
+    """tools.py's TypedDicts (the MCP and OpenAPI schemas) restate the library's dataclasses and the service's
+    status: they must name exactly the keys each call returns."""
+    from typing import NotRequired, get_origin, get_type_hints
+
+    def keys(shape, required_only: bool = False) -> set:
+        hints = get_type_hints(shape, include_extras=True)
+        return {k for k, t in hints.items() if not (required_only and get_origin(t) is NotRequired)}
+
+    write(vault, "new/added.md", "# Added\n\nadded text\n")
+    out = tools.search("peer virtual networks", k=2)
+    assert set(out) == keys(T.SearchResult) and set(out["hits"][0]) == keys(T.HitDict)
+    out = tools.ask("How do I peer two virtual networks?")
+    assert set(out) == keys(T.AskResult, required_only=True) and keys(T.AskResult) - set(out) == {
+        "mode", "model", "notice"}                              # those three come with mode="generative"
+    assert set(out["citations"][0]) == keys(T.CitationDict)
+    out = tools.get("networking.md", 1, 3)
+    assert set(out) == keys(T.NoteLines) and set(out["lines"][0]) == keys(T.LineDict)
+    out = tools.status()
+    assert set(out) - {"pending"} == keys(T.StatusResult)    # "pending": the chat's counts, not declared
+    assert set(out["progress"]) == keys(T.Progress) and set(out["changed_since_build"]) == keys(T.Changes)
+
+
+def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault, monkeypatch):
+    import azchat.indexing as indexing
+
+    write(vault, "new/added.md", "# Added\n\nadded text\n")
+    touch_later(vault / "networking.md")
+    walks = []
+    real = indexing.find_notes
+    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    out = tools.status()
+    assert len(walks) == 1
+    listed = out["changed_since_build"]
+    assert out["pending"] == {"added": 1, "changed": 1, "removed": 0} and listed["count"] == 2
+    assert (listed["added"], listed["changed"]) == (["new/added.md"], ["networking.md"])
+
+
+def test_open_and_refresh_log_without_an_extra_walk_of_the_notes(vault, tmp_path, fake, monkeypatch):
+    import azchat.indexing as indexing
+
+    logs = []
+    tools = NotesTools(NotesService(vault, tmp_path / "index", embedder=fake), log=logs.append)
+    tools.open_in_background().join(60)
+    assert logs[-1] == f"Ready: 4 notes from {vault}."
+    write(vault, "new/added.md", "# Added\n\nadded text\n")
+    walks = []
+    real = indexing.find_notes
+    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    assert tools.search("added text", k=1)["hits"][0]["path"] == "new/added.md"
+    assert "Updating the index: 1 added." in logs and not any(m.startswith("azchat: ") for m in logs)
+    assert len(walks) == 2          # one to see what changed, one in the incremental build; none after it

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, assert_span, skip_or_fail, start_serve, write, write_fixture_vault
+from conftest import (REPO, ask_in_browser, assert_span, open_chat, start_serve, stop_serve, write,
+                      write_fixture_vault)
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +33,6 @@ The axolotl tank is cleaned every second Tuesday with a siphon.
 NOT_IN_NOTES = "What is the best recipe for banana bread with walnuts?"
 
 
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
@@ -52,11 +43,7 @@ def server(tmp_path_factory):
     os.symlink(root / "secret.md", notes / "link-out.md")
     proc, info, err = start_serve(root, notes)
     yield {"url": info["url"], "info": info, "notes": notes, "root": root, "proc": proc}
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_serve(proc)
 
 
 @pytest.fixture(scope="module")
@@ -146,50 +133,16 @@ def test_api_section_reads_a_cited_section(client):
 
 
 # -- the browser -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        skip_or_fail("no Chromium found (install Debian's `chromium`; scripts/setup.sh --test does)",
-                     "AZCHAT_REQUIRE_BROWSER")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
 @pytest.fixture
-def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    dialogs = []
-    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    pg.goto(server["url"])
-    pg.wait_for_selector("#azchat-question textarea")
-    pg.dialogs = dialogs
+def page(chromium, server):
+    pg = open_chat(chromium, server["url"])
     yield pg
-    ctx.close()
-
-
-def ask(page, question: str) -> str:
-    """Type a question, press Ask, wait for the new bot message; returns its text."""
-    bots = page.locator('#azchat-chat [data-testid="bot"]')
-    before = bots.count()
-    page.fill("#azchat-question textarea", question)
-    page.click("#azchat-ask")
-    page.wait_for_function(
-        "n => document.querySelectorAll('#azchat-chat [data-testid=\"bot\"]').length > n", arg=before)
-    return bots.nth(before).inner_text()
+    pg.context.close()
 
 
 def test_browser_answers_with_sources_and_follow_ups(page):
     assert page.locator("#azchat-chat button", has_text="What do my notes say about").count() >= 1
-    text = ask(page, "how do I connect two vnets to each other")
+    text = ask_in_browser(page, "how do I connect two vnets to each other")
     assert "From your notes" in text and "peering link in each direction" in text and "[1]" in text
     sources = page.locator("#azchat-sources")
     sources.locator(".azchat-source").first.wait_for()
@@ -202,15 +155,15 @@ def test_browser_answers_with_sources_and_follow_ups(page):
     section.locator("summary").click()
     assert "Microsoft backbone" in section.locator(".azchat-section-text").inner_text()
     # follow-ups in the same conversation
-    assert "Microsoft backbone" in ask(page, "and which backbone do they use?")
-    text = ask(page, "how many copies does locally redundant storage keep?")
+    assert "Microsoft backbone" in ask_in_browser(page, "and which backbone do they use?")
+    text = ask_in_browser(page, "how many copies does locally redundant storage keep?")
     assert "three copies" in text
     assert page.locator('#azchat-chat [data-testid="user"]').count() == 3
     assert "storage/storage.md:8" in page.locator("#azchat-sources").inner_text()
 
 
 def test_browser_says_plainly_when_the_notes_do_not_answer(page):
-    text = ask(page, NOT_IN_NOTES)
+    text = ask_in_browser(page, NOT_IN_NOTES)
     assert "could not find anything about this in your notes" in text
     assert "Sources:" not in text and "[1]" not in text
     assert "nothing in your notes matches" in page.locator("#azchat-sources").inner_text()
@@ -231,7 +184,7 @@ def test_browser_example_question_answers(page):
 
 def test_browser_shows_hostile_note_text_as_text(page):
     title = page.title()
-    text = ask(page, "What is the quarantine sentinel phrase?")
+    text = ask_in_browser(page, "What is the quarantine sentinel phrase?")
     assert "quarantine sentinel phrase" in text
     sources = page.locator("#azchat-sources")
     sources.locator(".azchat-source").first.wait_for()
@@ -250,13 +203,13 @@ def test_browser_shows_hostile_note_text_as_text(page):
 
 
 def test_browser_rebuild_index_picks_up_a_new_note(page, server):
-    assert "could not find" in ask(page, "How often is the axolotl tank cleaned?")
+    assert "could not find" in ask_in_browser(page, "How often is the axolotl tank cleaned?")
     write(server["notes"], "pets/aquarium.md", NEW_NOTE)
     page.click("#azchat-rebuild")
     page.wait_for_function(
         "() => document.querySelector('#azchat-status').innerText.includes('1 added')", timeout=120_000)
     assert "6 notes" in page.locator("#azchat-status").inner_text()
-    text = ask(page, "How often is the axolotl tank cleaned?")
+    text = ask_in_browser(page, "How often is the axolotl tank cleaned?")
     assert "every second Tuesday" in text
     assert "pets/aquarium.md:3" in page.locator("#azchat-sources").inner_text()
     # the new folder is offered as a filter, and the filter applies to the search
@@ -264,14 +217,14 @@ def test_browser_rebuild_index_picks_up_a_new_note(page, server):
     page.locator("#azchat-folder input").click()
     page.get_by_role("option", name="pets", exact=True).click()
     # answered from networking.md without a filter (test above); under the pets folder there is nothing
-    assert "could not find anything about this in your notes" in ask(page, "How do I peer two virtual networks?")
+    assert "could not find anything about this in your notes" in ask_in_browser(page, "How do I peer two virtual networks?")
     assert "networking.md" not in page.locator("#azchat-sources").inner_text()
-    assert "every second Tuesday" in ask(page, "How often is the axolotl tank cleaned?")   # the filter answers
+    assert "every second Tuesday" in ask_in_browser(page, "How often is the axolotl tank cleaned?")   # the filter answers
 
 
 def test_screenshot_of_an_answer(page, server):
     """Keeps a current picture of the UI for humans (bench/out is ignored), of an answer checked first."""
-    text = ask(page, "What does Azure Machine Learning's workspace do?")
+    text = ask_in_browser(page, "What does Azure Machine Learning's workspace do?")
     assert "Centralized place to manage ML lifecycle" in text and "[1]" in text
     page.locator("#azchat-sources .azchat-source").first.wait_for()
     assert "ml/machine learning.md:6" in page.locator("#azchat-sources").inner_text()
@@ -281,7 +234,7 @@ def test_screenshot_of_an_answer(page, server):
     assert (out / "ui-answer.png").stat().st_size > 10_000
 
 
-def test_azchat_auth_guards_the_page_and_the_api_of_a_real_serve(tmp_path_factory, browser):
+def test_azchat_auth_guards_the_page_and_the_api_of_a_real_serve(tmp_path_factory, chromium):
     """`AZCHAT_AUTH=alice:s3cret azchat serve`, from the outside: without the password the page shows only
     the sign-in form and the config and API answer 401; with it (sign-in, or the API client's auth) they work."""
     import http.cookiejar
@@ -324,7 +277,7 @@ def test_azchat_auth_guards_the_page_and_the_api_of_a_real_serve(tmp_path_factor
         client = Client(url, auth=("alice", "s3cret"), download_files=False, verbose=False)
         assert client.predict("peer virtual networks", 1, api_name="/search")["hits"][0]["path"] == "networking.md"
 
-        ctx = browser.new_context()
+        ctx = chromium.new_context()
         page = ctx.new_page()
         page.set_default_timeout(60_000)
         page.goto(url)
@@ -334,11 +287,7 @@ def test_azchat_auth_guards_the_page_and_the_api_of_a_real_serve(tmp_path_factor
         page.get_by_label("password").fill("s3cret")
         page.get_by_role("button", name="Login").click()
         page.wait_for_selector("#azchat-question textarea")
-        assert "peering link in each direction" in ask(page, "how do I connect two vnets to each other")
+        assert "peering link in each direction" in ask_in_browser(page, "how do I connect two vnets to each other")
         ctx.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_serve(proc)

@@ -2,12 +2,11 @@
 with lists, tables, code, a mermaid block, a hostile note and a long note, driven by Playwright in Chromium."""
 from __future__ import annotations
 
-import subprocess
 import urllib.parse
 
 import pytest
 
-from conftest import ask_in_browser, open_chat, start_serve, write, write_fixture_vault
+from conftest import ask_in_browser, open_chat, start_serve, stop_serve, write, write_fixture_vault
 
 pytestmark = pytest.mark.slow
 
@@ -73,11 +72,7 @@ def server(tmp_path_factory):
     write(notes, "archive/glacier.md", GLACIER_NOTE)
     proc, info, _ = start_serve(root, notes)
     yield {"url": info["url"], "notes": notes, "root": root}
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_serve(proc)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .errors import AzchatError
+from .syntax import Fences, fence_of
 from .types import Answer, Citation
 
 MODES = ("extractive", "generative")
@@ -113,7 +114,6 @@ _CITES = r"(?:\s*\[[^\[\]\n]{1,40}\])*"
 _END = re.compile(r"[.!?]+[\"'”’)]*(" + _CITES + r")(\s+)(?=[^\s])")
 _PREFIX = re.compile(r"\s*(?:[-*+]\s+|\d{1,3}[.)]\s+|>\s*)?")
 _SOURCES = re.compile(r"\s*(?:\*\*|#+\s*)?(?:sources?|references?|quellen)\s*:?\s*(?:\*\*)?\s*:?\s*", re.IGNORECASE)
-_FENCE = re.compile(r"\s*(```|~~~)")
 _HEADING = re.compile(r"#{1,6}\s")
 
 
@@ -188,7 +188,7 @@ class CitationCheck:
         if self._code is not None:
             if partial:
                 return ""
-            if _FENCE.match(text):
+            if fence_of(text):
                 return self._close_code()
             self._code.append(text)
             return ""
@@ -198,7 +198,7 @@ class CitationCheck:
             if not partial and _SOURCES.fullmatch(text):
                 self.ended = True                       # the model's own list of sources: ours follows
                 return ""
-            if _FENCE.match(text):
+            if fence_of(text):
                 if partial:
                     return ""
                 self._code = [text]
@@ -332,7 +332,7 @@ class CitationCheck:
             return ""
         n = self._number(source)
         self.claims.setdefault(source, []).extend(l for l in block[1:] if l.strip())
-        fence = _FENCE.match(block[0]).group(1)
+        fence = fence_of(block[0])[0]
         lines = [block[0].strip()] + [l for l in block[1:]] + [fence]
         marker = "" if n in self._last_cited else f"\n[{n}]"
         saved_prefix, self._prefix = self._prefix, ""
@@ -379,17 +379,20 @@ def narrow(passage: Citation, claims: list[str]) -> Citation:
 
 
 def _fenced_blocks(lines: list[str]) -> dict[int, tuple[int, int]]:
-    """Each line inside a fenced code block -> (first, last) content line of its block."""
+    """Each line inside a closed fenced code block (syntax.Fences' reading) -> (first, last) content line of
+    its block."""
     out: dict[int, tuple[int, int]] = {}
+    fences = Fences()
     start = None
     for i, line in enumerate(lines):
-        if _FENCE.match(line):
-            if start is None:
-                start = i + 1
-            else:
-                for j in range(start, i):
-                    out[j] = (start, i - 1) if i > start else (j, j)
-                start = None
+        if not fences.feed(line):
+            continue
+        if start is None:
+            start = i + 1
+        elif not fences.in_code:
+            for j in range(start, i):
+                out[j] = (start, i - 1) if i > start else (j, j)
+            start = None
     return out
 
 

@@ -74,9 +74,6 @@ class LLMConfig:
     def host(self) -> str:
         return urlsplit(self.base_url).netloc or self.base_url
 
-    def describe(self) -> str:
-        return f"{self.model} at {self.host}"
-
 
 def _env(environ, *names: str) -> str:
     for name in names:

@@ -184,6 +184,11 @@ class NotesService:
         self.wait()
         return self._last_stats if not self._last_error else None
 
+    @property
+    def last_error(self) -> str:
+        """Why the last rebuild failed ("" when it did not), as status()["error"] says, without its stat walk."""
+        return self._last_error
+
     def wait(self, timeout: float | None = None) -> None:
         t = self._thread
         if t is not None:
@@ -209,7 +214,9 @@ class NotesService:
             self._last_error, self._phase = f"Rebuild failed: {exc}", ""
 
     # -- status --------------------------------------------------------------------------------
-    def status(self) -> dict:
+    def status(self, changes: dict[str, list[str]] | None = None) -> dict:
+        """`changes`: indexing.note_changes' result when the caller has it already (its counts are "pending"),
+        so the notes folder is walked once."""
         with self._lock:
             r = self._retriever
         manifest = r.manifest if r is not None else {}
@@ -227,7 +234,8 @@ class NotesService:
             "progress": {"done": done, "total": total},
             "last_build": last.to_dict() if last is not None else None,
             "error": self._last_error,
-            "pending": None if self.rebuilding else self.pending_changes(),
+            "pending": None if self.rebuilding else (
+                self.pending_changes() if changes is None else {k: len(v) for k, v in changes.items()}),
             "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 

@@ -216,7 +216,8 @@ class NotesTools:
             try:
                 self.service.open(log=self.log, progress=track)
                 self._checked = time.monotonic()
-                self.log(f"Ready: {self.service.status()['notes']} notes from {self.service.notes_dir}.")
+                notes = len(self.service.retriever.manifest.get("notes", {}))
+                self.log(f"Ready: {notes} notes from {self.service.notes_dir}.")
             except AzchatError as exc:
                 self._open_error = str(exc)
             except Exception as exc:      # a tool call reports it; the server keeps answering the protocol
@@ -258,9 +259,8 @@ class NotesTools:
                 return
             self.log(f"Updating the index: {self._describe(changes)}.")
             svc.rebuild()
-            error = svc.status()["error"]
-            if error:
-                self.log(f"azchat: {error}")
+            if svc.last_error:
+                self.log(f"azchat: {svc.last_error}")
             self._checked = time.monotonic()
         finally:
             self._refresh_lock.release()
@@ -351,12 +351,12 @@ class NotesTools:
         from .indexing import note_changes
 
         svc = self.service
-        out = {"ready": self._ready.is_set() and not self._open_error, **svc.status()}
+        changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None
+        out = {"ready": self._ready.is_set() and not self._open_error, **svc.status(changes)}
         if self._open_error:
             out["error"] = self._open_error
         elif not self._ready.is_set():
             out["phase"] = out["phase"] or "opening the index"
-        changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None
         listed = {"count": 0, "added": [], "changed": [], "removed": [], "truncated": False,
                   "rebuild_needed": changes is None}
         if changes is not None:
