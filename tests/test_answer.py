@@ -351,3 +351,22 @@ def test_a_section_that_is_only_a_short_list_is_introduced_by_its_own_heading():
                   embed_text="", search_text="")
     ans = _ask("Which option sends me a text message with codes?", plain)
     assert [(c.start_line, c.end_line) for c in ans.citations] == [(8, 8)]
+
+
+def test_a_mind_map_node_is_quoted_as_written_with_the_branch_below_it():
+    text = ("### Compute Services\n```mermaid\nmindmap\n  root((Compute Services))\n    Azure Batch\n"
+            "      :: manages\n      Large-scale parallel and HPC applications\n    Azure CycleCloud\n"
+            "      :: orchestrates\n      High-Performance Computing (HPC) clusters\n    Azure Functions\n"
+            "      :: part of\n      Serverless Compute\n    App Service\n      :: hosts\n      Web Apps\n```")
+    chunk = _chunk(text, start=14, title="Azure Services Map", heading="Compute Services")
+    hit = Hit(rank=1, path=chunk.path, title=chunk.title, heading=chunk.heading, start_line=chunk.start_line,
+              end_line=chunk.end_line, score=1.0, text=chunk.text)
+    # "azure" is in most notes of an Azure vault (low IDF); "CycleCloud" in one
+    ans = compose("What is Azure CycleCloud used for?", [hit], [chunk], {"azur": 0.3, "cyclecloud": 8.0, "use": 1.2},
+                  True)
+    body = ans.answer.split("Sources:")[0]
+    assert "Azure CycleCloud" in body and "High-Performance Computing (HPC) clusters" in body
+    assert "Azure Batch" not in body
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (21, 23)
+    # a bare edge label is never an answer of its own
+    assert all(c.snippet.strip() != ":: orchestrates" for c in ans.citations)

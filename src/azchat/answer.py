@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .lexical import tokenize
 from .referring import opens_referring_back
-from .syntax import LineCleaner, clean_inline, fence_of, heading_of
+from .syntax import _MERMAID_KEYWORDS, LineCleaner, clean_inline, fence_of, heading_of
 from .types import Answer, Chunk, Citation, Hit
 
 NOT_FOUND = "I could not find anything about this in your notes."
@@ -15,6 +15,7 @@ _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _QUOTE = re.compile(r"^\s*>")
 _ONE_LINE_FENCE = re.compile(r"^\s*`{3,}([^`]+)`{3,}\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+_PLAIN_NODE = re.compile(r"^\s*[^\W_](?:[^\[\]{}\"|:<>=(]|(?<=\s)\()*$")   # a mind-map node as its text, not mermaid syntax
 
 
 @dataclass
@@ -90,8 +91,12 @@ def segment(chunk: Chunk) -> list[Unit]:
                     # a command continued over several lines (\ in shells, ` in PowerShell) is one unit
                     units[-1] = Unit(prev.text + "\n" + raw, _CONTINUED.sub("", prev.display) + " " + clean,
                                      prev.start_line, line_no, "code")
-                elif kind == "code" or ":" in clean:
+                elif kind == "code" or ":" in clean:   # a diagram line that says something ("state X : ...")
                     units.append(Unit(raw.strip(), clean, line_no, line_no, kind))
+                elif _PLAIN_NODE.match(raw) and not _MERMAID_KEYWORDS.match(raw):
+                    # a mind map's node ("Azure CycleCloud": no arrow, bracket, quote or colon) names a thing:
+                    # it reads as written
+                    units.append(Unit(raw.strip(), raw.strip(), line_no, line_no, kind))
             continue
         if _TABLE_RULE.match(raw) and "-" in raw and units and units[-1].kind == "row" \
                 and units[-1].end_line == line_no - 1:
@@ -164,6 +169,8 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     scores = []
     for unit in units:
         u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
+        if unit.kind == "diagram":   # "CycleCloud" as written, not only as the label reads ("Cycle Cloud")
+            u_tokens |= set(tokenize(clean_inline(unit.text)))
         hit = q_tokens & u_tokens
         hit |= _near_matches(q_tokens - hit, u_tokens - hit)
         half = (ctx | set(tokenize(unit.display))) - hit   # a table row's header words count half, too
@@ -347,6 +354,17 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             if first == 0 or not (_is_code(units[first - 1])
                                   and units[first - 1].end_line == units[first].start_line - 1):
                 out.append((_merge(units, first, i, chunk, snippet=True), scores[i] + 0.02))
+        # a diagram node reads with the deeper-indented lines below it (a mind map's branch: "Azure CycleCloud",
+        # ":: orchestrates", "High-Performance Computing (HPC) clusters")
+        if unit.kind == "diagram":
+            j = i
+            while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "diagram" \
+                    and units[j + 1].start_line <= units[j].end_line + 2 \
+                    and _indent(lines[units[j + 1].start_line - chunk.start_line]) > \
+                    _indent(lines[unit.start_line - chunk.start_line]):
+                j += 1
+            if j > i:
+                out.append((_merge(units, i, j, chunk, snippet=True), scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
         if unit.kind in ("sentence", "item"):
             j = i
@@ -421,6 +439,8 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
                 else:
                     scored.append((_merge(units, 0, len(units) - 1, chunk, snippet=True), max(intro, best_piece) + 0.02))
         for unit, s in scored:
+            if unit.kind == "diagram" and len(unit.display.split()) < 2:
+                continue   # a bare edge label ("uses") says nothing alone
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], hits)
