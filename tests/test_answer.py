@@ -370,3 +370,32 @@ def test_a_mind_map_node_is_quoted_as_written_with_the_branch_below_it():
     assert (ans.citations[0].start_line, ans.citations[0].end_line) == (21, 23)
     # a bare edge label is never an answer of its own
     assert all(c.snippet.strip() != ":: orchestrates" for c in ans.citations)
+
+
+def test_a_list_cut_between_two_chunks_of_its_section_is_quoted_whole_when_both_are_hits():
+    def piece(text, start):
+        return Chunk(id=f"j{start}", path="jobber.md", title="Jobber", heading="Jobber > Advantages over cron",
+                     start_line=start, end_line=start + text.count("\n"), text=text, embed_text="", search_text="")
+
+    head = piece("## Advantages over cron\n\n- Better error handling: failed jobs are retried\n"
+                 "- Time zones: every job can have its own\n- Security: runs as the user", 40)
+    tail = piece("- Security: runs as the user\n- Logging: detailed logs of every run", 44)   # overlaps line 44
+    others = [Chunk(id=f"o{n}", path=f"cron{n}.md", title=f"Cron {n}", heading="Other", start_line=10, end_line=12,
+                    text=f"## Other\n\nCron runs jobs on a schedule number {n}.", embed_text="", search_text="")
+              for n in range(1, 5)]
+    chunks = [tail] + others[:3] + [head] + others[3:]   # the head of the section is hit 5: not read on its own
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.02 * n, text=c.text) for n, c in enumerate(chunks, 1)]
+    ans = compose("What advantages does Jobber have over cron?", hits, chunks, {"jobber": 5.0, "cron": 2.0}, True)
+    body = ans.answer.split("Sources:")[0]
+    assert "Better error handling" in body and "Logging: detailed logs" in body
+    first = next(c for c in ans.citations if c.path == "jobber.md")
+    assert (first.start_line, first.end_line) == (42, 45)   # the whole list, from its first item to the last
+    # a piece from another section of the same note is not joined on
+    other = Chunk(id="x", path="jobber.md", title="Jobber", heading="Jobber > Install", start_line=46, end_line=47,
+                  text="- Download: the release archive\n- Unpack: into /usr/local", embed_text="", search_text="")
+    chunks2 = [tail, other]
+    hits2 = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                 end_line=c.end_line, score=1.0 - 0.02 * n, text=c.text) for n, c in enumerate(chunks2, 1)]
+    ans = compose("What advantages does Jobber have over cron?", hits2, chunks2, {"jobber": 5.0, "cron": 2.0}, True)
+    assert "Download" not in ans.answer.split("Sources:")[0]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .lexical import tokenize
 from .referring import opens_referring_back
@@ -412,6 +412,33 @@ def _one_block(units: list[Unit], chunk: Chunk) -> bool:
         and blocks(units, max_units=8, chunk=chunk) == [(0, len(units) - 1)]
 
 
+def _widened(chunk: Chunk, chunks: list[Chunk]) -> Chunk:
+    """The chunk joined with the other pieces of its section among the hits (the same note and heading, lines
+    that overlap or adjoin): a long section split in two reads as one, so a list cut by the split is whole."""
+    lines = chunk.text.split("\n")
+    start, end = chunk.start_line, chunk.start_line + len(lines) - 1
+    grown = True
+    while grown:
+        grown = False
+        for other in chunks:
+            if other is chunk or other.path != chunk.path or other.heading != chunk.heading \
+                    or any(fence_of(x) for x in other.text.split("\n") + chunk.text.split("\n")):
+                continue   # (pieces of a code block are read as they were cut: a fence decides what is code)
+            o_lines = other.text.split("\n")
+            o_start, o_end = other.start_line, other.start_line + len(o_lines) - 1
+            if o_start <= end + 1 and o_end > end and o_start >= start:
+                lines = lines + o_lines[end - o_start + 1:]
+                end = o_end
+                grown = True
+            elif o_end >= start - 1 and o_start < start and o_end <= end:
+                lines = o_lines[:start - o_start] + lines
+                start = o_start
+                grown = True
+    if start == chunk.start_line and end == chunk.start_line + len(chunk.text.split("\n")) - 1:
+        return chunk
+    return replace(chunk, start_line=start, end_line=end, text="\n".join(lines))
+
+
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
             max_sentences: int = 4, max_hits: int = 4) -> Answer:
     """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
@@ -423,6 +450,8 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
         if hit.score < 0.6 * top_score and h_idx > 0:
             break
+        # a section cut in two whose other piece is a later hit reads whole (a list cut at the split, too)
+        chunk = _widened(chunk, chunks)
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
