@@ -1,5 +1,7 @@
 """The extractive answer: the answering sentence over the first one, lists and table rows kept whole."""
-from azchat.answer import compose, segment
+import pytest
+
+from azchat.answer import compose, score_units, segment
 from azchat.types import Chunk, Hit
 
 
@@ -399,3 +401,23 @@ def test_a_list_cut_between_two_chunks_of_its_section_is_quoted_whole_when_both_
                  end_line=c.end_line, score=1.0 - 0.02 * n, text=c.text) for n, c in enumerate(chunks2, 1)]
     ans = compose("What advantages does Jobber have over cron?", hits2, chunks2, {"jobber": 5.0, "cron": 2.0}, True)
     assert "Download" not in ans.answer.split("Sources:")[0]
+
+
+def test_a_link_list_is_the_answer_when_the_question_asks_for_resources():
+    links = Chunk(id="l", path="lighthouse.md", title="Perfect Lighthouse Score", heading="", start_line=21,
+                  end_line=24, text="\n- https://perfectlighthousescores.com/\n- https://www.youtube.com/watch?v=PNw\n"
+                  "- https://github.com/reillymedia/hugoconf-perfect-lighthouse-scores", embed_text="", search_text="")
+    prose = Chunk(id="p", path="dorks.md", title="Google Dorks", heading="Google Dorks", start_line=5, end_line=5,
+                  text="Advanced search operators for Google pages.", embed_text="", search_text="")
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.1 * n, text=c.text) for n, c in enumerate([links, prose], 1)]
+    idf = {"perfect": 7.0, "score": 3.0, "googl": 4.5, "page": 4.0}
+    ans = compose("Do I have any resources on getting perfect scores in Google's page audit?", hits,
+                  [links, prose], idf, True)
+    assert "perfectlighthousescores.com" in ans.answer.split("Sources:")[0]
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (22, 24)
+    # asked what the notes say, not for links: a link still counts a fifth
+    units = segment(links)
+    asked = score_units("Any links on perfect scores in Google's page audit?", units, idf, links.title)
+    plain = score_units("How do I get perfect scores in Google's page audit?", units, idf, links.title)
+    assert plain[-1] > 0 and asked[-1] == pytest.approx(5 * plain[-1])

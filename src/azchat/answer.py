@@ -157,6 +157,10 @@ _NUMERIC_Q = re.compile(r"\b(how (many|much|long|often|big|large|deep)|wie (viel
                         r"which (port|version|size)|welche[rns]? (port|version))", re.IGNORECASE)
 
 
+_LINKS_Q = re.compile(r"\b(resources? (on|about|for)|links?|urls?|videos?|tutorials?|articles?|websites?|"
+                      r"quellen|artikel|webseiten?)\b", re.IGNORECASE)
+
+
 def score_units(question: str, units: list[Unit], idf: dict[str, float], context: str = "") -> list[float]:
     """How much of the question's (IDF-weighted) vocabulary each unit covers. Words of the chunk's title and
     heading (`context`) count half: a sentence under 'terraform fmt' answers 'what does terraform fmt do'."""
@@ -165,6 +169,7 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     ctx_tokens = set(tokenize(context))
     ctx = ctx_tokens & q_tokens
     numeric = bool(_NUMERIC_Q.search(question))
+    wants_links = bool(_LINKS_Q.search(question))   # "any resources on ...": then the links are the answer
     ctx = ctx | _near_matches(q_tokens - ctx, ctx_tokens)
     scores = []
     for unit in units:
@@ -179,7 +184,7 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
         brevity = 0.6 if words < 4 else 1.0
         bonus = 0.1 if numeric and any(ch.isdigit() for ch in unit.display) else 0.0
         direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
-        if _is_reference(unit.display):
+        if _is_reference(unit.display) and not wants_links:
             direct *= 0.2                    # a link list or an embedded image's file name answers nothing
         scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
