@@ -421,3 +421,24 @@ def test_a_link_list_is_the_answer_when_the_question_asks_for_resources():
     asked = score_units("Any links on perfect scores in Google's page audit?", units, idf, links.title)
     plain = score_units("How do I get perfect scores in Google's page audit?", units, idf, links.title)
     assert plain[-1] > 0 and asked[-1] == pytest.approx(5 * plain[-1])
+
+
+def test_a_warning_answers_a_question_about_gotchas():
+    text = ("## Azure Monitor\n\nAzure Monitor collects metrics and logs from Azure resources.\n\n"
+            "Use cases:\n- Long-term trends of VM performance\n- Dashboards for the platform team\n\n"
+            "Warnings:\n- Data Retention: Azure Monitor has limited data retention periods\n"
+            "- Cost Management: High volumes of ingested data can increase monitoring costs")
+    idf = {"gotcha": 8.0, "monitor": 1.8, "long": 4.3, "term": 5.0, "bill": 4.3, "keep": 5.0, "data": 1.7}
+    chunk = _chunk(text, start=80, title="Azure Monitoring Overview", heading="Azure Monitor")
+    hit = Hit(rank=1, path=chunk.path, title=chunk.title, heading=chunk.heading, start_line=chunk.start_line,
+              end_line=chunk.end_line, score=1.0, text=chunk.text)
+    ans = compose("What gotchas did I note about Azure Monitor, like keeping data long-term or the bill?", [hit],
+                  [chunk], idf, True)
+    body = ans.answer.split("Sources:")[0]
+    assert "limited data retention periods" in body and "High volumes of ingested data" in body
+    # not asked for gotchas: the warning is one candidate among others, by its words
+    units = segment(chunk)
+    asked = score_units("Any gotchas about Azure Monitor?", units, idf, chunk.heading)
+    plain = score_units("What does Azure Monitor collect?", units, idf, chunk.heading)
+    warn = next(i for i, u in enumerate(units) if u.display == "Warnings:")   # the list's intro
+    assert asked[warn] >= 0.15 and asked[warn] > plain[warn]

@@ -157,6 +157,10 @@ _NUMERIC_Q = re.compile(r"\b(how (many|much|long|often|big|large|deep)|wie (viel
                         r"which (port|version|size)|welche[rns]? (port|version))", re.IGNORECASE)
 
 
+_CAVEAT_Q = re.compile(r"\b(gotchas?|pitfalls?|caveats?|watch out|careful|warnings?|risks?|lose|lost|verloren|"
+                       r"achtung|beachten|vorsicht|stolperfallen?|risiken)\b", re.IGNORECASE)
+_CAVEAT = re.compile(r"^\s*(?:[-*+]\s*)?(?:\*\*)?(warnings?|caution|note|important|achtung|wichtig|hinweis|vorsicht)"
+                     r"(?:\*\*)?\s*:|zu beachten|^\s*\*\*[^*]+\*\*\s*$", re.IGNORECASE)
 _LINKS_Q = re.compile(r"\b(resources? (on|about|for)|links?|urls?|videos?|tutorials?|articles?|websites?|"
                       r"quellen|artikel|webseiten?)\b", re.IGNORECASE)
 
@@ -169,6 +173,7 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     ctx_tokens = set(tokenize(context))
     ctx = ctx_tokens & q_tokens
     numeric = bool(_NUMERIC_Q.search(question))
+    caveat_q = bool(_CAVEAT_Q.search(question))
     wants_links = bool(_LINKS_Q.search(question))   # "any resources on ...": then the links are the answer
     ctx = ctx | _near_matches(q_tokens - ctx, ctx_tokens)
     scores = []
@@ -186,6 +191,8 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
         direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
         if _is_reference(unit.display) and not wants_links:
             direct *= 0.2                    # a link list or an embedded image's file name answers nothing
+        if caveat_q and _CAVEAT.search(unit.text):
+            cover = max(cover, 0.5)   # "Warnings:", "**Dabei ist zu beachten ...**" answer "any gotchas?"
         scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
 
