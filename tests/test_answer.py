@@ -442,3 +442,14 @@ def test_a_warning_answers_a_question_about_gotchas():
     plain = score_units("What does Azure Monitor collect?", units, idf, chunk.heading)
     warn = next(i for i, u in enumerate(units) if u.display == "Warnings:")   # the list's intro
     assert asked[warn] >= 0.15 and asked[warn] > plain[warn]
+
+
+def test_a_question_word_matches_the_same_verb_with_re_in_front():
+    units = segment(_chunk("- Resources can exist in only one group at a time\n- Groups can't be renamed after creation\n"
+                           "- Use consistent naming convention", start=50))
+    idf = {"resourc": 1.5, "group": 2.1, "new": 2.7, "name": 2.4, "later": 5.3, "give": 5.7}
+    one, renamed, naming = score_units("Can I give a resource group a new name later on?", units, idf)
+    assert renamed > one and renamed > naming   # "name" is "renamed" again
+    units = segment(_chunk("- Resize: az vm resize --size Standard_DS3_v2\n- Restore: from a recovery point", start=1))
+    resize, restore = score_units("Can I change the size of a VM?", units, {"size": 4.0, "vm": 2.5, "chang": 3.0})
+    assert resize > 0.5 and restore == 0   # "size" is "resize" again; "restore" is not "store" asked

@@ -203,6 +203,10 @@ def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
     start of at least 6 letters that leaves at most 2 letters of the shorter and 3 of the longer word counts
     as the same word ('config' / 'confirm' share only 5)."""
     found = set()
+    for q in q_tokens:   # "size" / "resize", "name" / "renamed": the verb again
+        if len(q) >= 4 and any(u.startswith("re") and len(u) - 2 >= len(q) - 1 and u[2:2 + len(q) - 1] == q[:-1]
+                               and len(u) - 2 <= len(q) + 1 for u in u_tokens):
+            found.add(q)
     long_q = [q for q in q_tokens if len(q) >= 6]
     if not long_q:
         return found
