@@ -1,5 +1,7 @@
 """The extractive answer: the answering sentence over the first one, lists and table rows kept whole."""
-from azchat.answer import compose, segment
+import pytest
+
+from azchat.answer import compose, score_units, segment
 from azchat.types import Chunk, Hit
 
 
@@ -351,3 +353,103 @@ def test_a_section_that_is_only_a_short_list_is_introduced_by_its_own_heading():
                   embed_text="", search_text="")
     ans = _ask("Which option sends me a text message with codes?", plain)
     assert [(c.start_line, c.end_line) for c in ans.citations] == [(8, 8)]
+
+
+def test_a_mind_map_node_is_quoted_as_written_with_the_branch_below_it():
+    text = ("### Compute Services\n```mermaid\nmindmap\n  root((Compute Services))\n    Azure Batch\n"
+            "      :: manages\n      Large-scale parallel and HPC applications\n    Azure CycleCloud\n"
+            "      :: orchestrates\n      High-Performance Computing (HPC) clusters\n    Azure Functions\n"
+            "      :: part of\n      Serverless Compute\n    App Service\n      :: hosts\n      Web Apps\n```")
+    chunk = _chunk(text, start=14, title="Azure Services Map", heading="Compute Services")
+    hit = Hit(rank=1, path=chunk.path, title=chunk.title, heading=chunk.heading, start_line=chunk.start_line,
+              end_line=chunk.end_line, score=1.0, text=chunk.text)
+    # "azure" is in most notes of an Azure vault (low IDF); "CycleCloud" in one
+    ans = compose("What is Azure CycleCloud used for?", [hit], [chunk], {"azur": 0.3, "cyclecloud": 8.0, "use": 1.2},
+                  True)
+    body = ans.answer.split("Sources:")[0]
+    assert "Azure CycleCloud" in body and "High-Performance Computing (HPC) clusters" in body
+    assert "Azure Batch" not in body
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (21, 23)
+    # a bare edge label is never an answer of its own
+    assert all(c.snippet.strip() != ":: orchestrates" for c in ans.citations)
+
+
+def test_a_list_cut_between_two_chunks_of_its_section_is_quoted_whole_when_both_are_hits():
+    def piece(text, start):
+        return Chunk(id=f"j{start}", path="jobber.md", title="Jobber", heading="Jobber > Advantages over cron",
+                     start_line=start, end_line=start + text.count("\n"), text=text, embed_text="", search_text="")
+
+    head = piece("## Advantages over cron\n\n- Better error handling: failed jobs are retried\n"
+                 "- Time zones: every job can have its own\n- Security: runs as the user", 40)
+    tail = piece("- Security: runs as the user\n- Logging: detailed logs of every run", 44)   # overlaps line 44
+    others = [Chunk(id=f"o{n}", path=f"cron{n}.md", title=f"Cron {n}", heading="Other", start_line=10, end_line=12,
+                    text=f"## Other\n\nCron runs jobs on a schedule number {n}.", embed_text="", search_text="")
+              for n in range(1, 5)]
+    chunks = [tail] + others[:3] + [head] + others[3:]   # the head of the section is hit 5: not read on its own
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.02 * n, text=c.text) for n, c in enumerate(chunks, 1)]
+    ans = compose("What advantages does Jobber have over cron?", hits, chunks, {"jobber": 5.0, "cron": 2.0}, True)
+    body = ans.answer.split("Sources:")[0]
+    assert "Better error handling" in body and "Logging: detailed logs" in body
+    first = next(c for c in ans.citations if c.path == "jobber.md")
+    assert (first.start_line, first.end_line) == (42, 45)   # the whole list, from its first item to the last
+    # a piece from another section of the same note is not joined on
+    other = Chunk(id="x", path="jobber.md", title="Jobber", heading="Jobber > Install", start_line=46, end_line=47,
+                  text="- Download: the release archive\n- Unpack: into /usr/local", embed_text="", search_text="")
+    chunks2 = [tail, other]
+    hits2 = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                 end_line=c.end_line, score=1.0 - 0.02 * n, text=c.text) for n, c in enumerate(chunks2, 1)]
+    ans = compose("What advantages does Jobber have over cron?", hits2, chunks2, {"jobber": 5.0, "cron": 2.0}, True)
+    assert "Download" not in ans.answer.split("Sources:")[0]
+
+
+def test_a_link_list_is_the_answer_when_the_question_asks_for_resources():
+    links = Chunk(id="l", path="lighthouse.md", title="Perfect Lighthouse Score", heading="", start_line=21,
+                  end_line=24, text="\n- https://perfectlighthousescores.com/\n- https://www.youtube.com/watch?v=PNw\n"
+                  "- https://github.com/reillymedia/hugoconf-perfect-lighthouse-scores", embed_text="", search_text="")
+    prose = Chunk(id="p", path="dorks.md", title="Google Dorks", heading="Google Dorks", start_line=5, end_line=5,
+                  text="Advanced search operators for Google pages.", embed_text="", search_text="")
+    hits = [Hit(rank=n, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
+                end_line=c.end_line, score=1.0 - 0.1 * n, text=c.text) for n, c in enumerate([links, prose], 1)]
+    idf = {"perfect": 7.0, "score": 3.0, "googl": 4.5, "page": 4.0}
+    ans = compose("Do I have any resources on getting perfect scores in Google's page audit?", hits,
+                  [links, prose], idf, True)
+    assert "perfectlighthousescores.com" in ans.answer.split("Sources:")[0]
+    assert (ans.citations[0].start_line, ans.citations[0].end_line) == (22, 24)
+    # asked what the notes say, not for links: a link still counts a fifth
+    units = segment(links)
+    asked = score_units("Any links on perfect scores in Google's page audit?", units, idf, links.title)
+    plain = score_units("How do I get perfect scores in Google's page audit?", units, idf, links.title)
+    assert plain[-1] > 0 and asked[-1] == pytest.approx(5 * plain[-1])
+
+
+def test_a_warning_answers_a_question_about_gotchas():
+    text = ("## Azure Monitor\n\nAzure Monitor collects metrics and logs from Azure resources.\n\n"
+            "Use cases:\n- Long-term trends of VM performance\n- Dashboards for the platform team\n\n"
+            "Warnings:\n- Data Retention: Azure Monitor has limited data retention periods\n"
+            "- Cost Management: High volumes of ingested data can increase monitoring costs")
+    idf = {"gotcha": 8.0, "monitor": 1.8, "long": 4.3, "term": 5.0, "bill": 4.3, "keep": 5.0, "data": 1.7}
+    chunk = _chunk(text, start=80, title="Azure Monitoring Overview", heading="Azure Monitor")
+    hit = Hit(rank=1, path=chunk.path, title=chunk.title, heading=chunk.heading, start_line=chunk.start_line,
+              end_line=chunk.end_line, score=1.0, text=chunk.text)
+    ans = compose("What gotchas did I note about Azure Monitor, like keeping data long-term or the bill?", [hit],
+                  [chunk], idf, True)
+    body = ans.answer.split("Sources:")[0]
+    assert "limited data retention periods" in body and "High volumes of ingested data" in body
+    # not asked for gotchas: the warning is one candidate among others, by its words
+    units = segment(chunk)
+    asked = score_units("Any gotchas about Azure Monitor?", units, idf, chunk.heading)
+    plain = score_units("What does Azure Monitor collect?", units, idf, chunk.heading)
+    warn = next(i for i, u in enumerate(units) if u.display == "Warnings:")   # the list's intro
+    assert asked[warn] >= 0.15 and asked[warn] > plain[warn]
+
+
+def test_a_question_word_matches_the_same_verb_with_re_in_front():
+    units = segment(_chunk("- Resources can exist in only one group at a time\n- Groups can't be renamed after creation\n"
+                           "- Use consistent naming convention", start=50))
+    idf = {"resourc": 1.5, "group": 2.1, "new": 2.7, "name": 2.4, "later": 5.3, "give": 5.7}
+    one, renamed, naming = score_units("Can I give a resource group a new name later on?", units, idf)
+    assert renamed > one and renamed > naming   # "name" is "renamed" again
+    units = segment(_chunk("- Resize: az vm resize --size Standard_DS3_v2\n- Restore: from a recovery point", start=1))
+    resize, restore = score_units("Can I change the size of a VM?", units, {"size": 4.0, "vm": 2.5, "chang": 3.0})
+    assert resize > 0.5 and restore == 0   # "size" is "resize" again; "restore" is not "store" asked

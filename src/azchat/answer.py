@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .lexical import tokenize
 from .referring import opens_referring_back
-from .syntax import LineCleaner, clean_inline, fence_of, heading_of
+from .syntax import _MERMAID_KEYWORDS, LineCleaner, clean_inline, fence_of, heading_of
 from .types import Answer, Chunk, Citation, Hit
 
 NOT_FOUND = "I could not find anything about this in your notes."
@@ -15,6 +15,7 @@ _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _QUOTE = re.compile(r"^\s*>")
 _ONE_LINE_FENCE = re.compile(r"^\s*`{3,}([^`]+)`{3,}\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+_PLAIN_NODE = re.compile(r"^\s*[^\W_](?:[^\[\]{}\"|:<>=(]|(?<=\s)\()*$")   # a mind-map node as its text, not mermaid syntax
 
 
 @dataclass
@@ -90,8 +91,12 @@ def segment(chunk: Chunk) -> list[Unit]:
                     # a command continued over several lines (\ in shells, ` in PowerShell) is one unit
                     units[-1] = Unit(prev.text + "\n" + raw, _CONTINUED.sub("", prev.display) + " " + clean,
                                      prev.start_line, line_no, "code")
-                elif kind == "code" or ":" in clean:
+                elif kind == "code" or ":" in clean:   # a diagram line that says something ("state X : ...")
                     units.append(Unit(raw.strip(), clean, line_no, line_no, kind))
+                elif _PLAIN_NODE.match(raw) and not _MERMAID_KEYWORDS.match(raw):
+                    # a mind map's node ("Azure CycleCloud": no arrow, bracket, quote or colon) names a thing:
+                    # it reads as written
+                    units.append(Unit(raw.strip(), raw.strip(), line_no, line_no, kind))
             continue
         if _TABLE_RULE.match(raw) and "-" in raw and units and units[-1].kind == "row" \
                 and units[-1].end_line == line_no - 1:
@@ -152,6 +157,14 @@ _NUMERIC_Q = re.compile(r"\b(how (many|much|long|often|big|large|deep)|wie (viel
                         r"which (port|version|size)|welche[rns]? (port|version))", re.IGNORECASE)
 
 
+_CAVEAT_Q = re.compile(r"\b(gotchas?|pitfalls?|caveats?|watch out|careful|warnings?|risks?|lose|lost|verloren|"
+                       r"achtung|beachten|vorsicht|stolperfallen?|risiken)\b", re.IGNORECASE)
+_CAVEAT = re.compile(r"^\s*(?:[-*+]\s*)?(?:\*\*)?(warnings?|caution|note|important|achtung|wichtig|hinweis|vorsicht)"
+                     r"(?:\*\*)?\s*:|zu beachten|^\s*\*\*[^*]+\*\*\s*$", re.IGNORECASE)
+_LINKS_Q = re.compile(r"\b(resources? (on|about|for)|links?|urls?|videos?|tutorials?|articles?|websites?|"
+                      r"quellen|artikel|webseiten?)\b", re.IGNORECASE)
+
+
 def score_units(question: str, units: list[Unit], idf: dict[str, float], context: str = "") -> list[float]:
     """How much of the question's (IDF-weighted) vocabulary each unit covers. Words of the chunk's title and
     heading (`context`) count half: a sentence under 'terraform fmt' answers 'what does terraform fmt do'."""
@@ -160,10 +173,14 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     ctx_tokens = set(tokenize(context))
     ctx = ctx_tokens & q_tokens
     numeric = bool(_NUMERIC_Q.search(question))
+    caveat_q = bool(_CAVEAT_Q.search(question))
+    wants_links = bool(_LINKS_Q.search(question))   # "any resources on ...": then the links are the answer
     ctx = ctx | _near_matches(q_tokens - ctx, ctx_tokens)
     scores = []
     for unit in units:
         u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
+        if unit.kind == "diagram":   # "CycleCloud" as written, not only as the label reads ("Cycle Cloud")
+            u_tokens |= set(tokenize(clean_inline(unit.text)))
         hit = q_tokens & u_tokens
         hit |= _near_matches(q_tokens - hit, u_tokens - hit)
         half = (ctx | set(tokenize(unit.display))) - hit   # a table row's header words count half, too
@@ -172,8 +189,10 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
         brevity = 0.6 if words < 4 else 1.0
         bonus = 0.1 if numeric and any(ch.isdigit() for ch in unit.display) else 0.0
         direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
-        if _is_reference(unit.display):
+        if _is_reference(unit.display) and not wants_links:
             direct *= 0.2                    # a link list or an embedded image's file name answers nothing
+        if caveat_q and _CAVEAT.search(unit.text):
+            cover = max(cover, 0.5)   # "Warnings:", "**Dabei ist zu beachten ...**" answer "any gotchas?"
         scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
 
@@ -184,6 +203,10 @@ def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
     start of at least 6 letters that leaves at most 2 letters of the shorter and 3 of the longer word counts
     as the same word ('config' / 'confirm' share only 5)."""
     found = set()
+    for q in q_tokens:   # "size" / "resize", "name" / "renamed": the verb again
+        if len(q) >= 4 and any(u.startswith("re") and len(u) - 2 >= len(q) - 1 and u[2:2 + len(q) - 1] == q[:-1]
+                               and len(u) - 2 <= len(q) + 1 for u in u_tokens):
+            found.add(q)
     long_q = [q for q in q_tokens if len(q) >= 6]
     if not long_q:
         return found
@@ -347,6 +370,17 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             if first == 0 or not (_is_code(units[first - 1])
                                   and units[first - 1].end_line == units[first].start_line - 1):
                 out.append((_merge(units, first, i, chunk, snippet=True), scores[i] + 0.02))
+        # a diagram node reads with the deeper-indented lines below it (a mind map's branch: "Azure CycleCloud",
+        # ":: orchestrates", "High-Performance Computing (HPC) clusters")
+        if unit.kind == "diagram":
+            j = i
+            while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "diagram" \
+                    and units[j + 1].start_line <= units[j].end_line + 2 \
+                    and _indent(lines[units[j + 1].start_line - chunk.start_line]) > \
+                    _indent(lines[unit.start_line - chunk.start_line]):
+                j += 1
+            if j > i:
+                out.append((_merge(units, i, j, chunk, snippet=True), scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
         if unit.kind in ("sentence", "item"):
             j = i
@@ -394,6 +428,33 @@ def _one_block(units: list[Unit], chunk: Chunk) -> bool:
         and blocks(units, max_units=8, chunk=chunk) == [(0, len(units) - 1)]
 
 
+def _widened(chunk: Chunk, chunks: list[Chunk]) -> Chunk:
+    """The chunk joined with the other pieces of its section among the hits (the same note and heading, lines
+    that overlap or adjoin): a long section split in two reads as one, so a list cut by the split is whole."""
+    lines = chunk.text.split("\n")
+    start, end = chunk.start_line, chunk.start_line + len(lines) - 1
+    grown = True
+    while grown:
+        grown = False
+        for other in chunks:
+            if other is chunk or other.path != chunk.path or other.heading != chunk.heading \
+                    or any(fence_of(x) for x in other.text.split("\n") + chunk.text.split("\n")):
+                continue   # (pieces of a code block are read as they were cut: a fence decides what is code)
+            o_lines = other.text.split("\n")
+            o_start, o_end = other.start_line, other.start_line + len(o_lines) - 1
+            if o_start <= end + 1 and o_end > end and o_start >= start:
+                lines = lines + o_lines[end - o_start + 1:]
+                end = o_end
+                grown = True
+            elif o_end >= start - 1 and o_start < start and o_end <= end:
+                lines = o_lines[:start - o_start] + lines
+                start = o_start
+                grown = True
+    if start == chunk.start_line and end == chunk.start_line + len(chunk.text.split("\n")) - 1:
+        return chunk
+    return replace(chunk, start_line=start, end_line=end, text="\n".join(lines))
+
+
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
             max_sentences: int = 4, max_hits: int = 4) -> Answer:
     """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
@@ -405,6 +466,8 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
         if hit.score < 0.6 * top_score and h_idx > 0:
             break
+        # a section cut in two whose other piece is a later hit reads whole (a list cut at the split, too)
+        chunk = _widened(chunk, chunks)
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
@@ -421,6 +484,8 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
                 else:
                     scored.append((_merge(units, 0, len(units) - 1, chunk, snippet=True), max(intro, best_piece) + 0.02))
         for unit, s in scored:
+            if unit.kind == "diagram" and len(unit.display.split()) < 2:
+                continue   # a bare edge label ("uses") says nothing alone
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], hits)
