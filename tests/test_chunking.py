@@ -156,3 +156,17 @@ def test_a_long_line_without_sentences_still_overlaps_by_a_quarter(tmp_path):
     for a, b in zip(chunks, chunks[1:]):
         shared = set(a.text.split()[-20:]) & set(b.text.split()[:20])
         assert shared, "consecutive windows do not overlap"
+
+
+def test_a_paragraph_on_one_line_gets_chunk_sized_pieces_not_export_windows(tmp_path):
+    """A one-line paragraph a few chunks long (a SciFact abstract, a pasted paragraph) is cut like any long
+    section, into pieces of about a chunk; only a line of many chunks gets the half-size export windows."""
+    sentence = "Peering links carry traffic between the two networks over the backbone."
+    line = " ".join([sentence] * 20)                      # about 3 chunks of 100 tokens
+    write(tmp_path, "para.md", "# Para\n" + line + "\n")
+    fake = HashEmbedder()
+    assert 2 * 100 < fake.count_tokens([line])[0] < 8 * 100
+    chunks = chunks_of(tmp_path, "para.md", max_tokens=100)
+    assert all((c.start_line, c.end_line) == (2, 2) for c in chunks)
+    assert 2 <= len(chunks) <= 4                           # half-size windows with a quarter overlap: 6+
+    assert all(fake.count_tokens([c.text])[0] > 50 for c in chunks[:-1])

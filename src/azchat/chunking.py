@@ -87,9 +87,12 @@ def _windows(note, sec: Section, clean, line_tokens, room, overlap, count_tokens
     while pos < len(lines):
         i = lines[pos]
         if line_tokens[i] > room:
-            # half a chunk per window: a line without structure (an export of many records) holds many
-            # unrelated facts, and a smaller window keeps one of them from drowning in its neighbours
-            yield from _split_long_line(note.lines[i], i, room // 2, count_tokens)
+            if line_tokens[i] > VERY_LONG_LINE * room:
+                # half a chunk per window: a line without structure (an export of many records) holds many
+                # unrelated facts, and a smaller window keeps one of them from drowning in its neighbours
+                yield from _split_long_line(note.lines[i], i, room // 2, count_tokens)
+            else:   # a paragraph written on one line (an abstract): chunk-sized pieces, as any section
+                yield from _split_line(note.lines[i], i, room, count_tokens)
             pos += 1
             continue
         total, end = 0, pos
@@ -116,18 +119,46 @@ def _windows(note, sec: Section, clean, line_tokens, room, overlap, count_tokens
 _SENTENCE_END = re.compile(r"[.!?;:]['\")\]]*$")
 
 
-def _split_long_line(line: str, index: int, room: int, count_tokens):
-    """A single line longer than the chunk (an export, a minified file): windows of `room` tokens over it
-    that all carry its line number. Windows are cut between words, end after a sentence where one ends in
-    their second half, and overlap by a quarter of `room`, starting at a sentence where one starts in the
-    overlap, so every sentence shorter than the overlap lies whole inside at least one window."""
+# A line longer than this many chunks is an export or a minified file, not a paragraph: it gets the smaller,
+# sentence-aligned windows of _split_long_line (SciFact's one-line abstracts, 1-3 chunks long, keep
+# _split_line's chunk-sized pieces: half-size windows there cost BM25 0.026 nDCG@10, bench/QUALITY.md round 5)
+VERY_LONG_LINE = 8
+
+
+def _word_spans(line: str) -> list[tuple[int, int]]:
+    """(start, end) of each word of a line; a word-less blob (base64, minified code) cut every 200 chars."""
     spans = []
     for m in re.finditer(r"\S+", line):
         s, e = m.start(), m.end()
-        while e - s > 200:             # a word-less blob (base64, minified code) is cut by characters
+        while e - s > 200:
             spans.append((s, s + 200))
             s += 200
         spans.append((s, e))
+    return spans
+
+
+def _split_line(line: str, index: int, room: int, count_tokens):
+    """A line longer than the budget: pieces of `room` tokens cut between words, overlapping by a tenth."""
+    spans = _word_spans(line)
+    counts = count_tokens([line[s:e] for s, e in spans])
+    i = 0
+    while i < len(spans):
+        total, j = 0, i
+        while j < len(spans) and (j == i or total + counts[j] <= room):
+            total += counts[j]
+            j += 1
+        yield index, index, line[spans[i][0]:spans[j - 1][1]]
+        if j >= len(spans):
+            break
+        i = max(j - max((j - i) // 10, 1), i + 1)
+
+
+def _split_long_line(line: str, index: int, room: int, count_tokens):
+    """A single line of many chunks (an export, a minified file): windows of `room` tokens over it
+    that all carry its line number. Windows are cut between words, end after a sentence where one ends in
+    their second half, and overlap by a quarter of `room`, starting at a sentence where one starts in the
+    overlap, so every sentence shorter than the overlap lies whole inside at least one window."""
+    spans = _word_spans(line)
     counts = count_tokens([line[s:e] for s, e in spans])
     ends = [bool(_SENTENCE_END.search(line[s:e])) for s, e in spans]
     overlap = max(room // 4, 1)

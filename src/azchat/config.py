@@ -33,12 +33,12 @@ class ChunkSettings:
 
     max_tokens: int = 200          # embedded tokens per chunk (title + heading prefix included)
     overlap_lines: int = 2         # lines repeated when a long section is split
-    version: int = 5               # bump when the chunking or BM25 tokenization rules change (2: stemming,
+    version: int = 6               # bump when the chunking or BM25 tokenization rules change (2: stemming,
                                    # 3: the frontmatter description in the title line BM25 reads,
                                    # 4-5 (round 4): one CommonMark reading of code fences, syntax.Fences;
                                    #    BM25 keeps stopwords, a question drops its own language's;
                                    #    a very long line in windows of half a chunk, cut at sentences,
-                                   #    overlapping by a quarter)
+                                   #    overlapping by a quarter; 6: only for lines over 8 chunks)
 
     def to_dict(self) -> dict:
         return {"max_tokens": self.max_tokens, "overlap_lines": self.overlap_lines,
