@@ -137,16 +137,22 @@ def _word_spans(line: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _fill(counts: list[int], i: int, room: int) -> int:
+    """Where a window that starts at word i ends (exclusive): as many words as fit in `room` tokens, at least one."""
+    total, j = 0, i
+    while j < len(counts) and (j == i or total + counts[j] <= room):
+        total += counts[j]
+        j += 1
+    return j
+
+
 def _split_line(line: str, index: int, room: int, count_tokens):
     """A line longer than the budget: pieces of `room` tokens cut between words, overlapping by a tenth."""
     spans = _word_spans(line)
     counts = count_tokens([line[s:e] for s, e in spans])
     i = 0
     while i < len(spans):
-        total, j = 0, i
-        while j < len(spans) and (j == i or total + counts[j] <= room):
-            total += counts[j]
-            j += 1
+        j = _fill(counts, i, room)
         yield index, index, line[spans[i][0]:spans[j - 1][1]]
         if j >= len(spans):
             break
@@ -164,10 +170,7 @@ def _split_long_line(line: str, index: int, room: int, count_tokens):
     overlap = max(room // 4, 1)
     i = 0
     while i < len(spans):
-        total, j = 0, i
-        while j < len(spans) and (j == i or total + counts[j] <= room):
-            total += counts[j]
-            j += 1
+        j = _fill(counts, i, room)
         if j < len(spans):
             j = next((k + 1 for k in range(j - 1, i + (j - i) // 2, -1) if ends[k]), j)
         yield index, index, line[spans[i][0]:spans[j - 1][1]]
