@@ -342,3 +342,25 @@ def test_damage_found_while_opening_bm25_is_not_retried_when_no_build_landed(bui
     with pytest.raises(IndexCorruptError, match=r"bad bm25 params.*azchat index"):
         Retriever(index, embedder=fake)
     assert len(calls) == 1
+
+
+def test_a_build_killed_after_its_swap_leaves_a_generation_the_next_no_op_build_prunes(built, monkeypatch):
+    vault, index, fake = built
+    (vault / "extra.md").write_text("# Extra\n\nA second build so that a previous generation exists.\n")
+    build_index(vault, index, embedder=fake)
+    live, before = current_folder(index), sorted(p.name for p in index.glob("gen-*"))
+    assert len(before) == 2
+    # a third build killed between swapping CURRENT and pruning: its prune never ran
+    monkeypatch.setattr("azchat.store.prune", lambda *a, **k: None)
+    (vault / "extra.md").write_text("# Extra\n\nChanged once more, then the build dies before pruning.\n")
+    build_index(vault, index, embedder=fake)
+    monkeypatch.undo()
+    (index / ".tmp-gen-crashed").mkdir()
+    newest = current_folder(index)
+    assert newest != live and len(list(index.glob("gen-*"))) == 3
+    stats = build_index(vault, index, embedder=fake)     # nothing changed: no new generation, but it tidies
+    assert stats.added == stats.updated == stats.removed == 0
+    left = sorted(p.name for p in index.glob("gen-*"))
+    assert left == sorted([newest.name, live.name])      # the live one and the one readers may still hold
+    assert not list(index.glob(".tmp-gen-*"))
+    assert "Changed once more" in " ".join(c.text for c in load_generation(index).chunks)

@@ -17,7 +17,7 @@ from .embedding import Embedder, Progress
 from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import LexicalIndex
 from .notes import Skipped, find_notes, read_note, relative_path
-from .store import CURRENT, Generation, build_lock, load_generation, read_manifest, write_generation
+from .store import CURRENT, Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from .types import BuildStats, Chunk
 
 Log = Callable[[str], None]
@@ -238,6 +238,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         changed = stats.added or stats.updated or stats.removed or not reuse \
             or notes_meta != old_notes or skipped_meta != old_skipped
         if not changed:
+            tidy(index_dir)
             if auto:
                 _light_export(index_dir, embedder, log)   # an index from before exports gets one now
             stats.chunks = len(old.chunks)

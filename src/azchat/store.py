@@ -216,6 +216,20 @@ def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vecto
     return index_dir / name
 
 
+def tidy(index_dir: Path) -> None:
+    """Prune what a build killed between its swap and its prune left behind (a third generation, temp
+    folders), for a build that found nothing to write: keeps the live one and the newest other one."""
+    try:
+        live = current_folder(index_dir)
+    except IndexCorruptError:
+        return                            # the next real build replaces everything; never guess here
+    if live is None:
+        return
+    others = sorted((g for g in index_dir.glob("gen-*") if g.is_dir() and g.name != live.name),
+                    key=lambda g: g.stat().st_mtime_ns)
+    prune(index_dir, keep={live.name} | ({others[-1].name} if others else set()))
+
+
 def prune(index_dir: Path, keep: set[str]) -> None:
     """Remove leftovers of crashed builds and every generation not in `keep` (the live and the previous one,
     which readers that just opened it may still be reading)."""
