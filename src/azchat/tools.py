@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import get_type_hints
 
 from typing_extensions import NotRequired, TypedDict   # pydantic (MCP output schemas, OpenAPI) wants these before 3.12
 
 from .errors import AzchatError, SourceError
 from .sources import MAX_SECTION_LINES, read_lines
+from .types import Citation, Hit
 
 MAX_K = 50                  # hits per search
 MAX_QUERY_CHARS = 2000      # a question longer than this is not a question
@@ -26,15 +28,13 @@ OPEN_WAIT = 45.0            # seconds a call waits for the index to open before 
 
 
 # -- the shapes (the CLI's --json shapes plus the "truncated" marker); MCP and OpenAPI schemas come from these --
-class HitDict(TypedDict):
-    rank: int
-    path: str
-    title: str
-    heading: str
-    start_line: int
-    end_line: int
-    score: float
-    text: str
+def _shape_of(cls: type) -> type:
+    """A TypedDict with a dataclass's fields: what its to_dict() returns, as a schema (one list of fields)."""
+    return TypedDict(f"{cls.__name__}Dict", get_type_hints(cls))
+
+
+HitDict = _shape_of(Hit)
+CitationDict = _shape_of(Citation)
 
 
 class SearchResult(TypedDict):
@@ -42,16 +42,6 @@ class SearchResult(TypedDict):
     hits: list[HitDict]
     truncated: bool          # a hit's text ends in " […truncated]", or trailing hits were left out
     omitted_hits: int        # hits left out to keep the result under the size cap
-
-
-class CitationDict(TypedDict):
-    n: int
-    path: str
-    title: str
-    heading: str
-    start_line: int
-    end_line: int
-    snippet: str
 
 
 class AskResult(TypedDict):
