@@ -116,11 +116,17 @@ def _copy_button(text: str) -> str:
             f'title="Copy {esc(text)}">Copy</button>')
 
 
+def _opens(inner: str, links: EditorLinks | None, path: str, line: int, css: str, what: str) -> str:
+    """`inner` as a link that opens path:line in the editor (as it is when no editor is configured)."""
+    if links is None:
+        return inner
+    return (f'<a class="{css}" href="{esc(links.url(path, line))}" '
+            f'title="Open {esc(what)} in {esc(links.editor)}">{inner}</a>')
+
+
 def _loc_line(c: Citation, links: EditorLinks | None) -> str:
-    loc = f'<code class="azchat-loc">{esc(c.location)}</code>'
-    if links is not None:
-        loc = (f'<a class="azchat-open" href="{esc(links.url(c.path, c.start_line))}" '
-               f'title="Open line {c.start_line} in {esc(links.editor)}">{loc}</a>')
+    loc = _opens(f'<code class="azchat-loc">{esc(c.location)}</code>', links, c.path, c.start_line,
+                 "azchat-open", f"line {c.start_line}")
     return (f'<div class="azchat-cite"><span class="azchat-n">[{c.n}]</span> {loc} '
             f'{_copy_button(f"{c.path}:{c.start_line}")}</div>')
 
@@ -139,10 +145,8 @@ def sources_html(answer: Answer | None, read_section: SectionReader | None = Non
     for hit, cits in group_citations(answer):
         first = cits[0]
         heading = first.heading if first.heading and first.heading != first.title else ""
-        title = f"<b>{esc(first.title)}</b>"
-        if links is not None:
-            title = (f'<a class="azchat-open-note" href="{esc(links.url(first.path, 1))}" '
-                     f'title="Open the whole note {esc(first.path)} in {esc(links.editor)}">{title}</a>')
+        title = _opens(f"<b>{esc(first.title)}</b>", links, first.path, 1, "azchat-open-note",
+                       f"the whole note {first.path}")
         parts.append('<div class="azchat-source">')
         parts.append(f'<div class="azchat-source-title">{title}'
                      + (f' <span class="azchat-heading">› {esc(heading)}</span>' if heading else "")
