@@ -3,7 +3,7 @@ import pytest
 
 from azchat import Retriever, build_index
 from azchat.lexical import is_german
-from azchat.refusal import Refusal, RefusalSettings
+from azchat.refusal import Refusal, RefusalSettings, name_phrases
 
 from conftest import write
 
@@ -12,7 +12,10 @@ from conftest import write
 def retriever(vault, tmp_path, fake):
     write(vault, "fabric.md", "## Fabric\n\nPatterns are prompts; Stitches chain Patterns.\n\n"
                               "Install it: `git clone https://github.com/danielmiessler/fabric`\n\n"
-                              "The selfservice portal resets passwords.\n")
+                              "The selfservice portal resets passwords.\n\n"
+                              "The proxy manager renews every certificate; nginx serves the home page; let the assistant "
+                              "read it. "
+                              "Certificates come from letsencrypt.org; see the **Home**-*Page* checklist.\n")
     build_index(vault, tmp_path / "index", embedder=fake)
     return Retriever(tmp_path / "index", embedder=fake)
 
@@ -25,6 +28,30 @@ def test_a_name_inside_the_notes_text_is_not_unknown(retriever):
     assert refusal.unknown_names("What does Ansible say about Fabric Patterns?") == ["Ansible"]
     # a short name inside a longer word is not a mention ("LFS" in "selfservice")
     assert refusal.unknown_names("How do I track big files with Git LFS?") == ["LFS"]
+
+
+def test_a_name_made_of_ordinary_words_is_unknown_unless_the_notes_have_those_words_in_a_row(retriever):
+    refusal = retriever.refusal
+    # every word is in the notes ("nginx", "proxy", "manager", "home", "let", "encrypt"...), never the name
+    assert refusal.unknown_names("How do I get certificates working with Nginx Proxy Manager?") == [
+        "Nginx Proxy Manager"]
+    assert refusal.unknown_names("How did I connect my lamps to Home Assistant?") == ["Home Assistant"]
+    # the words in a row, with any punctuation or case between them, or run together (a URL) are a mention
+    assert refusal.unknown_names("Which checklist is on the Home Page?") == []
+    assert refusal.unknown_names("Where do the Let's Encrypt certificates come from?") == []
+    # a German sentence capitalizes its nouns: no run of capitals is a name there
+    assert refusal.unknown_names("Wie verbinde ich meine Lampen mit dem Proxy Manager Dienst?") == []
+
+
+def test_name_phrases_are_runs_of_capitals_inside_a_sentence():
+    assert name_phrases("How do I get Let's Encrypt certificates working with Nginx Proxy Manager?") == [
+        "Let's Encrypt", "Nginx Proxy Manager"]
+    # a sentence's first word is not part of a name; punctuation ends a run
+    assert name_phrases("Home Assistant: Where Is it? Proxy, Manager and more") == []
+    assert name_phrases("Set it up in Home Assistant, then in Nginx Proxy Manager.") == [
+        "Home Assistant", "Nginx Proxy Manager"]
+    # a question in Title Case has no runs to trust
+    assert name_phrases("How Do I Set Up WireGuard On My Home Server") == []
 
 
 def test_a_rare_word_inside_the_notes_text_is_not_unknown(retriever, monkeypatch):

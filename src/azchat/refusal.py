@@ -4,7 +4,8 @@ The decision reads what `Retriever.ask` ranked (the hits it will quote and the b
 candidate pool) and three kinds of evidence:
 - confidence: w * best cosine + (1 - w) * the best IDF-weighted share of the question's words in one of the top
   3 hits;
-- names the notes never mention ("BigQuery", "Ansible", "LFS"): such a question asks for more confidence;
+- names the notes never mention ("BigQuery", "Ansible", "LFS", or a name made of ordinary words in an English
+  question: "Nginx Proxy Manager", "Home Assistant"): such a question asks for more confidence;
 - rare words the notes never mention and the embedding model does not know as one word ("venv", "for_each"):
   still more.
 "Never mention" means: not in BM25's vocabulary and not anywhere in the notes' own text (a name inside a URL,
@@ -45,6 +46,7 @@ class Refusal:
         self._identifiers: frozenset[str] | None = None   # the notes' code identifiers, read when first asked
         self._text: tuple[frozenset[str], str] | None = None   # the notes' words and lowercased text
         self._seen: dict[str, bool] = {}    # word -> mentioned (the substring search is ~1 ms on a large vault)
+        self._compact: str | None = None    # the notes' letters and digits, run together (for name_phrases)
 
     # -- the signals ----------------------------------------------------------------------------
     def signals(self, question: str, scored: Scored, best_cos: float | None = None) -> tuple[float, float]:
@@ -86,6 +88,9 @@ class Refusal:
             toks = tokenize(word)
             if name and toks and self.lexical.unknown(toks) and not self._mentioned(word):
                 out.append(word)
+        if not german:   # (a German sentence capitalizes every noun: there a run of capitals is no name)
+            out.extend(p for p in name_phrases(question)
+                       if not any(w in p.split() for w in out) and not self._phrase_mentioned(p))
         return out
 
     def rare_unknown_words(self, question: str) -> list[str]:
@@ -141,15 +146,33 @@ class Refusal:
         found = self._seen.get(low)
         if found is not None:
             return found
-        if self._text is None:
-            text = "\n".join(c.text for c in self.chunks).lower()
-            self._text = frozenset(_PART.findall(text)), text
-        known, text = self._text
+        known, text = self._notes_text()
         parts = _PART.findall(low)
         found = bool(parts) and all(p in known or len(p) >= 6 and p in text for p in parts)
         if len(self._seen) > 50_000:
             self._seen.clear()
         self._seen[low] = found
+        return found
+
+    def _notes_text(self) -> tuple[frozenset[str], str]:
+        """The notes' words and their whole text, lowercased (read once, when first asked)."""
+        if self._text is None:
+            text = "\n".join(c.text for c in self.chunks).lower()
+            self._text = frozenset(_PART.findall(text)), text
+        return self._text
+
+    def _phrase_mentioned(self, phrase: str) -> bool:
+        """Whether the notes have the words of a multi-word name in a row, with anything but letters and digits
+        between them or nothing at all: "Let's Encrypt", "nginx-proxy-manager", "letsencrypt.org",
+        "github.com/danielmiessler/fabric" for "Daniel Miessler's Fabric"."""
+        key = "\0" + phrase.lower()
+        found = self._seen.get(key)
+        if found is None:
+            if self._compact is None:
+                self._compact = "".join(_PART.findall(self._notes_text()[1]))
+            forms = {phrase.lower(), _POSSESSIVE.sub("", phrase.lower())}
+            found = any("".join(_PART.findall(f)) in self._compact for f in forms)
+            self._seen[key] = found
         return found
 
     def _knows_identifier(self, word: str) -> bool:
@@ -167,6 +190,40 @@ _WORD = re.compile(r"\w[\w.+-]*\w|\w")
 _SUBWORD = re.compile(r"[.+-]")                    # splits a hyphenated or dotted word
 _PART = re.compile(r"[^\W_]+")                      # letters and digits between underscores
 _IDENTIFIER = re.compile(r"\w*_\w*")
+
+
+_POSSESSIVE = re.compile(r"['’]s\b")
+_EDGE = "\"'“”‘’()[]{}<>,;:!?."
+
+
+def name_phrases(question: str) -> list[str]:
+    """Runs of two or more capitalized words inside a sentence ("How do I get Let's Encrypt working with Nginx
+    Proxy Manager?" -> "Let's Encrypt", "Nginx Proxy Manager"): a name made of ordinary words, which no check
+    of one word at a time can see. A sentence's first word and "I" are not capitals of a name; punctuation
+    after a word ends its run; a question in Title Case has none."""
+    words = question.split()
+    if all(w.strip(_EDGE)[:1].isupper() for w in words if len(w.strip(_EDGE)) >= 4):
+        return []   # Title Case: every longer word has its capital
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush():
+        if len(run) >= 2:
+            out.append(" ".join(run))
+        run.clear()
+
+    sentence_start = True
+    for raw in words:
+        word = raw.strip(_EDGE)
+        if word[:1].isupper() and word != "I" and not sentence_start and not raw[:1] in _EDGE:
+            run.append(word)
+        else:
+            flush()
+        if raw.rstrip(_EDGE) != raw:
+            flush()
+        sentence_start = raw.endswith((".", "?", "!", ":"))
+    flush()
+    return out
 
 
 def _mixed_case(part: str) -> bool:
