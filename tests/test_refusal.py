@@ -50,6 +50,8 @@ def test_name_phrases_are_runs_of_capitals_inside_a_sentence():
     assert name_phrases("Home Assistant: Where Is it? Proxy, Manager and more") == []
     assert name_phrases("Set it up in Home Assistant, then in Nginx Proxy Manager.") == [
         "Home Assistant", "Nginx Proxy Manager"]
+    assert name_phrases("Is purge protection of the Key Vault (Soft Delete) enabled?") == ["Key Vault", "Soft Delete"]
+    assert name_phrases('Where is "Nginx Proxy Manager" set up?') == ["Nginx Proxy Manager"]
     # a question in Title Case has no runs to trust
     assert name_phrases("How Do I Set Up WireGuard On My Home Server") == []
 

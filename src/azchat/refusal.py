@@ -200,7 +200,7 @@ def name_phrases(question: str) -> list[str]:
     """Runs of two or more capitalized words inside a sentence ("How do I get Let's Encrypt working with Nginx
     Proxy Manager?" -> "Let's Encrypt", "Nginx Proxy Manager"): a name made of ordinary words, which no check
     of one word at a time can see. A sentence's first word and "I" are not capitals of a name; punctuation
-    after a word ends its run; a question in Title Case has none."""
+    before a word starts a new run, after a word ends its run; a question in Title Case has none."""
     words = question.split()
     if all(w.strip(_EDGE)[:1].isupper() for w in words if len(w.strip(_EDGE)) >= 4):
         return []   # Title Case: every longer word has its capital
@@ -215,7 +215,9 @@ def name_phrases(question: str) -> list[str]:
     sentence_start = True
     for raw in words:
         word = raw.strip(_EDGE)
-        if word[:1].isupper() and word != "I" and not sentence_start and not raw[:1] in _EDGE:
+        if raw[0] in _EDGE:
+            flush()
+        if word[:1].isupper() and word != "I" and not sentence_start:
             run.append(word)
         else:
             flush()
