@@ -193,6 +193,7 @@ _IDENTIFIER = re.compile(r"\w*_\w*")
 
 
 _POSSESSIVE = re.compile(r"['’]s\b")
+_MINOR = frozenset("a an the and but or nor for as at by in of on per to via with from into vs".split())
 _EDGE = "\"'“”‘’()[]{}<>,;:!?."
 
 
@@ -202,8 +203,9 @@ def name_phrases(question: str) -> list[str]:
     of one word at a time can see. A sentence's first word and "I" are not capitals of a name; punctuation
     before a word starts a new run, after a word ends its run; a question in Title Case has none."""
     words = question.split()
-    if all(w.strip(_EDGE)[:1].isupper() for w in words if len(w.strip(_EDGE)) >= 4):
-        return []   # Title Case: every longer word has its capital
+    if all(w.strip(_EDGE)[:1].isupper() for w in words
+           if w.strip(_EDGE)[:1].isalpha() and w.strip(_EDGE).lower() not in _MINOR):
+        return []   # Title Case: every word but articles, conjunctions and short prepositions has its capital
     out: list[str] = []
     run: list[str] = []
 
