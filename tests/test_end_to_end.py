@@ -131,3 +131,45 @@ def test_shipped_notes_answer_about_azure_machine_learning(tmp_path, capsys):
     assert out["hits"][0]["path"] == "az104 - Storage Accounts.md"
     assert_span(notes, out["hits"][0]["path"], out["hits"][0]["start_line"], out["hits"][0]["end_line"],
                 "A closing line about immutable blob storage.")
+
+
+def test_without_notes_the_index_reads_the_folder_it_was_built_from(built, capsys, tmp_path, monkeypatch):
+    """`azchat index --notes ~/vault` then `azchat ask ...` in a folder that has some other ./notes: the
+    question is answered from ~/vault, and the index is never rebuilt from ./notes."""
+    notes, index = built
+    monkeypatch.delenv("AZCHAT_NOTES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "notes", "other.md", "# Sourdough\n\nFeed the starter with rye flour every morning.\n")
+    _, out = run_cli(capsys, "ask", "How do I peer two virtual networks?", "--index", str(index), "--json")
+    assert out["found"] and out["citations"][0]["path"] == "networking.md"
+    _, out = run_cli(capsys, "search", "rye flour starter", "--index", str(index), "--json")
+    assert all(h["path"] != "other.md" for h in out["hits"])
+    # an edit in the recorded folder is picked up by a bare `azchat index`
+    write(notes, "bastion.md", "# Bastion\n\nAzure Bastion gives RDP and SSH access through the browser.\n")
+    try:
+        _, stats = run_cli(capsys, "index", "--index", str(index), "--json")
+        assert stats["added"] == 1 and stats["notes"] == len(list(notes.rglob("*.md")))
+    finally:
+        (notes / "bastion.md").unlink()
+        main(["index", "--notes", str(notes), "--index", str(index), "--json"])
+        capsys.readouterr()
+    # given explicitly, another folder still wins
+    _, stats = run_cli(capsys, "index", "--notes", str(tmp_path / "notes"), "--index", str(tmp_path / "idx2"),
+                       "--json")
+    assert stats["notes"] == 1
+
+
+def test_a_blank_question_is_a_clear_error_and_an_early_exit_never_aborts(built, tmp_path):
+    """A blank question is refused before anything loads; a question whose folder filter matches nothing ends
+    while the ONNX session is still being built in the background, and must still exit 0 (it aborted with
+    SIGABRT while that thread was a daemon)."""
+    notes, index = built
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "azchat", *argv, "--notes", str(notes),  # noqa: E731
+                                        "--index", str(index)], capture_output=True, text=True, env=env)
+    for argv in (["ask", "  "], ["search", ""]):
+        proc = run(*argv)
+        assert proc.returncode == 2 and proc.stderr.startswith("azchat: The ") and "empty" in proc.stderr
+    proc = run("ask", "how do I peer networks", "--folder", "no/such/folder", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["found"] is False

@@ -1,6 +1,7 @@
 """Index builds: incremental updates, embedding cache, rebuild triggers, atomic writes, locking."""
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,20 @@ def test_skipped_files_and_warnings_are_reported(vault, tmp_path, fake):
     assert {"path": "bin.md", "reason": "not a text file (binary content)"} in s.skipped
     assert [w["path"] for w in s.warnings] == ["broken.md"]
     assert "broken.md" in {c.path for c in load_generation(tmp_path / "index").chunks}
+
+
+def test_the_notes_folder_defaults_to_the_one_the_index_was_built_from(vault, tmp_path, fake, monkeypatch):
+    from azchat import config
+
+    monkeypatch.delenv("AZCHAT_NOTES", raising=False)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")          # not the vault's parent: ./notes is not the vault here
+    assert config.notes_dir(None, tmp_path / "index") == Path("notes")          # no index yet
+    build_index(vault, tmp_path / "index", embedder=fake)
+    assert config.notes_dir(None, tmp_path / "index").resolve() == vault.resolve()
+    assert config.notes_dir("elsewhere", tmp_path / "index") == Path("elsewhere")   # given wins
+    monkeypatch.setenv("AZCHAT_NOTES", "from-env")
+    assert config.notes_dir(None, tmp_path / "index") == Path("from-env")            # then the environment
+    (tmp_path / "index" / "CURRENT").write_text("garbage\n")
+    monkeypatch.delenv("AZCHAT_NOTES")
+    assert config.notes_dir(None, tmp_path / "index") == Path("notes")           # unreadable: the default

@@ -7,13 +7,14 @@ import sys
 import time
 
 from . import __version__, config
-from .errors import AzchatError, IndexLockedError
+from .errors import AzchatError, IndexLockedError, InputError
 
 LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--notes", help="notes folder (default ./notes, or $AZCHAT_NOTES)")
+    p.add_argument("--notes", help="notes folder (default $AZCHAT_NOTES, else the folder the index was "
+                                   "built from, else ./notes)")
     p.add_argument("--index", help="index folder (default ./index, or $AZCHAT_INDEX)")
     p.add_argument("--model", help="embedding model: name or folder (default: bundled all-MiniLM-L6-v2, "
                                    "or $AZCHAT_MODEL)")
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("mcp", help="MCP server for AI agents over stdio (search, ask, get, status)")
-    p.add_argument("--notes", help="notes folder (default ./notes, or $AZCHAT_NOTES)")
+    p.add_argument("--notes", help="notes folder (default $AZCHAT_NOTES, else the folder the index was "
+                                   "built from, else ./notes)")
     p.add_argument("--index", help="index folder (default ./index, or $AZCHAT_INDEX)")
     p.add_argument("--model", help="embedding model: name or folder (default: the index's, or $AZCHAT_MODEL)")
     p.set_defaults(func=cmd_mcp)
@@ -111,7 +113,7 @@ def _retriever(args):
     from .indexing import check_notes_or_index, is_stale
     from .retrieval import Retriever
 
-    notes, index = config.notes_dir(args.notes), config.index_dir(args.index)
+    notes, index = config.notes_dir(args.notes, args.index), config.index_dir(args.index)
     check_notes_or_index(notes, index)
     embedder = _prefetched_embedder(args, index)
     if notes.is_dir() and is_stale(notes, index):
@@ -165,7 +167,14 @@ def _print_build(stats, prefix: str = "") -> None:
         print(f"  warning {w['path']}: {w['message']}", flush=True)
 
 
+def _nonblank(text: str, what: str) -> str:
+    if not text.strip():
+        raise InputError(f"The {what} is empty: give a few words to {'search for' if what == 'query' else 'ask'}.")
+    return text
+
+
 def cmd_search(args) -> int:
+    _nonblank(args.query, "query")
     hits = _retriever(args).search(args.query, k=args.k, tags=args.tag or None, folder=args.folder)
     if args.json:
         print(json.dumps({"query": args.query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
@@ -181,6 +190,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_ask(args) -> int:
+    _nonblank(args.question, "question")
     if args.llm:
         return _ask_written(args)
     answer = _retriever(args).ask(args.question, tags=args.tag or None, folder=args.folder)

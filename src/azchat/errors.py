@@ -27,6 +27,12 @@ class ModelError(AzchatError):
     exit_code = 5
 
 
+class InputError(AzchatError):
+    """The command's own input is unusable (an empty question)."""
+
+    exit_code = 2
+
+
 class SourceError(AzchatError):
     """A source that cannot be shown: outside the notes folder, not an indexed note, or no such line."""
 

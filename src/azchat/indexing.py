@@ -142,7 +142,7 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
                 wait_seconds: float = 0.0) -> BuildStats:
     """Index every note under notes_dir into index_dir, incrementally. Returns what was done."""
     t0 = time.perf_counter()
-    notes_dir, index_dir = default_notes(notes_dir), default_index(index_dir)
+    notes_dir, index_dir = default_notes(notes_dir, index_dir), default_index(index_dir)
     log = log or (lambda msg: None)
     if not notes_dir.is_dir():
         raise NotesNotFoundError(f"Notes folder {notes_dir} does not exist or is not a folder.")

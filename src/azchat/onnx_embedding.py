@@ -237,9 +237,11 @@ class OnnxEmbedder:
 
     def prefetch(self) -> "OnnxEmbedder":
         """Start loading the ONNX session in a background thread (onnxruntime releases the GIL while it
-        builds the session), so a cold query overlaps it with reading the index."""
+        builds the session), so a cold query overlaps it with reading the index. Not a daemon: a process that
+        ends before the session is built waits the ~0.1 s for it, where a daemon thread killed inside
+        onnxruntime aborts the process (`azchat ask ""` exited with SIGABRT, 134)."""
         if self._session is None and self._prefetch is None:
-            self._prefetch = threading.Thread(target=self._quiet_load, name="azchat-onnx-load", daemon=True)
+            self._prefetch = threading.Thread(target=self._quiet_load, name="azchat-onnx-load")
             self._prefetch.start()
         return self
 

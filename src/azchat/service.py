@@ -32,7 +32,7 @@ def is_follow_up(question: str) -> bool:
 
 class NotesService:
     def __init__(self, notes_dir=None, index_dir=None, model: str | None = None, embedder=None):
-        self.notes_dir = Path(config.notes_dir(notes_dir))
+        self.notes_dir = Path(config.notes_dir(notes_dir, index_dir))
         self.index_dir = Path(config.index_dir(index_dir))
         self.model = model
         self._embedder = embedder

@@ -67,7 +67,7 @@ class Watcher:
                  on_update: Callable[[BuildStats], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  log: Callable[[str], None] | None = None, progress=None, polling: bool = False):
-        self.notes_dir = default_notes(notes_dir)
+        self.notes_dir = default_notes(notes_dir, index_dir)
         self.index_dir = default_index(index_dir)
         if not self.notes_dir.is_dir():
             raise NotesNotFoundError(f"Notes folder {self.notes_dir} does not exist or is not a folder.")
