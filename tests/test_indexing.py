@@ -136,6 +136,9 @@ def test_the_notes_folder_defaults_to_the_one_the_index_was_built_from(vault, tm
     assert config.notes_dir(None, tmp_path / "index") == Path("notes")          # no index yet
     build_index(vault, tmp_path / "index", embedder=fake)
     assert config.notes_dir(None, tmp_path / "index").resolve() == vault.resolve()
+    vault.rename(tmp_path / "moved")
+    assert config.notes_dir(None, tmp_path / "index") == Path("notes")          # gone (moved): the default
+    (tmp_path / "moved").rename(vault)
     assert config.notes_dir("elsewhere", tmp_path / "index") == Path("elsewhere")   # given wins
     monkeypatch.setenv("AZCHAT_NOTES", "from-env")
     assert config.notes_dir(None, tmp_path / "index") == Path("from-env")            # then the environment

@@ -20,14 +20,14 @@ def index_dir(value=None) -> Path:
 
 
 def notes_dir(value=None, index=None) -> Path:
-    """The notes folder: given, else AZCHAT_NOTES, else the folder the index was built from, else ./notes.
-    So `azchat ask` after `azchat index --notes ~/vault` reads ~/vault, and never rebuilds that index from
-    whatever ./notes happens to be."""
+    """The notes folder: given, else AZCHAT_NOTES, else the folder the index was built from (while it exists:
+    a moved checkout falls back), else ./notes. So `azchat ask` after `azchat index --notes ~/vault` reads
+    ~/vault, and never rebuilds that index from whatever ./notes happens to be."""
     chosen = env_or(value, "AZCHAT_NOTES", None)
     if chosen is not None:
         return Path(chosen)
     built_from = _built_from(index_dir(index))
-    return built_from if built_from is not None else Path("notes")
+    return built_from if built_from is not None and built_from.is_dir() else Path("notes")
 
 
 def _built_from(index: Path) -> Path | None:
