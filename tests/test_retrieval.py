@@ -51,6 +51,15 @@ def test_filters_apply_inside_retrieval(retriever):
     assert retriever.search("network", tags=["no-such-tag"]) == []
 
 
+def test_a_filter_that_matches_no_note_is_named_with_what_exists(retriever):
+    assert retriever.filter_problem(["azure"], "storage") == ""
+    assert retriever.filter_problem(["#Azure"], None) == ""                  # case and "#" do not matter
+    problem = retriever.filter_problem(["azure", "no-such-tag"], None)
+    assert problem.startswith("No note has the tag 'no-such-tag'. Tags in your notes: ") and "azure" in problem
+    assert retriever.filter_problem(None, "nowhere") == "No note is in the folder 'nowhere'. Folders: ml, storage."
+    assert retriever.filter_problem(None, "ml/") == ""
+
+
 def test_tags_and_folders_are_listed(retriever):
     assert retriever.tags() == ["azure", "dns", "ml", "networking", "storage"]
     assert retriever.folders() == ["ml", "storage"]

@@ -12,6 +12,16 @@ from .errors import AzchatError, IndexLockedError, InputError
 LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
 
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
+    return n
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notes", help="notes folder (default $AZCHAT_NOTES, else the folder the index was "
                                    "built from, else ./notes)")
@@ -42,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _filters(p)
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("-k", type=_positive, default=10, help="number of hits (default 10)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a question from your notes, with citations")
@@ -87,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "index, removed when it ends (default: the system temp dir)")
     p.add_argument("--split", choices=["all", "dev", "test"], default="all",
                    help="evaluate all questions, or the dev/test part (every third line is test)")
-    p.add_argument("-k", type=int, default=10, help="ranking depth for the metrics (default 10)")
+    p.add_argument("-k", type=_positive, default=10, help="ranking depth for the metrics (default 10)")
     p.add_argument("--llm", action="store_true", help="score the written answers of your own model endpoint "
                                                       "instead of the extractive ones")
     p.set_defaults(func=cmd_eval)
@@ -173,9 +183,18 @@ def _nonblank(text: str, what: str) -> str:
     return text
 
 
+def _filtered(retriever, args):
+    """The retriever, once --tag and --folder are known to match some note (else a one-sentence error)."""
+    problem = retriever.filter_problem(args.tag or None, args.folder)
+    if problem:
+        raise InputError(problem)
+    return retriever
+
+
 def cmd_search(args) -> int:
     _nonblank(args.query, "query")
-    hits = _retriever(args).search(args.query, k=args.k, tags=args.tag or None, folder=args.folder)
+    hits = _filtered(_retriever(args), args).search(args.query, k=args.k, tags=args.tag or None,
+                                                    folder=args.folder)
     if args.json:
         print(json.dumps({"query": args.query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return 0
@@ -193,7 +212,7 @@ def cmd_ask(args) -> int:
     _nonblank(args.question, "question")
     if args.llm:
         return _ask_written(args)
-    answer = _retriever(args).ask(args.question, tags=args.tag or None, folder=args.folder)
+    answer = _filtered(_retriever(args), args).ask(args.question, tags=args.tag or None, folder=args.folder)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
@@ -204,7 +223,7 @@ def cmd_ask(args) -> int:
 def _ask_written(args) -> int:
     """`ask --llm`: the model's checked text streams to the terminal, then the sources; a fallback to the
     quotes says why on stderr. With --json: one request, the `ask --json` shape plus mode, model, notice."""
-    retriever = _retriever(args)
+    retriever = _filtered(_retriever(args), args)
     streamed: list[str] = []
 
     def show(piece: str) -> None:
@@ -347,7 +366,7 @@ def cmd_eval(args) -> int:
             raise ev.EvalInputError("eval --llm needs a model endpoint: set AZCHAT_LLM_BASE_URL and "
                                     "AZCHAT_LLM_MODEL, or AZURE_OPENAI_* (see the README).")
         mode = "generative"
-    result = ev.evaluate_questions(_retriever(args), questions, k=args.k, tags=args.tag or None,
+    result = ev.evaluate_questions(_filtered(_retriever(args), args), questions, k=args.k, tags=args.tag or None,
                                    folder=args.folder, mode=mode)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))

@@ -85,6 +85,20 @@ class Retriever:
     def folders(self) -> list[str]:
         return sorted({c.folder for c in self._gen.chunks if c.folder})
 
+    def filter_problem(self, tags=None, folder=None) -> str:
+        """One sentence when a tag or folder filter can match no note (a typo, most likely), else ""."""
+        known = {t.lower(): t for t in self.tags()}
+        missing = [t for t in (tags or []) if t.lower().lstrip("#") not in known]
+        if missing:
+            return (f"No note has the tag {', '.join(repr(t) for t in missing)}. " +
+                    (f"Tags in your notes: {_listing(sorted(known.values(), key=str.lower))}." if known
+                     else "Your notes have no tags."))
+        if folder and len(self._allowed(None, folder)) == 0:
+            folders = self.folders()
+            return f"No note is in the folder {folder!r}. " + (f"Folders: {_listing(folders)}." if folders
+                                                                  else "Your notes have no subfolders.")
+        return ""
+
     # -- retrieval ------------------------------------------------------------------------------
     def _allowed(self, tags, folder) -> np.ndarray | None:
         if not tags and not folder:
@@ -246,6 +260,11 @@ class Retriever:
 
 
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
+
+
+def _listing(names: list[str], most: int = 12) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" (and {len(names) - most} more)" if len(names) > most else "")
 
 
 def _normalize(x: np.ndarray, how: str) -> np.ndarray:
