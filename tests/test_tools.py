@@ -60,6 +60,8 @@ def test_ask_has_the_cli_shape(tools, vault):
     (lambda t: t.search("vnet", k=T.MAX_K + 1), "between 1 and"),
     (lambda t: t.search("vnet", k="many"), "whole number"),
     (lambda t: t.search("vnet", tag=[3]), "tag"),
+    (lambda t: t.search("vnet", tag="azur"), "No note has the tag 'azur'. Tags in your notes: .*azure"),
+    (lambda t: t.ask("vnet", folder="mll"), "No note is in the folder 'mll'. Folders: ml, storage"),
     (lambda t: t.ask(""), "empty"),
     (lambda t: t.get("networking.md", 0), "start_line"),
     (lambda t: t.get("networking.md", 10_000), "past the end"),

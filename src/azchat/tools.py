@@ -261,6 +261,13 @@ class NotesTools:
             return "the index needs a rebuild"
         return ", ".join(f"{len(v)} {k}" for k, v in changes.items() if v)
 
+    def _check_filters(self, tags, folder) -> None:
+        """A tag or folder no note has is a mistake to name (with what exists), not an empty result: an agent
+        cannot tell a typo from "nothing matches"."""
+        problem = self.service.retriever.filter_problem(tags, folder) if tags or folder else ""
+        if problem:
+            raise ToolInputError(problem)
+
     # -- the tools -----------------------------------------------------------------------------
     def search(self, query, k=10, tag=None, folder=None) -> SearchResult:
         """`azchat search --json`: {"query", "hits": [{"rank", "path", "title", "heading", "start_line",
@@ -269,6 +276,7 @@ class NotesTools:
         k = _int(k, "k", 1, MAX_K)
         tags, folder = tag_list(tag), _folder(folder)
         self.refresh()
+        self._check_filters(tags, folder)
         hits = [h.to_dict() for h in self.service.search(query, k=k, tags=tags, folder=folder)]
         cut = False
         for h in hits:
@@ -285,6 +293,7 @@ class NotesTools:
         if mode not in (None, "", "extractive", "generative"):
             raise ToolInputError(f"mode must be 'extractive' or 'generative', not {mode!r}.")
         self.refresh()
+        self._check_filters(tags, folder)
         answer = self.service.ask(question, tags=tags, folder=folder)
         if mode == "generative":                # your model writes it from the same passages (generate.py)
             from .generate import write_answer
