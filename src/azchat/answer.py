@@ -432,14 +432,17 @@ def _widened(chunk: Chunk, chunks: list[Chunk]) -> Chunk:
     """The chunk joined with the other pieces of its section among the hits (the same note and heading, lines
     that overlap or adjoin): a long section split in two reads as one, so a list cut by the split is whole."""
     lines = chunk.text.split("\n")
+    if any(fence_of(x) for x in lines):
+        return chunk   # (pieces of a code block are read as they were cut: a fence decides what is code)
     start, end = chunk.start_line, chunk.start_line + len(lines) - 1
+    own = (start, end)
     grown = True
     while grown:
         grown = False
         for other in chunks:
             if other is chunk or other.path != chunk.path or other.heading != chunk.heading \
-                    or any(fence_of(x) for x in other.text.split("\n") + chunk.text.split("\n")):
-                continue   # (pieces of a code block are read as they were cut: a fence decides what is code)
+                    or any(fence_of(x) for x in other.text.split("\n")):
+                continue
             o_lines = other.text.split("\n")
             o_start, o_end = other.start_line, other.start_line + len(o_lines) - 1
             if o_start <= end + 1 and o_end > end and o_start >= start:
@@ -450,7 +453,7 @@ def _widened(chunk: Chunk, chunks: list[Chunk]) -> Chunk:
                 lines = o_lines[:start - o_start] + lines
                 start = o_start
                 grown = True
-    if start == chunk.start_line and end == chunk.start_line + len(chunk.text.split("\n")) - 1:
+    if (start, end) == own:
         return chunk
     return replace(chunk, start_line=start, end_line=end, text="\n".join(lines))
 
