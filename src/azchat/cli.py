@@ -22,10 +22,14 @@ def _positive(value: str) -> int:
     return n
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _notes_and_index(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notes", help="notes folder (default $AZCHAT_NOTES, else the folder the index was "
                                    "built from, else ./notes)")
     p.add_argument("--index", help="index folder (default ./index, or $AZCHAT_INDEX)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    _notes_and_index(p)
     p.add_argument("--model", help="embedding model: name or folder (default: bundled all-MiniLM-L6-v2, "
                                    "or $AZCHAT_MODEL)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -74,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("mcp", help="MCP server for AI agents over stdio (search, ask, get, status)")
-    p.add_argument("--notes", help="notes folder (default $AZCHAT_NOTES, else the folder the index was "
-                                   "built from, else ./notes)")
-    p.add_argument("--index", help="index folder (default ./index, or $AZCHAT_INDEX)")
+    _notes_and_index(p)
     p.add_argument("--model", help="embedding model: name or folder (default: the index's, or $AZCHAT_MODEL)")
     p.set_defaults(func=cmd_mcp)
 
@@ -237,16 +239,15 @@ def _ask_written(args) -> int:
         return 0
     shown = "".join(streamed)
     if answer.mode == "generative" and answer.answer.startswith(shown):
-        print(answer.answer[len(shown):])
-    else:
-        if shown:
-            print()
+        print(answer.answer[len(shown):])      # the rest after what streamed: the sources
         if answer.notice:
             _say(f"azchat: {answer.notice}")
-        print(answer.answer)
         return 0
+    if shown:                                  # fell back after streaming began: the quotes on a new line,
+        print()                                # the reason before them
     if answer.notice:
         _say(f"azchat: {answer.notice}")
+    print(answer.answer)
     return 0
 
 
