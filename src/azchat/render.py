@@ -12,7 +12,7 @@ from typing import Callable
 
 from .editor import EditorLinks
 from .note_html import plain_text, render_markdown
-from .syntax import LineCleaner
+from .syntax import Fences
 from .types import Answer, Citation, Hit
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # after html.escape: no tags, links, emphasis, code
@@ -98,10 +98,10 @@ def _open_fence(section, first_line: int) -> str | None:
     above it ("" for a fence without a language), or None outside code."""
     if section is None or not section.start_line < first_line <= section.end_line:
         return None
-    cleaner = LineCleaner()
+    fences = Fences()
     for line in section.text.split("\n")[:first_line - section.start_line]:
-        cleaner.clean(line)
-    return cleaner.fence_lang if cleaner.in_code else None
+        fences.feed(line)
+    return fences.lang if fences.in_code else None
 
 
 def _quoted(cits: list[Citation]) -> tuple[set[int], list[str]]:
