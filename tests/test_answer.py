@@ -453,3 +453,19 @@ def test_a_question_word_matches_the_same_verb_with_re_in_front():
     units = segment(_chunk("- Resize: az vm resize --size Standard_DS3_v2\n- Restore: from a recovery point", start=1))
     resize, restore = score_units("Can I change the size of a VM?", units, {"size": 4.0, "vm": 2.5, "chang": 3.0})
     assert resize > 0.5 and restore == 0   # "size" is "resize" again; "restore" is not "store" asked
+
+
+def test_a_note_with_only_frontmatter_is_not_quoted_as_an_answer():
+    # an `_index.md` with a title and menu settings: found by its title, but its YAML answers nothing
+    yaml = Chunk(id="y", path="docs/_index.md", title="Doku Tools", heading="", start_line=1, end_line=5,
+                 text="---\ntitle: Doku Tools\nmenu:\n  main:\n---", embed_text="Doku Tools", search_text="")
+    body = Chunk(id="b", path="docs/prompts.md", title="Prompts", heading="Technical drawings", start_line=20,
+                 end_line=21, text="For technical drawings from my docs I use Claude.",
+                 embed_text="", search_text="")
+    ans = compose("Which tool draws technical drawings from my docs?", _hits([yaml, body], [1.0, 0.9]),
+                  [yaml, body], {}, True)
+    assert [c.path for c in ans.citations] == ["docs/prompts.md"]
+    assert "menu" not in ans.answer
+    # nothing but such a note: nothing to quote
+    alone = compose("Which tool draws technical drawings from my docs?", _hits([yaml], [1.0]), [yaml], {}, True)
+    assert not alone.found

@@ -458,12 +458,25 @@ def _widened(chunk: Chunk, chunks: list[Chunk]) -> Chunk:
     return replace(chunk, start_line=start, end_line=end, text="\n".join(lines))
 
 
+def _frontmatter_only(chunk: Chunk) -> bool:
+    """The chunk of a note that has nothing but its frontmatter block (chunking's title-only chunk)."""
+    lines = chunk.text.split("\n")
+    return (chunk.start_line == 1 and not chunk.heading and len(lines) >= 2 and lines[0].strip() == "---"
+            and lines[-1].strip() in ("---", "..."))
+
+
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
             max_sentences: int = 4, max_hits: int = 4) -> Answer:
     """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
     if not found or not hits:
         return Answer(question, NOT_FOUND + " Try other words, or check that the note is in the notes folder.",
                       False, [], hits)
+    all_hits = hits
+    # a note with no body is found by its title, but its YAML keys answer nothing: quote from the others
+    kept = [(h, c) for h, c in zip(hits, chunks) if not _frontmatter_only(c)]
+    if not kept:
+        return Answer(question, NOT_FOUND, False, [], all_hits)
+    hits, chunks = [h for h, _ in kept], [c for _, c in kept]
     top_score = hits[0].score
     candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
     for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
@@ -491,7 +504,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
                 continue   # a bare edge label ("uses") says nothing alone
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
-        return Answer(question, NOT_FOUND, False, [], hits)
+        return Answer(question, NOT_FOUND, False, [], all_hits)
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     best = candidates[0][0]
     chosen: list = []
@@ -527,4 +540,4 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     sources = [f"[{c.n}] {c.title}" + (f" › {c.heading}" if c.heading and c.heading != c.title else "")
                + f" — {c.location}" for c in citations]
     text = "From your notes:\n\n" + "\n".join(bullets) + "\n\nSources:\n" + "\n".join(sources)
-    return Answer(question, text, True, citations, hits)
+    return Answer(question, text, True, citations, all_hits)
