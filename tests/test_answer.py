@@ -469,3 +469,13 @@ def test_a_note_with_only_frontmatter_is_not_quoted_as_an_answer():
     # nothing but such a note: nothing to quote
     alone = compose("Which tool draws technical drawings from my docs?", _hits([yaml], [1.0]), [yaml], {}, True)
     assert not alone.found
+
+
+def test_a_diagram_styling_line_is_never_quoted():
+    # "style EI fill:#f9f,stroke:#333" was quoted as "EI fill:f9f,stroke:#333,stroke-width:4px"
+    text = ("### External Identities\n```mermaid\nmindmap\n  root((Identities))\n    External Identities\n"
+            "    style EI fill:#f9f,stroke:#333,stroke-width:4px\n    classDef big fill:#ccc,stroke:#000\n"
+            "    class B2B big\n    linkStyle 0 stroke:#f00\n```")
+    units = segment(_chunk(text))
+    assert not any(w in u.display for u in units for w in ("fill", "stroke", "big"))
+    assert [u.display for u in units] == ["External Identities"]   # what the diagram says is still there

@@ -15,6 +15,7 @@ _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _QUOTE = re.compile(r"^\s*>")
 _ONE_LINE_FENCE = re.compile(r"^\s*`{3,}([^`]+)`{3,}\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+_DIAGRAM_STYLE = re.compile(r"^\s*(style|classDef|class|linkStyle)\s", re.IGNORECASE)   # mermaid's styling lines
 _PLAIN_NODE = re.compile(r"^\s*[^\W_](?:[^\[\]{}\"|:<>=(]|(?<=\s)\()*$")   # a mind-map node as its text, not mermaid syntax
 
 
@@ -91,6 +92,8 @@ def segment(chunk: Chunk) -> list[Unit]:
                     # a command continued over several lines (\ in shells, ` in PowerShell) is one unit
                     units[-1] = Unit(prev.text + "\n" + raw, _CONTINUED.sub("", prev.display) + " " + clean,
                                      prev.start_line, line_no, "code")
+                elif kind == "diagram" and _DIAGRAM_STYLE.match(raw):
+                    pass   # "style EI fill:#f9f,stroke:#333": how the diagram looks, not what it says
                 elif kind == "code" or ":" in clean:   # a diagram line that says something ("state X : ...")
                     units.append(Unit(raw.strip(), clean, line_no, line_no, kind))
                 elif _PLAIN_NODE.match(raw) and not _MERMAID_KEYWORDS.match(raw):
