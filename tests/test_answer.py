@@ -479,3 +479,18 @@ def test_a_diagram_styling_line_is_never_quoted():
     units = segment(_chunk(text))
     assert not any(w in u.display for u in units for w in ("fill", "stroke", "big"))
     assert [u.display for u in units] == ["External Identities"]   # what the diagram says is still there
+
+
+def test_a_line_of_nested_code_is_quoted_with_its_parent_and_siblings():
+    # the answer sits on the line below the one that shares the question's words
+    ps = ("```powershell\n$bastsubnet = @{\n    Name = 'AzureBastionSubnet'\n    AddressPrefix = '10.1.1.0/26'\n}\n"
+          "$vnet = New-AzVirtualNetwork @net\n```")
+    ans = _ask("Which AddressPrefix has the AzureBastionSubnet?", _chunk(ps, start=20))
+    assert [(c.start_line, c.end_line) for c in ans.citations][:1] == [(21, 24)]
+    # each quoted line below the first is shown two spaces in, under its bullet, keeping its own indent
+    assert "$bastsubnet = @{\n      Name = 'AzureBastionSubnet'\n      AddressPrefix = '10.1.1.0/26'\n  }" in ans.answer
+    yaml = ("```yaml\nsteps:\n  - name: Checkout\n    uses: actions/checkout@v2\n\n  - name: Build site\n"
+            "    run: hugo --minify\n```")
+    ans = _ask("Which command does the build site step run?", _chunk(yaml, start=5))
+    assert "- - name: Build site\n    run: hugo --minify [1]" in ans.answer   # nesting shown as in the note
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(10, 11)]

@@ -294,3 +294,32 @@ def test_an_english_question_keeps_a_german_chunks_dense_score_that_bm25_cannot_
     assert list(retriever._cross_language("Wie liste ich die Ordner auf?", cand, d, fused)) == [0.6, 0.9]
     retriever.fusion = FusionSettings(cross_language_credit=0.0)
     assert list(retriever._cross_language("how do I list my folders", cand, d, fused)) == [0.6, 0.9]
+
+
+def test_a_window_cut_out_of_the_middle_of_a_code_block_is_read_as_code(tmp_path):
+    # a compose file longer than a chunk: the middle windows hold neither of its fences, and their YAML was read
+    # as prose ("restart: unless-stopped depends_on: ..." quoted as one sentence)
+    from conftest import write
+    from azchat.embedding import HashEmbedder
+
+    def services(numbers):
+        return "".join(f"  app{n}:\n    image: example/app{n}:latest\n    container_name: app{n}\n"
+                       f"    restart: unless-stopped\n    environment:\n      - SETTING_{n}=value{n}\n" for n in numbers)
+    body = ("# Stack\n\nMy compose file for the home server.\n\n```yaml\nservices:\n" + services(range(8))
+            + "  database:\n    image: example/mariadb\n    container_name: stack_db\n" + services(range(8, 16))
+            + "```\n\nThat is all.\n")
+    notes = tmp_path / "notes"
+    write(notes, "stack.md", body)
+    small = HashEmbedder(max_tokens=60)
+    build_index(notes, tmp_path / "index", embedder=small)
+    r = Retriever(tmp_path / "index", embedder=small)
+    middle = [c for c in r.chunks if "```" not in c.text and "example/mariadb" in c.text]
+    assert middle, "the block should be cut into windows"
+    assert r.open_block(middle[0]) == ("```", "yaml")
+    assert r.open_block(r.chunks[0]) is None
+    ans = r.ask("Which image does the database container use?")
+    assert ans.found
+    quoted = [c for c in ans.citations if "example/mariadb" in c.snippet]
+    assert quoted, ans.answer
+    # quoted as the nested group it is in, never as a sentence run across lines of YAML
+    assert "database:\n  image: example/mariadb\n  container_name: stack_db" in ans.answer

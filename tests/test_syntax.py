@@ -47,3 +47,11 @@ def test_one_reading_of_code_fences():
     c = LineCleaner()
     assert [c.clean(l) for l in ["```", "```python", "# not a heading", "```", "x"]] == \
         ["", "```python", "# not a heading", "", "x"]
+
+
+def test_the_block_open_at_each_line_is_read_over_the_known_lines_only():
+    from azchat.syntax import blocks_open_at
+
+    lines = {3: "Intro.", 4: "```yaml", 5: "a: 1", 9: "b: 2", 10: "```", 12: "~~~~", 13: "```", 14: "~~~~", 15: "after"}
+    assert blocks_open_at(lines) == {5: ("```", "yaml"), 9: ("```", "yaml"), 10: ("```", "yaml"),
+                                     13: ("~~~~", ""), 14: ("~~~~", "")}

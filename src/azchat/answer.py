@@ -40,14 +40,21 @@ def _starts_inside_code(lines: list[str]) -> str | None:
     return fences[0][0] if fences and not fences[0][1] and len(fences) % 2 == 1 else None
 
 
-def segment(chunk: Chunk) -> list[Unit]:
-    """Split a chunk's raw text into quotable units, each with its exact line span."""
+_UNKNOWN = ("?", "?")   # segment(): the code block open above the chunk is not known, guess from its own lines
+
+
+def segment(chunk: Chunk, open_block: tuple[str, str] | None = _UNKNOWN) -> list[Unit]:
+    """Split a chunk's raw text into quotable units, each with its exact line span. open_block: the fence and
+    language of the code block the chunk starts inside (None: it starts outside code), when the caller knows
+    it from the note; else it is guessed from the chunk (a closing fence with no opener above it)."""
     lines = chunk.text.split("\n")
     units: list[Unit] = []
     cleaner = LineCleaner()
-    open_fence = _starts_inside_code(lines)
-    if open_fence:   # a long section was split inside a code block
-        cleaner.fences.open(open_fence)
+    if open_block is _UNKNOWN:
+        marker = _starts_inside_code(lines)
+        open_block = (marker, "") if marker else None
+    if open_block:   # a long section was split inside a code block
+        cleaner.fences.open(*open_block)
     para: list[tuple[int, str]] = []
     header: list[str] = []       # the cells of the current table's header row
     indented = False             # inside an indented code block (4 spaces after a blank line, not in a list)
@@ -317,6 +324,39 @@ def _compares(header: tuple[str, ...], question: str) -> bool:
     return sum(1 for o in own if o) >= 2
 
 
+_CLOSER = re.compile(r"^\s*[)\]}]+[,;]?\s*$")
+
+
+def _nested_code(units: list[Unit], i: int, lines: list[str], chunk: Chunk, most: int = 6) -> tuple[int, int] | None:
+    """(first, last) unit of the small nested group a one-line code unit belongs to: its parent (the nearest
+    less-indented code line right above, or the unit itself when deeper lines follow it), the parent's deeper
+    lines right below it, and a bare closing bracket at the parent's indent. None when there is no such group
+    of 2-`most` lines."""
+    def code_at(j: int) -> bool:
+        return 0 <= j < len(units) and units[j].kind == "code" and units[j].start_line == units[j].end_line
+
+    def indent(j: int) -> int:
+        return _indent(lines[units[j].start_line - chunk.start_line])
+
+    def next_to(j: int, k: int) -> bool:   # units j < k on consecutive lines
+        return units[k].start_line == units[j].end_line + 1
+
+    parent = i
+    while code_at(parent - 1) and next_to(parent - 1, parent) and i - parent < most - 1 and indent(parent) >= indent(i):
+        parent -= 1
+    if indent(parent) >= indent(i):   # no less-indented line above: the unit is the parent if deeper lines follow
+        parent = i
+    last = parent
+    while code_at(last + 1) and next_to(last, last + 1) and last + 1 - parent < most and indent(last + 1) > indent(parent):
+        last += 1
+    if last == parent:
+        return None
+    if code_at(last + 1) and next_to(last, last + 1) and last + 1 - parent < most \
+            and indent(last + 1) == indent(parent) and _CLOSER.match(units[last + 1].text):
+        last += 1
+    return parent, last
+
+
 def _blank_between(lines: list[str], chunk: Chunk, end_line: int, start_line: int) -> bool:
     """Only a few blank lines lie between two units (whitespace-only lines around an indented code block)."""
     between = lines[end_line - chunk.start_line + 1:start_line - chunk.start_line]
@@ -384,6 +424,18 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
                 j += 1
             if j > i:
                 out.append((_merge(units, i, j, chunk, snippet=True), scores[i] + 0.02))
+        # a line of nested code (YAML, a PowerShell hashtable) reads with its parent line and siblings:
+        # "- name: Build" / "  run: hugo --minify", "$subnet = @{" / "Name = '...'" / "AddressPrefix = '...'" / "}"
+        if unit.kind == "code":
+            group = _nested_code(units, i, lines, chunk)
+            if group is not None:
+                merged = _merge(units, group[0], group[1], chunk, snippet=True)
+                # shown with its nesting: the lines' indents relative to the first one
+                shown = [ln for ln in lines[merged.start_line - chunk.start_line:merged.end_line - chunk.start_line + 1]
+                         if ln.strip()]
+                cut = min(_indent(ln) for ln in shown)
+                merged = replace(merged, display="\n".join(ln.expandtabs(4)[cut:].rstrip() for ln in shown))
+                out.append((merged, scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
         if unit.kind in ("sentence", "item"):
             j = i
@@ -469,8 +521,9 @@ def _frontmatter_only(chunk: Chunk) -> bool:
 
 
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
-            max_sentences: int = 4, max_hits: int = 4) -> Answer:
-    """Render the answer text and its citations from the top hits (chunks aligned with hits)."""
+            max_sentences: int = 4, max_hits: int = 4, open_block=None) -> Answer:
+    """Render the answer text and its citations from the top hits (chunks aligned with hits). open_block(chunk):
+    the code block open at the chunk's first line, read from its note (see segment); guessed when not given."""
     if not found or not hits:
         return Answer(question, NOT_FOUND + " Try other words, or check that the note is in the notes folder.",
                       False, [], hits)
@@ -488,7 +541,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         # a section cut in two whose other piece is a later hit reads whole (a list cut at the split, too)
         chunk = _widened(chunk, chunks)
         prior = hit.score / top_score if top_score > 0 else 1.0
-        units = segment(chunk)
+        units = segment(chunk, open_block(chunk) if open_block else _UNKNOWN)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
                               question)
         if _one_block(units, chunk):

@@ -15,6 +15,7 @@ from .errors import IndexCorruptError
 from .lexical import LexicalIndex, is_german, tokenize
 from .refusal import Refusal, RefusalSettings
 from .store import Generation, load_generation
+from .syntax import blocks_open_at
 from .types import Answer, Chunk, Hit
 
 
@@ -69,6 +70,8 @@ class Retriever:
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
         self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
         self._german: dict[int, bool] = {}   # chunk row -> is its text German, guessed when first a candidate
+        self._rows_of: dict[str, list[int]] | None = None            # note path -> its chunk rows
+        self._open_blocks: dict[str, dict[int, tuple[str, str]]] = {}   # note path -> blocks_open_at, when asked
 
     # -- what is in the index -------------------------------------------------------------------
     @property
@@ -236,6 +239,24 @@ class Retriever:
         scored = self._ranked(query, k, tags, folder, distinct=True)[0]
         return [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
 
+    def open_block(self, chunk: Chunk) -> tuple[str, str] | None:
+        """The code block (fence, language) open at the chunk's first line, read from the index's chunks of its
+        note: a long code block cut into windows leaves middle windows with neither of its fences."""
+        blocks = self._open_blocks.get(chunk.path)
+        if blocks is None:
+            if self._rows_of is None:
+                rows_of: dict[str, list[int]] = {}
+                for row, c in enumerate(self._gen.chunks):
+                    rows_of.setdefault(c.path, []).append(row)
+                self._rows_of = rows_of
+            lines: dict[int, str] = {}
+            for row in self._rows_of.get(chunk.path, []):
+                c = self._gen.chunks[row]
+                for offset, text in enumerate(c.text.split("\n")):
+                    lines.setdefault(c.start_line + offset, text)
+            blocks = self._open_blocks[chunk.path] = blocks_open_at(lines)
+        return blocks.get(chunk.start_line)
+
     def _hit(self, rank: int, row: int, score: float) -> Hit:
         c = self._gen.chunks[row]
         return Hit(rank=rank, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
@@ -251,7 +272,7 @@ class Retriever:
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
         found = not self.refusal.refuses(question, scored, best_cos)
         idf = self._lexical.idf(sorted(set(tokenize(question))))
-        answer = compose(question, hits, chunks, idf, found)
+        answer = compose(question, hits, chunks, idf, found, open_block=self.open_block)
         if mode == "extractive":
             return answer
         from .generate import answer_in_mode

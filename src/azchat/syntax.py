@@ -114,6 +114,19 @@ class Fences:
         return True
 
 
+def blocks_open_at(lines: dict[int, str]) -> dict[int, tuple[str, str]]:
+    """For the known lines of a note (line number -> text, gaps allowed where no code can be: the index's chunks
+    cover every body line that says something), the code block open when each line starts, as (fence, language);
+    lines outside code are left out."""
+    fences = Fences()
+    out: dict[int, tuple[str, str]] = {}
+    for number in sorted(lines):
+        if fences.marker is not None:
+            out[number] = (fences.marker, fences.lang)
+        fences.feed(lines[number])
+    return out
+
+
 def code_lines(lines) -> list[bool]:
     """For each line, whether it is part of a fenced code block (fences included)."""
     fences = Fences()
