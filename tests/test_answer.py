@@ -494,3 +494,13 @@ def test_a_line_of_nested_code_is_quoted_with_its_parent_and_siblings():
     ans = _ask("Which command does the build site step run?", _chunk(yaml, start=5))
     assert "- - name: Build site\n    run: hugo --minify [1]" in ans.answer   # nesting shown as in the note
     assert [(c.start_line, c.end_line) for c in ans.citations] == [(10, 11)]
+
+
+def test_an_intro_and_the_command_below_it_chosen_apart_are_quoted_as_one():
+    # the command outscores the intro + command snippet, so both were quoted as two bullets, the intro dangling
+    text = ('### Network\nGib mir alle Dienste die an einem Port "Lauschen":\n```netstat -tulpn | grep LISTEN```\n\n'
+            "### Firewall\nThe firewall is ufw.")
+    ans = _ask("Which netstat one-liner greps LISTEN for all Dienste on a Port?", _chunk(text, start=34))
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(35, 36)]
+    assert 'Gib mir alle Dienste die an einem Port "Lauschen":\n  netstat -tulpn | grep LISTEN [1]' in ans.answer
+    assert ans.citations[0].snippet == 'Gib mir alle Dienste die an einem Port "Lauschen":\n```netstat -tulpn | grep LISTEN```'

@@ -513,6 +513,28 @@ def _widened(chunk: Chunk, chunks: list[Chunk]) -> Chunk:
     return replace(chunk, start_line=start, end_line=end, text="\n".join(lines))
 
 
+def _joined(chosen: list, read: dict[int, Chunk]) -> list:
+    """Chosen quotes in note order, where an intro ("Start your site on the French locale:") and the quote right
+    below it (its command, its list) were both chosen: one quote of both, so they read together."""
+    out: list = []
+    for c in chosen:
+        if out:
+            prev = out[-1]
+            first, second = prev[3], c[3]
+            if prev[1] == c[1] and first.display.rstrip().endswith(":") and second.start_line > first.end_line:
+                chunk = read[c[1]]
+                lines = chunk.text.split("\n")
+                between = lines[first.end_line - chunk.start_line + 1:second.start_line - chunk.start_line]
+                if len(between) <= 3 and all(not ln.strip() or fence_of(ln) for ln in between):
+                    span = lines[first.start_line - chunk.start_line:second.end_line - chunk.start_line + 1]
+                    both = Unit("\n".join(span).strip(), first.display + "\n" + second.display, first.start_line,
+                                second.end_line, "snippet")
+                    out[-1] = (max(prev[0], c[0]), prev[1], prev[2], both)
+                    continue
+        out.append(c)
+    return out
+
+
 def _frontmatter_only(chunk: Chunk) -> bool:
     """The chunk of a note that has nothing but its frontmatter block (chunking's title-only chunk)."""
     lines = chunk.text.split("\n")
@@ -534,12 +556,14 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         return Answer(question, NOT_FOUND, False, [], all_hits)
     hits, chunks = [h for h, _ in kept], [c for _, c in kept]
     top_score = hits[0].score
+    read: dict[int, Chunk] = {}   # hit index -> the chunk its units were cut from
     candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
     for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
         if hit.score < 0.6 * top_score and h_idx > 0:
             break
         # a section cut in two whose other piece is a later hit reads whole (a list cut at the split, too)
         chunk = _widened(chunk, chunks)
+        read[h_idx] = chunk
         prior = hit.score / top_score if top_score > 0 else 1.0
         units = segment(chunk, open_block(chunk) if open_block else _UNKNOWN)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
@@ -580,6 +604,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
             chosen.append(own[0])
     # read in note order: by hit, then position in the chunk
     chosen.sort(key=lambda c: (c[1], c[2]))
+    chosen = _joined(chosen, read)
     citations: list[Citation] = []
     bullets: list[str] = []
     for n, (_, h_idx, _, unit) in enumerate(chosen, start=1):
