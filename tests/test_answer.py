@@ -504,3 +504,18 @@ def test_an_intro_and_the_command_below_it_chosen_apart_are_quoted_as_one():
     assert [(c.start_line, c.end_line) for c in ans.citations] == [(35, 36)]
     assert 'Gib mir alle Dienste die an einem Port "Lauschen":\n  netstat -tulpn | grep LISTEN [1]' in ans.answer
     assert ans.citations[0].snippet == 'Gib mir alle Dienste die an einem Port "Lauschen":\n```netstat -tulpn | grep LISTEN```'
+
+
+def test_an_intro_with_nothing_below_it_in_its_section_counts_half():
+    # "Let's explore some practical applications of Fabric:" ends its section (its list is in the next one): it
+    # shares every word with the question, but alone it answers nothing, so the sentence that does is quoted too
+    intro = _chunk("## Fabric\n\nFabric turns the clipboard into a summary with one command.\n\n"
+                   "Let's explore some practical applications of Fabric:", start=80)
+    ans = _ask("Which practical applications of Fabric did I explore?", intro)
+    assert [c.start_line for c in ans.citations] == [82, 84]
+    # the same line with its list right below it is the answer, whole
+    listed = _chunk("## Fabric\n\nFabric turns the clipboard into a summary with one command.\n\n"
+                    "Let's explore some practical applications of Fabric:\n- summarize the clipboard\n"
+                    "- extract wisdom from a video", start=80)
+    ans = _ask("Which practical applications of Fabric did I explore?", listed)
+    assert [(c.start_line, c.end_line) for c in ans.citations] == [(84, 86)]

@@ -582,6 +582,9 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         for unit, s in scored:
             if unit.kind == "diagram" and len(unit.display.split()) < 2:
                 continue   # a bare edge label ("uses") says nothing alone
+            if unit.kind in ("sentence", "item") and unit.display.rstrip().endswith(":") \
+                    and unit.end_line >= units[-1].end_line:
+                s *= 0.5   # an intro with nothing below it in its section ("Let's explore some applications:")
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], all_hits)
