@@ -519,3 +519,13 @@ def test_an_intro_with_nothing_below_it_in_its_section_counts_half():
                     "- extract wisdom from a video", start=80)
     ans = _ask("Which practical applications of Fabric did I explore?", listed)
     assert [(c.start_line, c.end_line) for c in ans.citations] == [(84, 86)]
+
+
+def test_an_embedded_image_whose_name_holds_spaces_and_a_folder_is_not_an_answer():
+    # Obsidian names pasted images "Pasted image 2023....png", often under a folder: the name matches the
+    # note's words ("terraform") but shows nothing
+    text = ("## Basics\n\nterraform init downloads the providers before the first plan.\n\n"
+            "![[_special notes/docs/IaC/Terraform/Pasted image 20230508161631.png]]\n\n"
+            "![terraform plan output](assets/terraform plan.png)")
+    ans = _ask("What does terraform init do before terraform plan?", _chunk(text, start=1, title="Terraform"))
+    assert [c.start_line for c in ans.citations] == [3]

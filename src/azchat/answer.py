@@ -199,7 +199,7 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
         brevity = 0.6 if words < 4 else 1.0
         bonus = 0.1 if numeric and any(ch.isdigit() for ch in unit.display) else 0.0
         direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
-        if _is_reference(unit.display) and not wants_links:
+        if _is_reference(unit) and not wants_links:
             direct *= 0.2                    # a link list or an embedded image's file name answers nothing
         if caveat_q and _CAVEAT.search(unit.text):
             cover = max(cover, 0.5)   # "Warnings:", "**Dabei ist zu beachten ...**" answer "any gotchas?"
@@ -245,10 +245,16 @@ def _shared_start(a: str, b: str) -> int:
 _URL = re.compile(r"https?://\S+|\S+\.(?:png|jpe?g|gif|svg|webp|pdf)\b", re.IGNORECASE)
 
 
-def _is_reference(text: str) -> bool:
-    """Mostly URLs or image file names."""
+_EMBED = re.compile(r"!\[\[[^\]]*\]\]|!\[[^\]]*\]\([^)]*\)")   # ![[Pasted image 2023.png]], ![alt](img.png)
+
+
+def _is_reference(unit: Unit) -> bool:
+    """Mostly URLs or image file names, or nothing but embedded images (whose names hold spaces)."""
+    text = unit.display
     refs = _URL.findall(text)
-    return bool(refs) and len(" ".join(refs)) >= 0.5 * len(text.strip())
+    if refs and len(" ".join(refs)) >= 0.5 * len(text.strip()):
+        return True
+    return bool(_EMBED.search(unit.text)) and not re.sub(r"[\s>*+-]", "", _EMBED.sub("", unit.text))
 
 
 def blocks(units: list[Unit], max_units: int = 12, chunk: Chunk | None = None) -> list[tuple[int, int]]:
@@ -599,7 +605,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     if chosen and all(c[1] != 0 for c in chosen):
         # the best-ranked hit (by meaning and words) always has its say: its best unit takes the last slot
         # (hit 1's prior is 1, so a unit that shares a word with the question scores above the 0.01 floor)
-        own = [c for c in candidates if c[1] == 0 and c[0] > 0.01 + 1e-9 and not _is_reference(c[3].display)
+        own = [c for c in candidates if c[1] == 0 and c[0] > 0.01 + 1e-9 and not _is_reference(c[3])
                and not _repeats(c, chosen, hits)]
         if own:
             if len(chosen) >= max_sentences:
