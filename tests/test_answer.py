@@ -525,7 +525,7 @@ def test_an_embedded_image_whose_name_holds_spaces_and_a_folder_is_not_an_answer
     # Obsidian names pasted images "Pasted image 2023....png", often under a folder: the name matches the
     # note's words ("terraform") but shows nothing
     text = ("## Basics\n\nterraform init downloads the providers before the first plan.\n\n"
-            "![[_special notes/docs/IaC/Terraform/Pasted image 20230508161631.png]]\n\n"
-            "![terraform plan output](assets/terraform plan.png)")
+            "![[_special notes/docs/IaC/Terraform/Pasted image terraform init plan.png]]\n\n"
+            "![terraform init plan output](assets/terraform init plan.png)")
     ans = _ask("What does terraform init do before terraform plan?", _chunk(text, start=1, title="Terraform"))
     assert [c.start_line for c in ans.citations] == [3]
