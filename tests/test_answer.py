@@ -529,3 +529,16 @@ def test_an_embedded_image_whose_name_holds_spaces_and_a_folder_is_not_an_answer
             "![terraform init plan output](assets/terraform init plan.png)")
     ans = _ask("What does terraform init do before terraform plan?", _chunk(text, start=1, title="Terraform"))
     assert [c.start_line for c in ans.citations] == [3]
+
+
+def test_the_lines_of_an_ascii_art_diagram_are_not_quoted():
+    text = ("## Storage replication\n\nGeo-redundant storage keeps a read-only copy in the paired region.\n\n```\n"
+            "+---------------------+        +---------------------+\n"
+            "|  |  | (Read/Write)   |   |    |  |  | (Read-only)    |\n"
+            "+---------------------+        +---------------------+\n```")
+    ans = _ask("Which region copy is read-only, and which is read/write?", _chunk(text, start=1))
+    assert [c.start_line for c in ans.citations] == [3]
+    # a table row with its cells filled is not a drawing
+    table = "| Tier | Access |\n|---|---|\n| Hot | read/write |\n| Archive | read-only, offline |"
+    ans = _ask("Which tier is read-only?", _chunk(table, start=1))
+    assert ans.citations and "Archive" in ans.answer

@@ -188,6 +188,9 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     ctx = ctx | _near_matches(q_tokens - ctx, ctx_tokens)
     scores = []
     for unit in units:
+        if _drawing(unit.display):
+            scores.append(0.0)   # a line of an ASCII-art box diagram says nothing on its own
+            continue
         u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
         if unit.kind == "diagram":   # "CycleCloud" as written, not only as the label reads ("Cycle Cloud")
             u_tokens |= set(tokenize(clean_inline(unit.text)))
@@ -205,6 +208,19 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
             cover = max(cover, 0.5)   # "Warnings:", "**Dabei ist zu beachten ...**" answer "any gotchas?"
         scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
+
+
+def _drawing(text: str) -> bool:
+    """Lines of an ASCII-art diagram: mostly box-drawing characters ("+-----+", "|  v  |"), or cells that are
+    mostly empty ("|  |  | (Read/Write)    |    |  |"). A one-line unit only; a table row has few empty cells."""
+    if "\n" in text or not text.strip():
+        return False
+    visible = [ch for ch in text if not ch.isspace()]
+    letters = sum(ch.isalnum() for ch in visible)
+    if len(visible) >= 6 and letters < 0.3 * len(visible):
+        return True
+    cells = text.strip().strip("`").split("|")
+    return len(cells) >= 5 and sum(not c.strip() for c in cells) >= 0.5 * len(cells)
 
 
 def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
