@@ -542,3 +542,14 @@ def test_the_lines_of_an_ascii_art_diagram_are_not_quoted():
     table = "| Tier | Access |\n|---|---|\n| Hot | read/write |\n| Archive | read-only, offline |"
     ans = _ask("Which tier is read-only?", _chunk(table, start=1))
     assert ans.citations and "Archive" in ans.answer
+
+
+def test_a_chunk_that_starts_inside_an_indented_code_block_reads_it_as_code_when_the_note_says_so():
+    # the window starts on the output of `cat /etc/os-release` (4-space indented): without the note's line
+    # above, its lines ran together as one sentence
+    text = '    NAME="Ubuntu"\n    VERSION="18.04.2 LTS (Bionic Beaver)"\n    ID=ubuntu\n\nThat is the distribution.'
+    chunk = _chunk(text, start=354)
+    assert [u.kind for u in segment(chunk)][:1] == ["sentence"]          # guessed from the chunk alone
+    units = segment(chunk, None, True)
+    assert [u.kind for u in units] == ["code", "code", "code", "sentence"]
+    assert [u.start_line for u in units] == [354, 355, 356, 358]

@@ -323,3 +323,20 @@ def test_a_window_cut_out_of_the_middle_of_a_code_block_is_read_as_code(tmp_path
     assert quoted, ans.answer
     # quoted as the nested group it is in, never as a sentence run across lines of YAML
     assert "database:\n  image: example/mariadb\n  container_name: stack_db" in ans.answer
+
+
+def test_a_window_that_starts_in_indented_command_output_is_known_to_be_code(tmp_path):
+    from conftest import write
+    from azchat.embedding import HashEmbedder
+
+    output = "\n".join(f"    root  {900 + n}  1  0 13:35 ?  00:00:00 /usr/sbin/daemon{n} --system" for n in range(40))
+    write(tmp_path / "notes", "ps.md", f"# Processes\n\nThe ps -ef command lists every process:\n\n{output}\n\nThat is all.\n")
+    small = HashEmbedder(max_tokens=60)
+    build_index(tmp_path / "notes", tmp_path / "index", embedder=small)
+    r = Retriever(tmp_path / "index", embedder=small)
+    inside = [c for c in r.chunks if c.text.startswith("    root")]
+    assert inside and all(r.opening(c) == (None, True) for c in inside)
+    assert r.opening(r.chunks[0]) == (None, False)
+    from azchat.answer import segment
+    units = segment(inside[0], *r.opening(inside[0]))
+    assert units and all(u.kind == "code" and u.start_line == u.end_line for u in units if "root" in u.text)

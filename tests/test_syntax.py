@@ -55,3 +55,15 @@ def test_the_block_open_at_each_line_is_read_over_the_known_lines_only():
     lines = {3: "Intro.", 4: "```yaml", 5: "a: 1", 9: "b: 2", 10: "```", 12: "~~~~", 13: "```", 14: "~~~~", 15: "after"}
     assert blocks_open_at(lines) == {5: ("```", "yaml"), 9: ("```", "yaml"), 10: ("```", "yaml"),
                                      13: ("~~~~", ""), 14: ("~~~~", "")}
+
+
+def test_an_indented_line_is_code_after_a_blank_line_but_not_inside_a_paragraph_or_a_list_item():
+    from azchat.syntax import indented_code_at
+
+    note = {1: "Run this:", 2: "", 3: "    cat /etc/os-release", 4: "", 5: "    NAME=\"Ubuntu\"", 6: "    ID=ubuntu",
+            8: "- an item", 9: "", 10: "    more text of the item", 12: "A paragraph", 13: "    continued"}
+    assert indented_code_at(note, 3) and indented_code_at(note, 5) and indented_code_at(note, 6)
+    assert not indented_code_at(note, 10)      # a list item's second paragraph
+    assert not indented_code_at(note, 13)      # a paragraph's continuation line
+    assert not indented_code_at(note, 1) and not indented_code_at(note, 8)
+    assert indented_code_at({1: "    ls -la"}, 1)   # the note starts with it

@@ -43,10 +43,12 @@ def _starts_inside_code(lines: list[str]) -> str | None:
 _UNKNOWN = ("?", "?")   # segment(): the code block open above the chunk is not known, guess from its own lines
 
 
-def segment(chunk: Chunk, open_block: tuple[str, str] | None = _UNKNOWN) -> list[Unit]:
+def segment(chunk: Chunk, open_block: tuple[str, str] | None = _UNKNOWN, in_indented_code: bool = False
+            ) -> list[Unit]:
     """Split a chunk's raw text into quotable units, each with its exact line span. open_block: the fence and
     language of the code block the chunk starts inside (None: it starts outside code), when the caller knows
-    it from the note; else it is guessed from the chunk (a closing fence with no opener above it)."""
+    it from the note; else it is guessed from the chunk (a closing fence with no opener above it).
+    in_indented_code: the chunk's first line lies in an indented code block (known from the note)."""
     lines = chunk.text.split("\n")
     units: list[Unit] = []
     cleaner = LineCleaner()
@@ -57,8 +59,8 @@ def segment(chunk: Chunk, open_block: tuple[str, str] | None = _UNKNOWN) -> list
         cleaner.fences.open(*open_block)
     para: list[tuple[int, str]] = []
     header: list[str] = []       # the cells of the current table's header row
-    indented = False             # inside an indented code block (4 spaces after a blank line, not in a list)
-    blank_above = False          # the line above the chunk is unknown: no code block starts on its first line
+    blank_above = in_indented_code   # the line above the chunk: unknown unless the caller says it was code
+    indented = in_indented_code  # inside an indented code block (4 spaces after a blank line, not in a list)
 
     def flush():
         if para:
@@ -565,9 +567,10 @@ def _frontmatter_only(chunk: Chunk) -> bool:
 
 
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
-            max_sentences: int = 4, max_hits: int = 4, open_block=None) -> Answer:
-    """Render the answer text and its citations from the top hits (chunks aligned with hits). open_block(chunk):
-    the code block open at the chunk's first line, read from its note (see segment); guessed when not given."""
+            max_sentences: int = 4, max_hits: int = 4, opening=None) -> Answer:
+    """Render the answer text and its citations from the top hits (chunks aligned with hits). opening(chunk):
+    (the fenced block open at the chunk's first line, whether it lies in indented code), read from its note
+    (see segment); guessed from the chunk alone when not given."""
     if not found or not hits:
         return Answer(question, NOT_FOUND + " Try other words, or check that the note is in the notes folder.",
                       False, [], hits)
@@ -587,7 +590,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         chunk = _widened(chunk, chunks)
         read[h_idx] = chunk
         prior = hit.score / top_score if top_score > 0 else 1.0
-        units = segment(chunk, open_block(chunk) if open_block else _UNKNOWN)
+        units = segment(chunk, *opening(chunk)) if opening else segment(chunk)
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
                               question)
         if _one_block(units, chunk):

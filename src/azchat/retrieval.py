@@ -15,7 +15,7 @@ from .errors import IndexCorruptError
 from .lexical import LexicalIndex, is_german, tokenize
 from .refusal import Refusal, RefusalSettings
 from .store import Generation, load_generation
-from .syntax import blocks_open_at
+from .syntax import blocks_open_at, indented_code_at
 from .types import Answer, Chunk, Hit
 
 
@@ -71,7 +71,7 @@ class Retriever:
         self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
         self._german: dict[int, bool] = {}   # chunk row -> is its text German, guessed when first a candidate
         self._rows_of: dict[str, list[int]] | None = None            # note path -> its chunk rows
-        self._open_blocks: dict[str, dict[int, tuple[str, str]]] = {}   # note path -> blocks_open_at, when asked
+        self._open_blocks: dict[str, tuple] = {}   # note path -> (its lines, blocks_open_at), when first asked
 
     # -- what is in the index -------------------------------------------------------------------
     @property
@@ -239,23 +239,34 @@ class Retriever:
         scored = self._ranked(query, k, tags, folder, distinct=True)[0]
         return [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
 
-    def open_block(self, chunk: Chunk) -> tuple[str, str] | None:
-        """The code block (fence, language) open at the chunk's first line, read from the index's chunks of its
-        note: a long code block cut into windows leaves middle windows with neither of its fences."""
-        blocks = self._open_blocks.get(chunk.path)
-        if blocks is None:
+    def _note_lines(self, path: str) -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
+        """A note's lines as its chunks hold them (line number -> text) and the code block open at each line,
+        read once per note when first needed."""
+        known = self._open_blocks.get(path)
+        if known is None:
             if self._rows_of is None:
                 rows_of: dict[str, list[int]] = {}
                 for row, c in enumerate(self._gen.chunks):
                     rows_of.setdefault(c.path, []).append(row)
                 self._rows_of = rows_of
             lines: dict[int, str] = {}
-            for row in self._rows_of.get(chunk.path, []):
+            for row in self._rows_of.get(path, []):
                 c = self._gen.chunks[row]
                 for offset, text in enumerate(c.text.split("\n")):
                     lines.setdefault(c.start_line + offset, text)
-            blocks = self._open_blocks[chunk.path] = blocks_open_at(lines)
-        return blocks.get(chunk.start_line)
+            known = self._open_blocks[path] = (lines, blocks_open_at(lines))
+        return known
+
+    def open_block(self, chunk: Chunk) -> tuple[str, str] | None:
+        """The code block (fence, language) open at the chunk's first line, read from the index's chunks of its
+        note: a long code block cut into windows leaves middle windows with neither of its fences."""
+        return self._note_lines(chunk.path)[1].get(chunk.start_line)
+
+    def opening(self, chunk: Chunk) -> tuple[tuple[str, str] | None, bool]:
+        """How the chunk's first line begins, read from its note: the fenced block open there, and whether it
+        lies in an indented code block (command output pasted with 4 spaces)."""
+        lines, blocks = self._note_lines(chunk.path)
+        return blocks.get(chunk.start_line), indented_code_at(lines, chunk.start_line)
 
     def _hit(self, rank: int, row: int, score: float) -> Hit:
         c = self._gen.chunks[row]
@@ -272,7 +283,7 @@ class Retriever:
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
         found = not self.refusal.refuses(question, scored, best_cos)
         idf = self._lexical.idf(sorted(set(tokenize(question))))
-        answer = compose(question, hits, chunks, idf, found, open_block=self.open_block)
+        answer = compose(question, hits, chunks, idf, found, opening=self.opening)
         if mode == "extractive":
             return answer
         from .generate import answer_in_mode
