@@ -553,3 +553,11 @@ def test_a_chunk_that_starts_inside_an_indented_code_block_reads_it_as_code_when
     units = segment(chunk, None, True)
     assert [u.kind for u in units] == ["code", "code", "code", "sentence"]
     assert [u.start_line for u in units] == [354, 355, 356, 358]
+
+
+def test_an_embedded_image_scores_nothing_even_when_its_name_matches_the_question():
+    # with few good candidates, a 0.2 share of a matching image name still made the answer's quotes
+    units = segment(_chunk("![[Pasted image examples 20230508161103.png]]\n\nGood examples make clear what is wanted.",
+                           start=1, heading="4 Examples"))
+    scores = score_units("Which pasted image shows the examples?", units, {}, "Notes 4 Examples")
+    assert scores[0] == 0.0 and scores[1] > 0

@@ -190,8 +190,8 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     ctx = ctx | _near_matches(q_tokens - ctx, ctx_tokens)
     scores = []
     for unit in units:
-        if _drawing(unit.display):
-            scores.append(0.0)   # a line of an ASCII-art box diagram says nothing on its own
+        if _drawing(unit.display) or _only_embeds(unit):
+            scores.append(0.0)   # a line of an ASCII-art box diagram, an embedded image: nothing to read
             continue
         u_tokens = set(tokenize(clean_inline(unit.text) if unit.kind == "row" else unit.display))
         if unit.kind == "diagram":   # "CycleCloud" as written, not only as the label reads ("Cycle Cloud")
@@ -266,13 +266,15 @@ _URL = re.compile(r"https?://\S+|\S+\.(?:png|jpe?g|gif|svg|webp|pdf)\b", re.IGNO
 _EMBED = re.compile(r"!\[\[[^\]]*\]\]|!\[[^\]]*\]\([^)]*\)")   # ![[Pasted image 2023.png]], ![alt](img.png)
 
 
-def _is_reference(unit: Unit) -> bool:
-    """Mostly URLs or image file names, or nothing but embedded images (whose names hold spaces)."""
-    text = unit.display
-    refs = _URL.findall(text)
-    if refs and len(" ".join(refs)) >= 0.5 * len(text.strip()):
-        return True
+def _only_embeds(unit: Unit) -> bool:
+    """Nothing but embedded images or files (whose names may hold spaces: "Pasted image 2023....png")."""
     return bool(_EMBED.search(unit.text)) and not re.sub(r"[\s>*+-]", "", _EMBED.sub("", unit.text))
+
+
+def _is_reference(unit: Unit) -> bool:
+    """Mostly URLs or image file names, or nothing but embedded images."""
+    refs = _URL.findall(unit.display)
+    return bool(refs) and len(" ".join(refs)) >= 0.5 * len(unit.display.strip()) or _only_embeds(unit)
 
 
 def blocks(units: list[Unit], max_units: int = 12, chunk: Chunk | None = None) -> list[tuple[int, int]]:
