@@ -304,7 +304,8 @@ def test_a_window_cut_out_of_the_middle_of_a_code_block_is_read_as_code(tmp_path
 
     def services(numbers):
         return "".join(f"  app{n}:\n    image: example/app{n}:latest\n    container_name: app{n}\n"
-                       f"    restart: unless-stopped\n    environment:\n      - SETTING_{n}=value{n}\n" for n in numbers)
+                       f"    restart: unless-stopped\n    environment:\n      - SETTING_{n}=value{n}\n"
+                       for n in numbers)
     body = ("# Stack\n\nMy compose file for the home server.\n\n```yaml\nservices:\n" + services(range(8))
             + "  database:\n    image: example/mariadb\n    container_name: stack_db\n" + services(range(8, 16))
             + "```\n\nThat is all.\n")
@@ -315,8 +316,8 @@ def test_a_window_cut_out_of_the_middle_of_a_code_block_is_read_as_code(tmp_path
     r = Retriever(tmp_path / "index", embedder=small)
     middle = [c for c in r.chunks if "```" not in c.text and "example/mariadb" in c.text]
     assert middle, "the block should be cut into windows"
-    assert r.open_block(middle[0]) == ("```", "yaml")
-    assert r.open_block(r.chunks[0]) is None
+    assert r.opening(middle[0]) == (("```", "yaml"), False)
+    assert r.opening(r.chunks[0]) == (None, False)
     ans = r.ask("Which image does the database container use?")
     assert ans.found
     quoted = [c for c in ans.citations if "example/mariadb" in c.snippet]
@@ -330,7 +331,8 @@ def test_a_window_that_starts_in_indented_command_output_is_known_to_be_code(tmp
     from azchat.embedding import HashEmbedder
 
     output = "\n".join(f"    root  {900 + n}  1  0 13:35 ?  00:00:00 /usr/sbin/daemon{n} --system" for n in range(40))
-    write(tmp_path / "notes", "ps.md", f"# Processes\n\nThe ps -ef command lists every process:\n\n{output}\n\nThat is all.\n")
+    write(tmp_path / "notes", "ps.md",
+          f"# Processes\n\nThe ps -ef command lists every process:\n\n{output}\n\nThat is all.\n")
     small = HashEmbedder(max_tokens=60)
     build_index(tmp_path / "notes", tmp_path / "index", embedder=small)
     r = Retriever(tmp_path / "index", embedder=small)

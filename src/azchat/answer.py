@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from .lexical import tokenize
 from .referring import opens_referring_back
-from .syntax import _MERMAID_KEYWORDS, LineCleaner, clean_inline, fence_of, heading_of
+from .syntax import _MERMAID_KEYWORDS, LineCleaner, clean_inline, fence_of, heading_of, indent_width
 from .types import Answer, Chunk, Citation, Hit
 
 NOT_FOUND = "I could not find anything about this in your notes."
@@ -80,7 +80,7 @@ def segment(chunk: Chunk, open_block: tuple[str, str] | None = _UNKNOWN, in_inde
                 flush()
                 header = []
                 continue
-            if _indent(raw) >= 4 and (indented or after_blank and not para and not _LIST.match(raw)
+            if indent_width(raw) >= 4 and (indented or after_blank and not para and not _LIST.match(raw)
                                       and not (units and units[-1].kind == "item")):
                 # an indented code block (CommonMark): it cannot interrupt a paragraph or continue a list
                 # (nor start with a list marker: the middle of a long YAML block cut out of its fence)
@@ -319,15 +319,16 @@ def _merge(units: list[Unit], first: int, last: int, chunk: Chunk, snippet: bool
                 part[-1].end_line, kind)
 
 
+def _introduces(unit: Unit) -> bool:
+    """The unit ends in ':' ("Resume a job:", "Verify installation:"): what follows it is what it is about."""
+    return unit.display.rstrip().endswith(":")
+
+
 def _is_code(unit: Unit) -> bool:
     """A code line, or a paragraph that is one inline-code span (`find * -size -100M ...`)."""
     t = unit.text.strip()
     return unit.kind == "code" or unit.kind == "sentence" and len(t) > 2 and t[0] == "`" and t[-1] == "`" \
         and "\n" not in t
-
-
-def _indent(line: str) -> int:
-    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
 
 
 _ANNOUNCES = re.compile(r"\b(following|below|example|folgende[nrs]?|unten|beispiel)\b", re.IGNORECASE)
@@ -353,7 +354,8 @@ def _compares(header: tuple[str, ...], question: str) -> bool:
 _CLOSER = re.compile(r"^\s*[)\]}]+[,;]?\s*$")
 
 
-def _nested_code(units: list[Unit], i: int, lines: list[str], chunk: Chunk, most: int = 6) -> tuple[int, int] | None:
+def _nested_code(units: list[Unit], i: int, lines: list[str], chunk: Chunk, most: int = 6
+                 ) -> tuple[int, int] | None:
     """(first, last) unit of the small nested group a one-line code unit belongs to: its parent (the nearest
     less-indented code line right above, or the unit itself when deeper lines follow it), the parent's deeper
     lines right below it, and a bare closing bracket at the parent's indent. None when there is no such group
@@ -362,18 +364,20 @@ def _nested_code(units: list[Unit], i: int, lines: list[str], chunk: Chunk, most
         return 0 <= j < len(units) and units[j].kind == "code" and units[j].start_line == units[j].end_line
 
     def indent(j: int) -> int:
-        return _indent(lines[units[j].start_line - chunk.start_line])
+        return indent_width(lines[units[j].start_line - chunk.start_line])
 
     def next_to(j: int, k: int) -> bool:   # units j < k on consecutive lines
         return units[k].start_line == units[j].end_line + 1
 
     parent = i
-    while code_at(parent - 1) and next_to(parent - 1, parent) and i - parent < most - 1 and indent(parent) >= indent(i):
+    while code_at(parent - 1) and next_to(parent - 1, parent) and i - parent < most - 1 \
+            and indent(parent) >= indent(i):
         parent -= 1
     if indent(parent) >= indent(i):   # no less-indented line above: the unit is the parent if deeper lines follow
         parent = i
     last = parent
-    while code_at(last + 1) and next_to(last, last + 1) and last + 1 - parent < most and indent(last + 1) > indent(parent):
+    while code_at(last + 1) and next_to(last, last + 1) and last + 1 - parent < most \
+            and indent(last + 1) > indent(parent):
         last += 1
     if last == parent:
         return None
@@ -402,8 +406,8 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
         comment = unit.kind == "code" and unit.text.lstrip().startswith("#")
         code_above = i > 0 and units[i - 1].kind == "code" and units[i - 1].end_line == unit.start_line - 1
         # "Resume a job:", a "# comment" line or a sentence right above a command: the code below it answers
-        if unit.display.rstrip().endswith(":") or comment or unit.kind == "sentence":
-            gap = 3 if not unit.kind == "sentence" or unit.display.rstrip().endswith(":") else 2
+        if _introduces(unit) or comment or unit.kind == "sentence":
+            gap = 3 if not unit.kind == "sentence" or _introduces(unit) else 2
             j = i
             while j + 1 < len(units) and j - i < 3 and _is_code(units[j + 1]) \
                     and (units[j + 1].start_line <= units[j].end_line + gap
@@ -445,8 +449,8 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             j = i
             while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "diagram" \
                     and units[j + 1].start_line <= units[j].end_line + 2 \
-                    and _indent(lines[units[j + 1].start_line - chunk.start_line]) > \
-                    _indent(lines[unit.start_line - chunk.start_line]):
+                    and indent_width(lines[units[j + 1].start_line - chunk.start_line]) > \
+                    indent_width(lines[unit.start_line - chunk.start_line]):
                 j += 1
             if j > i:
                 out.append((_merge(units, i, j, chunk, snippet=True), scores[i] + 0.02))
@@ -457,9 +461,9 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             if group is not None:
                 merged = _merge(units, group[0], group[1], chunk, snippet=True)
                 # shown with its nesting: the lines' indents relative to the first one
-                shown = [ln for ln in lines[merged.start_line - chunk.start_line:merged.end_line - chunk.start_line + 1]
-                         if ln.strip()]
-                cut = min(_indent(ln) for ln in shown)
+                span = lines[merged.start_line - chunk.start_line:merged.end_line - chunk.start_line + 1]
+                shown = [ln for ln in span if ln.strip()]
+                cut = min(indent_width(ln) for ln in shown)
                 merged = replace(merged, display="\n".join(ln.expandtabs(4)[cut:].rstrip() for ln in shown))
                 out.append((merged, scores[i] + 0.02))
         # indented sub-items right below a line belong to it: "terraform fmt" / "  - formats code in canonical ..."
@@ -467,14 +471,14 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             j = i
             while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "item" \
                     and units[j + 1].start_line == units[j].end_line + 1 \
-                    and _indent(lines[units[j + 1].start_line - chunk.start_line]) > \
-                    _indent(lines[unit.start_line - chunk.start_line]):
+                    and indent_width(lines[units[j + 1].start_line - chunk.start_line]) > \
+                    indent_width(lines[unit.start_line - chunk.start_line]):
                 j += 1
             if j > i:
                 out.append((_merge(units, i, j, chunk, snippet=True), scores[i] + 0.02))
     for first, last in blocks(units, chunk=chunk):
         inner = scores[first:last + 1]
-        intro = first - 1 if first > 0 and units[first - 1].display.rstrip().endswith(":") \
+        intro = first - 1 if first > 0 and _introduces(units[first - 1]) \
             and units[first - 1].end_line >= units[first].start_line - 2 else None
         intro_score = scores[intro] if intro is not None else 0.0
         matched = sum(1 for x in inner if x > 0)
@@ -547,7 +551,7 @@ def _joined(chosen: list, read: dict[int, Chunk]) -> list:
         if out:
             prev = out[-1]
             first, second = prev[3], c[3]
-            if prev[1] == c[1] and first.display.rstrip().endswith(":") and second.start_line > first.end_line:
+            if prev[1] == c[1] and _introduces(first) and second.start_line > first.end_line:
                 chunk = read[c[1]]
                 lines = chunk.text.split("\n")
                 between = lines[first.end_line - chunk.start_line + 1:second.start_line - chunk.start_line]
@@ -609,7 +613,7 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         for unit, s in scored:
             if unit.kind == "diagram" and len(unit.display.split()) < 2:
                 continue   # a bare edge label ("uses") says nothing alone
-            if unit.kind in ("sentence", "item") and unit.display.rstrip().endswith(":") \
+            if unit.kind in ("sentence", "item") and _introduces(unit) \
                     and unit.end_line >= units[-1].end_line:
                 s *= 0.5   # an intro with nothing below it in its section ("Let's explore some applications:")
             candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))

@@ -71,7 +71,7 @@ class Retriever:
         self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
         self._german: dict[int, bool] = {}   # chunk row -> is its text German, guessed when first a candidate
         self._rows_of: dict[str, list[int]] | None = None            # note path -> its chunk rows
-        self._open_blocks: dict[str, tuple] = {}   # note path -> (its lines, blocks_open_at), when first asked
+        self._note_views: dict[str, tuple] = {}   # note path -> (its lines, blocks_open_at), when first asked
 
     # -- what is in the index -------------------------------------------------------------------
     @property
@@ -242,7 +242,7 @@ class Retriever:
     def _note_lines(self, path: str) -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
         """A note's lines as its chunks hold them (line number -> text) and the code block open at each line,
         read once per note when first needed."""
-        known = self._open_blocks.get(path)
+        known = self._note_views.get(path)
         if known is None:
             if self._rows_of is None:
                 rows_of: dict[str, list[int]] = {}
@@ -254,17 +254,13 @@ class Retriever:
                 c = self._gen.chunks[row]
                 for offset, text in enumerate(c.text.split("\n")):
                     lines.setdefault(c.start_line + offset, text)
-            known = self._open_blocks[path] = (lines, blocks_open_at(lines))
+            known = self._note_views[path] = (lines, blocks_open_at(lines))
         return known
-
-    def open_block(self, chunk: Chunk) -> tuple[str, str] | None:
-        """The code block (fence, language) open at the chunk's first line, read from the index's chunks of its
-        note: a long code block cut into windows leaves middle windows with neither of its fences."""
-        return self._note_lines(chunk.path)[1].get(chunk.start_line)
 
     def opening(self, chunk: Chunk) -> tuple[tuple[str, str] | None, bool]:
         """How the chunk's first line begins, read from its note: the fenced block open there, and whether it
-        lies in an indented code block (command output pasted with 4 spaces)."""
+        lies in an indented code block (command output pasted with 4 spaces). A long code block cut into windows
+        leaves middle windows with neither of its fences: the note's other chunks tell."""
         lines, blocks = self._note_lines(chunk.path)
         return blocks.get(chunk.start_line), indented_code_at(lines, chunk.start_line)
 

@@ -127,6 +127,11 @@ def blocks_open_at(lines: dict[int, str]) -> dict[int, tuple[str, str]]:
     return out
 
 
+def indent_width(line: str) -> int:
+    """Leading whitespace of a line, tabs as 4 columns."""
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
 def indented_code_at(lines: dict[int, str], number: int) -> bool:
     """Whether line `number` of a note lies in an indented code block (CommonMark: 4+ spaces, after a blank line,
     not a list item's content), judged from the known lines above it; a line not known counts as blank (the
@@ -134,14 +139,11 @@ def indented_code_at(lines: dict[int, str], number: int) -> bool:
     def text(n: int) -> str:
         return lines.get(n, "")
 
-    def indent(line: str) -> int:
-        return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
-
     first = text(number)
-    if not first.strip() or indent(first) < 4 or _LIST.match(first):
+    if not first.strip() or indent_width(first) < 4 or _LIST.match(first):
         return False
     n = number - 1
-    while n >= 1 and text(n).strip() and indent(text(n)) >= 4 and not _LIST.match(text(n)):
+    while n >= 1 and text(n).strip() and indent_width(text(n)) >= 4 and not _LIST.match(text(n)):
         n -= 1   # the indented run the line belongs to
     if n >= 1 and text(n).strip():
         return False   # the run follows a paragraph or list line directly: a continuation, not code
