@@ -203,7 +203,7 @@ def test_every_damaged_index_file_is_a_clear_error_and_a_rebuild_recovers(built,
     vault, pristine, fake = built
     monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     files = _files_of(pristine)
-    assert {"CURRENT", "manifest.json", "chunks.jsonl", "vectors.npy", "dense.faiss"} <= set(files)
+    assert {"CURRENT", "manifest.json", "chunks/text.bin", "chunks/text.off.npy", "vectors.npy", "dense.faiss"} <= set(files)
     assert any(f.startswith("bm25/") for f in files)
     for name in files:
         index = tmp_path / f"damaged-{how}-{name.replace('/', '_')}"

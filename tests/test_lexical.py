@@ -115,3 +115,32 @@ def test_an_index_keeps_the_tokenization_it_was_built_with(tmp_path):
     new = LexicalIndex.build(texts)
     new.save(tmp_path / "new")
     assert LexicalIndex.load(tmp_path / "new", len(texts)).query_tokens("run du") == ["run", "du"]
+
+
+def test_bm25_written_in_batches_scores_exactly_as_bm25s_builds_it(tmp_path):
+    """BM25Writer (postings as arrays, no token lists) gives the scores, vocabulary and IDF of LexicalIndex.build
+    with bm25s, compounds and an empty chunk included; both folders open with LexicalIndex.load (mmap)."""
+    import numpy as np
+
+    from azchat.lexical import BM25Writer
+
+    texts = ["Titel\nDas Speicherkonto hat Zugriffsschlüssel.", "Titel\nEin Konto beim Speicher Anbieter.",
+             "Titel\nDer Schlüssel für den Zugriff.", "Cats\nVöllig anderes Thema über Katzen.",
+             "Peering\nPeering virtual networks: peered VNets route traffic privately; peering peering.",
+             "Empty\n", "Ports\nport 443 and port 80, du -sh /usr/bin"]
+    ref = LexicalIndex.build(texts)
+    ref.save(tmp_path / "ref")
+    writer = BM25Writer()
+    for t in texts:
+        writer.add(t)
+    assert writer.save(tmp_path / "batched") == len(texts)
+    a = LexicalIndex.load(tmp_path / "ref", len(texts))
+    b = LexicalIndex.load(tmp_path / "batched", len(texts))
+    vocab = set(ref._bm25.vocab_dict) - {""}
+    assert set(b._bm25.vocab_dict) - {""} == vocab
+    for query in [*vocab, "speicherkonto zugriff", "peering vnet port 443", "Katzen Thema", "nothing here"]:
+        want = ref.scores(query)
+        np.testing.assert_array_equal(a.scores(query), want)
+        np.testing.assert_allclose(b.scores(query), want, rtol=1e-6, atol=0)
+        assert b.idf(sorted(vocab)) == a.idf(sorted(vocab))
+    assert a.scores("peering").argmax() == 4

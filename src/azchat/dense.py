@@ -44,17 +44,39 @@ def _nlist(n: int) -> int:
     return int(max(8, min(4096, 2 ** round(math.log2(max(math.sqrt(n), 8))))))
 
 
+BLOCK = 65_536     # rows of a memory-mapped input read at a time
+
+
+def _blocks(vectors: np.ndarray):
+    """(start, float32 block) over the rows; a memory-mapped input's pages are let go after each block, so
+    the process does not hold the whole file resident (its RSS stays at the index being built)."""
+    for start in range(0, len(vectors), BLOCK):
+        yield start, np.ascontiguousarray(vectors[start:start + BLOCK], dtype=np.float32)
+        release(vectors)
+
+
+def release(array) -> None:
+    """Drop a memory-mapped array's resident pages (they stay in the page cache); no-op for other arrays."""
+    import mmap
+
+    mm = getattr(array, "_mmap", None) if isinstance(array, np.memmap) else None
+    if mm is not None and hasattr(mm, "madvise"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
 def build(vectors: np.ndarray, kind: str, seed: int = 0):
-    """The FAISS index for these vectors and the parameters to record: (index, {"kind": ..., ...})."""
+    """The FAISS index for these vectors and the parameters to record: (index, {"kind": ..., ...}).
+    `vectors` may be memory-mapped: it is then read in blocks, never whole."""
     import faiss
 
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not isinstance(vectors, np.memmap):
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
     n = len(vectors)
     if kind == FLAT or n == 0:
         index = faiss.IndexFlatIP(dim)
-        if n:
-            index.add(vectors)
+        for _, block in _blocks(vectors):
+            index.add(block)
         return index, {"kind": FLAT}
     nlist = min(_nlist(n), max(1, n // 39))
     quantizer = faiss.IndexFlatIP(dim)
@@ -62,8 +84,11 @@ def build(vectors: np.ndarray, kind: str, seed: int = 0):
     rng = np.random.default_rng(seed)
     train = vectors if n <= 64 * nlist else vectors[np.sort(rng.choice(n, 64 * nlist, replace=False))]
     index.cp.seed = seed
-    index.train(train)
-    index.add(vectors)
+    index.train(np.ascontiguousarray(train, dtype=np.float32))
+    del train
+    release(vectors)
+    for _, block in _blocks(vectors):
+        index.add(block)
     nprobe, recall = tune_nprobe(index, vectors, rng)
     index.nprobe = nprobe
     return index, {"kind": IVF, "nlist": nlist, "nprobe": nprobe, "recall_at_10": round(recall, 4),
@@ -83,10 +108,7 @@ def tune_nprobe(index, vectors: np.ndarray, rng, queries: int = 200, k: int = 10
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     q = np.ascontiguousarray(q, dtype=np.float32)
     kk = min(k, n)
-    exact = faiss.IndexFlatIP(dim)
-    exact.add(vectors)
-    _, truth = exact.search(q, kk)
-    del exact
+    truth = exact_top(vectors, q, kk)
     nprobe, recall = 1, 0.0
     while True:
         index.nprobe = nprobe
@@ -95,6 +117,24 @@ def tune_nprobe(index, vectors: np.ndarray, rng, queries: int = 200, k: int = 10
         if recall >= TARGET_RECALL or nprobe >= index.nlist:
             return nprobe, recall
         nprobe = min(nprobe * 2, index.nlist)
+
+
+def exact_top(vectors: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the k best inner products of each query over all vectors, read in blocks (no second copy of the
+    vectors, as an exact FAISS index would make)."""
+    import faiss
+
+    best_s = np.full((len(q), k), -np.inf, dtype=np.float32)
+    best_i = np.full((len(q), k), -1, dtype=np.int64)
+    for start, block in _blocks(vectors):
+        exact = faiss.IndexFlatIP(q.shape[1])
+        exact.add(block)
+        s, i = exact.search(q, min(k, len(block)))
+        s = np.concatenate([best_s, s], axis=1)
+        i = np.concatenate([best_i, i + start], axis=1)
+        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
+    return best_i
 
 
 def recall_at(truth: np.ndarray, got: np.ndarray) -> float:
@@ -110,9 +150,16 @@ def write(index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def read(path: Path):
+def read(path: Path, kind: str | None = None):
+    """The index memory-mapped, not read: IVF lists with IO_FLAG_MMAP, a flat index's vectors with
+    IO_FLAG_MMAP_IFC (pages are read when a search touches them and shared by every process through the page
+    cache). kind: the manifest's "dense" kind; None reads the file into memory."""
     import faiss
 
+    if kind == IVF:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+    if kind == FLAT and hasattr(faiss, "IO_FLAG_MMAP_IFC"):
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
     return faiss.read_index(str(path))
 
 

@@ -17,6 +17,7 @@ from .embedding import Embedder, Progress
 from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import LexicalIndex
 from .notes import Skipped, find_notes, read_note, relative_path
+from .columns import embed_key
 from .store import CURRENT, Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from .types import BuildStats, Chunk
 
@@ -25,6 +26,17 @@ Log = Callable[[str], None]
 
 def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
+    """For each wanted key, a row of `keys` that has it, or -1 (binary search over the sorted keys)."""
+    if len(keys) == 0 or not want:
+        return np.full(len(want), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    w = np.asarray(want, dtype=keys.dtype)
+    pos = np.minimum(np.searchsorted(ordered, w), len(ordered) - 1)
+    return np.where(ordered[pos] == w, order[pos], -1).astype(np.int64)
 
 
 def _stat(path: Path):
@@ -184,10 +196,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         old_notes = old.manifest.get("notes", {}) if reuse else {}
         old_skipped = old.manifest.get("skipped", {}) if reuse else {}
         skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
-        old_rows: dict[str, list[int]] = {}
-        if reuse:
-            for row, chunk in enumerate(old.chunks):
-                old_rows.setdefault(chunk.path, []).append(row)
+        def old_rows(rel: str) -> list[int]:
+            return old.chunks.rows_of_path(rel).tolist() if reuse else []
 
         paths, skipped = find_notes(notes_dir)
         stats.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
@@ -199,7 +209,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             st = _stat(path)
             entry = old_notes.get(rel)
             if entry and st == (entry.get("mtime_ns"), entry.get("size")):
-                kept_rows.extend(old_rows.get(rel, []))
+                kept_rows.extend(old_rows(rel))
                 notes_meta[rel] = entry
                 stats.unchanged += 1
                 continue
@@ -217,7 +227,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
                     "title": note.title, "tags": note.tags, "warnings": note.warnings}
             if entry and entry.get("hash") == note.content_hash:
-                kept_rows.extend(old_rows.get(rel, []))
+                kept_rows.extend(old_rows(rel))
                 notes_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
                 stats.unchanged += 1
                 continue
@@ -245,17 +255,15 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             stats.seconds = time.perf_counter() - t0
             return stats
 
-        # Embedding cache: any old chunk with the same embedded text keeps its vector.
-        cache: dict[str, int] = {}
+        # Embedding cache: any old chunk with the same embedded text keeps its vector (found by its key column).
+        cached = np.full(len(fresh), -1, dtype=np.int64)
         if old is not None and old.manifest.get("embedder") == embedder.name \
-                and old.manifest.get("dim") == embedder.dim and not full:
-            cache = {text_key(c.embed_text): row for row, c in enumerate(old.chunks)}
-        need = [i for i, c in enumerate(fresh) if text_key(c.embed_text) not in cache]
+                and old.manifest.get("dim") == embedder.dim and not full and fresh:
+            cached = _find_keys(np.asarray(old.chunks.keys), [embed_key(c.embed_text) for c in fresh])
+        need = [i for i in range(len(fresh)) if cached[i] < 0]
         fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
-        for i, c in enumerate(fresh):
-            row = cache.get(text_key(c.embed_text))
-            if row is not None:
-                fresh_vecs[i] = old.vectors[row]
+        for i in np.flatnonzero(cached >= 0):
+            fresh_vecs[i] = old.vectors[cached[i]]
         if need:
             use = embedder
             if auto and len(need) > light_max() and getattr(embedder, "light", False) \
@@ -270,16 +278,27 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         stats.embedded = len(need)
         onnx_dir = _light_export(index_dir, embedder, log) if auto else None
 
-        chunks = [old.chunks[r] for r in kept_rows] + fresh
-        vectors = np.concatenate([old.vectors[kept_rows] if kept_rows else
-                                  np.zeros((0, embedder.dim), np.float32), fresh_vecs])
-        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].path, chunks[i].start_line, chunks[i].id))
-        chunks = [chunks[i] for i in order]
-        vectors = vectors[order] if len(order) else vectors
-        stats.chunks = len(chunks)
+        # old rows stay where they are, read from the old table when written; fresh chunks are merged in
+        table = old.chunks if reuse else None
+        keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), r, -1) for r in kept_rows] if table is not None else []
+        keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
+        keyed.sort(key=lambda e: e[0])
+        vectors = np.zeros((len(keyed), embedder.dim), dtype=np.float32)
+        old_at = np.asarray([n for n, e in enumerate(keyed) if e[1] >= 0], dtype=np.int64)
+        if len(old_at):
+            vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
+        new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
+        if new_at:
+            vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
 
-        lexical = LexicalIndex.build([c.search_text for c in chunks])
-        kind = dense.choose_kind(len(chunks), dense_threshold())
+        def rows():
+            for _, r, i in keyed:
+                yield table[r] if r >= 0 else fresh[i]
+
+        stats.chunks = len(keyed)
+        lexical = LexicalIndex.build([table.search_text(r) if r >= 0 else fresh[i].search_text
+                                      for _, r, i in keyed])
+        kind = dense.choose_kind(len(keyed), dense_threshold())
         dense_index, dense_index_params = dense.build(vectors, kind)
         manifest = {
             "model": embedder.name,
@@ -295,7 +314,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         }
         if onnx_dir is not None:
             manifest["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
-        write_generation(index_dir, manifest, chunks, vectors, {
+        write_generation(index_dir, manifest, rows(), vectors, {
             "dense.faiss": lambda p: dense.write(dense_index, p),
             "bm25": lexical.save,
         })

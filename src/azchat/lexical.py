@@ -182,6 +182,7 @@ class LexicalIndex:
         folder.mkdir(parents=True, exist_ok=True)
         if self._bm25 is not None:
             self._bm25.save(str(folder), allow_pickle=False, show_progress=False)
+            write_sorted_vocab(folder, self._bm25.vocab_dict)
         (folder / "azchat_lexical.json").write_text(json.dumps(self.settings.to_dict()), encoding="utf-8")
 
     @classmethod
@@ -262,10 +263,16 @@ class _SavedBM25:
         params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
         if params.get("method", "lucene") not in ("lucene", "robertson", "atire"):
             return None
-        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
-        scores = {name: np.load(folder / f"{name}.csc.index.npy", allow_pickle=False)
+        if (folder / "vocab.sorted.bin").is_file():
+            vocab = SortedVocab.open(folder)      # memory-mapped: nothing parsed per token
+        else:
+            vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        scores = {name: np.load(folder / f"{name}.csc.index.npy", mmap_mode="r", allow_pickle=False)
                   for name in ("data", "indices", "indptr")}
         scores["num_docs"] = int(params["num_docs"])
+        if len(scores["indptr"]) > len(vocab) + 1 or int(scores["indptr"][-1]) != len(scores["data"]) \
+                or len(scores["indices"]) != len(scores["data"]):
+            raise ValueError("the BM25 arrays disagree with each other")
         return cls(scores, vocab, params.get("dtype", "float32"))
 
     def get_scores(self, tokens: list[str]) -> np.ndarray:
@@ -273,7 +280,167 @@ class _SavedBM25:
         out = np.zeros(self.scores["num_docs"], dtype=self.dtype)
         for tok in tokens:
             col = self.vocab_dict.get(tok)
-            if col is not None:
+            if col is not None and col + 1 < len(indptr):   # bm25s's empty token "" has no column
                 start, end = indptr[col], indptr[col + 1]
-                np.add.at(out, indices[start:end], data[start:end])
+                out[indices[start:end]] += data[start:end]   # a column names each chunk once: add.at's sums
         return out
+
+
+class SortedVocab:
+    """bm25s's vocabulary (token -> column) as two memory-mapped columns sorted by token, looked up by binary
+    search: a million-token vocabulary opens without parsing vocab.index.json."""
+
+    def __init__(self, tokens, ids: np.ndarray):
+        self._tokens, self._ids = tokens, ids
+
+    @classmethod
+    def open(cls, folder: Path) -> "SortedVocab":
+        from .columns import StringColumn
+
+        tokens = StringColumn.open(Path(folder), "vocab.sorted")
+        ids = np.load(Path(folder) / "vocab.sorted.ids.npy", mmap_mode="r", allow_pickle=False)
+        if len(ids) != len(tokens):
+            raise ValueError("the BM25 vocabulary columns disagree")
+        return cls(tokens, ids)
+
+    def get(self, token: str, default=None):
+        row = self._tokens.find(token)
+        return default if row < 0 else int(self._ids[row])
+
+    def __contains__(self, token) -> bool:
+        return isinstance(token, str) and self._tokens.find(token) >= 0
+
+    def __getitem__(self, token: str) -> int:
+        got = self.get(token)
+        if got is None:
+            raise KeyError(token)
+        return got
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self):
+        return iter(self._tokens)
+
+
+def write_sorted_vocab(folder: Path, vocab: dict) -> None:
+    """vocab.sorted.bin/.off.npy (tokens in UTF-8 byte order) and vocab.sorted.ids.npy (their columns)."""
+    from .columns import write_strings
+
+    order = sorted(vocab, key=lambda t: t.encode("utf-8"))
+    write_strings(Path(folder), "vocab.sorted", order)
+    np.save(Path(folder) / "vocab.sorted.ids.npy", np.asarray([vocab[t] for t in order], dtype=np.int64),
+            allow_pickle=False)
+
+
+class BM25Writer:
+    """BM25 arrays built in batches without bm25s: documents arrive one at a time (text, or token ids of
+    `vocab`), postings are kept as int32 arrays, never as Python token lists. save() writes what
+    LexicalIndex.build + save writes (the same bm25s "lucene" scores, file names and parameters), so
+    LexicalIndex.load reads it; used for corpora too large for token lists in memory (bench/scale.py)."""
+
+    def __init__(self, settings: LexicalSettings = LexicalSettings()):
+        self.settings = settings
+        self.vocab: dict[str, int] = {}
+        self._doc: list[np.ndarray] = []
+        self._tok: list[np.ndarray] = []
+        self._tf: list[np.ndarray] = []
+        self._lens: list[int] = []
+
+    def cut(self, text: str) -> list[str]:
+        """A chunk's search_text as LexicalIndex.build cuts it (before compound parts)."""
+        cut = document_tokens if self.settings.version >= 3 else tokenize
+        meta, _, body = text.partition("\n")
+        return cut(meta) * max(self.settings.meta_repeat, 1) + cut(body)
+
+    def ids(self, tokens: Sequence[str]) -> np.ndarray:
+        vocab = self.vocab
+        return np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int32, count=len(tokens))
+
+    def add(self, text: str) -> None:
+        self.add_ids(self.ids(self.cut(text)))
+
+    def add_ids(self, ids: np.ndarray) -> None:
+        if len(ids) == 0:
+            ids = self.ids(["\u2205"])
+        tok, tf = np.unique(ids, return_counts=True)
+        self._doc.append(np.full(len(tok), len(self._lens), dtype=np.int32))
+        self._tok.append(tok.astype(np.int32))
+        self._tf.append(tf.astype(np.int32))
+        self._lens.append(len(ids))
+
+    def __len__(self) -> int:
+        return len(self._lens)
+
+    def _postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        doc = np.concatenate(self._doc) if self._doc else np.zeros(0, np.int32)
+        tok = np.concatenate(self._tok) if self._tok else np.zeros(0, np.int32)
+        tf = np.concatenate(self._tf) if self._tf else np.zeros(0, np.int32)
+        self._doc, self._tok, self._tf = [], [], []
+        lens = np.asarray(self._lens, dtype=np.int64)
+        if self.settings.compounds and len(tok):
+            # a compound's parts count as often as the compound (LexicalIndex.build: d + parts of each token)
+            words = [t for t in self.vocab if t != "\u2205"]
+            known = set(words)
+            starts, parts = [0], []
+            by_id = [[] for _ in range(len(self.vocab))]
+            for t in words:
+                by_id[self.vocab[t]] = [self.vocab[p] for p in split_compound(t, known)]
+            for got in by_id:
+                parts.extend(got)
+                starts.append(len(parts))
+            starts_a, parts_a = np.asarray(starts, np.int64), np.asarray(parts, np.int32)
+            n_parts = (starts_a[1:] - starts_a[:-1])[tok]
+            if n_parts.any():
+                rep = np.repeat(np.arange(len(tok)), n_parts)
+                first = starts_a[tok][rep]
+                offset = np.arange(len(rep)) - np.repeat(np.cumsum(n_parts) - n_parts, n_parts)
+                extra_doc, extra_tok, extra_tf = doc[rep], parts_a[first + offset], tf[rep]
+                lens = lens + np.bincount(extra_doc, weights=extra_tf, minlength=len(lens)).astype(np.int64)
+                key = np.concatenate([doc.astype(np.int64) * len(self.vocab) + tok,
+                                      extra_doc.astype(np.int64) * len(self.vocab) + extra_tok])
+                weights = np.concatenate([tf, extra_tf])
+                del rep, first, offset, extra_doc, extra_tok, extra_tf
+                uniq, inv = np.unique(key, return_inverse=True)
+                tf = np.bincount(inv, weights=weights).astype(np.int32)
+                doc, tok = (uniq // len(self.vocab)).astype(np.int32), (uniq % len(self.vocab)).astype(np.int32)
+                del key, weights, uniq, inv
+        return doc, tok, tf, lens
+
+    def save(self, folder: Path) -> int:
+        """Write the BM25 folder; returns the number of documents."""
+        import math
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        n = len(self._lens)
+        doc, tok, tf, lens = self._postings()
+        if n:
+            vocab = dict(self.vocab)
+            vocab.setdefault("", len(vocab))        # bm25s adds an empty token without a column
+            n_cols = len(vocab) - 1
+            df = np.bincount(tok, minlength=n_cols)
+            idf = np.zeros(n_cols, dtype=np.float32)
+            for col in np.flatnonzero(df):
+                idf[col] = math.log(1 + (n - df[col] + 0.5) / (df[col] + 0.5))
+            avg = np.float64(lens.mean())
+            dl = lens[doc].astype(np.float64)
+            tf32 = tf.astype(np.float32).astype(np.float64)
+            data = (idf[tok].astype(np.float64) * (tf32 / (s.k1 * ((1 - s.b) + s.b * dl / avg) + tf32))
+                    ).astype(np.float32)
+            del dl, tf32
+            order = np.lexsort((doc, tok))
+            np.save(folder / "data.csc.index.npy", data[order], allow_pickle=False)
+            del data
+            np.save(folder / "indices.csc.index.npy", doc[order].astype(np.int32), allow_pickle=False)
+            indptr = np.zeros(n_cols + 1, dtype=np.int64)
+            np.cumsum(np.bincount(tok, minlength=n_cols), out=indptr[1:])
+            np.save(folder / "indptr.csc.index.npy", indptr, allow_pickle=False)
+            (folder / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+            params = {"k1": s.k1, "b": s.b, "delta": 0.5, "method": "lucene", "idf_method": "lucene",
+                      "dtype": "float32", "int_dtype": "int32", "num_docs": n, "backend": "numpy"}
+            (folder / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
+            write_sorted_vocab(folder, vocab)
+        (folder / "azchat_lexical.json").write_text(json.dumps(s.to_dict()), encoding="utf-8")
+        return n

@@ -46,7 +46,7 @@ class FusionSettings:
 def _open_search_indexes(gen: Generation) -> dict:
     """BM25 and FAISS of a generation; opened inside load_generation, which retries when a build pruned it."""
     return {"lexical": LexicalIndex.load(gen.folder / "bm25", len(gen.chunks)),
-            "dense": dense.read(gen.folder / "dense.faiss")}
+            "dense": dense.read(gen.folder / "dense.faiss", (gen.manifest.get("dense") or {}).get("kind"))}
 
 
 class Retriever:
@@ -70,7 +70,6 @@ class Retriever:
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
         self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
         self._german: dict[int, bool] = {}   # chunk row -> is its text German, guessed when first a candidate
-        self._rows_of: dict[str, list[int]] | None = None            # note path -> its chunk rows
         self._note_views: dict[str, tuple] = {}   # note path -> (its lines, blocks_open_at), when first asked
 
     # -- what is in the index -------------------------------------------------------------------
@@ -83,10 +82,10 @@ class Retriever:
         return self._gen.chunks
 
     def tags(self) -> list[str]:
-        return sorted({t for c in self._gen.chunks for t in c.tags}, key=str.lower)
+        return sorted(self._gen.chunks.tags(), key=str.lower)
 
     def folders(self) -> list[str]:
-        return sorted({c.folder for c in self._gen.chunks if c.folder})
+        return sorted(self._gen.chunks.folders())
 
     def filter_problem(self, tags=None, folder=None) -> str:
         """One sentence when a tag or folder filter can match no note (a typo, most likely), else ""."""
@@ -106,12 +105,7 @@ class Retriever:
     def _allowed(self, tags, folder) -> np.ndarray | None:
         if not tags and not folder:
             return None
-        want = {t.lower().lstrip("#") for t in (tags or [])}
-        prefix = folder.strip("/") + "/" if folder else None
-        ids = [i for i, c in enumerate(self._gen.chunks)
-               if (not want or want & {t.lower() for t in c.tags})
-               and (prefix is None or (c.path + "/").startswith(prefix) or c.folder == folder.strip("/"))]
-        return np.asarray(ids, dtype=np.int64)
+        return self._gen.chunks.rows_matching(tags, folder)    # from the path and meta columns
 
     def _candidates(self, query: str, pool: int, tags, folder, mode: str = "hybrid"):
         """Candidate chunk rows with their dense cosine and raw BM25 score (both exact for every row)."""
@@ -133,7 +127,7 @@ class Retriever:
             mask[allowed] = True
             lex = np.where(mask, lex, 0.0)
         if mode != "dense":
-            l_ids = np.argsort(-lex)[:pool]
+            l_ids = _top(lex, pool)
             parts.append(l_ids[lex[l_ids] > 0].astype(np.int64))
         cand = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         cand = cand[cand >= 0]
@@ -185,7 +179,7 @@ class Retriever:
     def _is_german_chunk(self, row: int) -> bool:
         known = self._german.get(row)
         if known is None:
-            known = self._german[row] = is_german(self._gen.chunks[row].text)
+            known = self._german[row] = is_german(self._gen.chunks.text(row))
         return known
 
     def _ranked(self, query: str, k: int, tags, folder, mode: str = "hybrid", distinct: bool = False
@@ -205,7 +199,7 @@ class Retriever:
         picked, seen = [], set()
         for i in order:
             if distinct:
-                body = self._gen.chunks[int(cand[i])].text.strip()
+                body = self._gen.chunks.text(int(cand[i])).strip()
                 if body in seen:
                     continue
                 seen.add(body)
@@ -225,7 +219,7 @@ class Retriever:
         scored = self._scored(query, max(self.fusion.candidates, 3 * n), tags, folder, mode)
         best: dict[str, list[float]] = {}
         for row, score, _, _ in scored:
-            top = best.setdefault(self._gen.chunks[row].path, [])
+            top = best.setdefault(self._gen.chunks.path(row), [])
             if len(top) < 2:
                 top.append(score)
         bonus = self.fusion.second_chunk_weight
@@ -244,14 +238,10 @@ class Retriever:
         read once per note when first needed."""
         known = self._note_views.get(path)
         if known is None:
-            if self._rows_of is None:
-                rows_of: dict[str, list[int]] = {}
-                for row, c in enumerate(self._gen.chunks):
-                    rows_of.setdefault(c.path, []).append(row)
-                self._rows_of = rows_of
+            table = self._gen.chunks
             lines: dict[int, str] = {}
-            for row in self._rows_of.get(path, []):
-                c = self._gen.chunks[row]
+            for row in table.rows_of_path(path):
+                c = table[int(row)]
                 for offset, text in enumerate(c.text.split("\n")):
                     lines.setdefault(c.start_line + offset, text)
             known = self._note_views[path] = (lines, blocks_open_at(lines))
@@ -288,6 +278,14 @@ class Retriever:
 
 
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the k highest scores, best first (argpartition: a million rows are not sorted whole)."""
+    if len(scores) <= k:
+        return np.argsort(-scores)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part])]
 
 
 def _listing(names: list[str], most: int = 12) -> str:

@@ -3,12 +3,17 @@
     index/
       CURRENT          name of the live generation, replaced atomically (os.replace)
       .lock            held by the one indexer allowed at a time
-      gen-<id>/        manifest.json, chunks.jsonl, vectors.npy, dense.faiss, bm25/
+      gen-<id>/        manifest.json, chunks/ (columns.py), vectors.npy, dense.faiss, bm25/
+
+Opening a generation maps its files instead of reading them: the chunk table, the vectors and BM25 are
+memory-mapped, so open time and memory do not grow with the corpus. Every file's size is checked at open;
+the checksums too while the generation is at most VERIFY_BYTES (AZCHAT_VERIFY_BYTES) in all, above that
+only those of its JSON files, and the structure of the rest (offsets, shapes, BM25 pointers).
+Generations written before columns (format 1: chunks.jsonl) are still read, into memory.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import io
@@ -19,16 +24,26 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
+from .columns import ChunkColumns, ChunkList, write_columns
 from .models import file_sha256
 from .errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
 from .types import Chunk
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 CURRENT = "CURRENT"
+VERIFY_BYTES = 32 << 20        # generations up to this size have every checksum verified at open
+
+
+def verify_bytes() -> int:
+    try:
+        return int(os.environ.get("AZCHAT_VERIFY_BYTES", VERIFY_BYTES))
+    except ValueError:
+        return VERIFY_BYTES
 
 
 @dataclass
@@ -37,8 +52,8 @@ class Generation:
 
     folder: Path
     manifest: dict
-    chunks: list[Chunk]
-    vectors: np.ndarray
+    chunks: ChunkColumns | ChunkList     # a Sequence[Chunk]; rows decoded when read
+    vectors: np.ndarray                   # memory-mapped (format 2)
     extra: dict = field(default_factory=dict)
 
 
@@ -84,7 +99,7 @@ def _load_manifest(folder: Path, want: str | None) -> dict:
         manifest = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"The index manifest in {folder} is unreadable ({exc}). {REBUILD_HINT}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
         raise IndexCorruptError(f"The index in {folder.parent} has an unknown format. {REBUILD_HINT}")
     return manifest
 
@@ -96,38 +111,60 @@ def read_manifest(index_dir: Path) -> dict | None:
 
 
 def _load_from(folder: Path, manifest: dict) -> Generation:
-    """Every file checked against the manifest's sizes and checksums before anything is trusted."""
+    """Every file checked against the manifest's sizes (and checksums, see the module docstring) before
+    anything is trusted."""
     try:
         sums = manifest.get("sha256") or {}
         if not isinstance(sums, dict):
             raise ValueError("checksums missing")
-        data: dict[str, bytes] = {}
-        for name, size in manifest.get("files", {}).items():
+        files = manifest.get("files", {})
+        if manifest.get("format") == 1:
+            return _load_v1(folder, manifest, sums)
+        whole = sum(files.values()) <= verify_bytes()
+        for name, size in files.items():
             path = folder / name
             if path.stat().st_size != size:
                 raise ValueError(f"{name} has the wrong size")
-            if name in sums or name in ("chunks.jsonl", "vectors.npy"):
-                blob = path.read_bytes()
-                if name in sums and _sha256(blob) != sums[name]:
-                    raise ValueError(f"{name} does not match its checksum")
-                if name in ("chunks.jsonl", "vectors.npy"):
-                    data[name] = blob
-        chunks_raw = data.get("chunks.jsonl")
-        if chunks_raw is None:
-            chunks_raw = (folder / "chunks.jsonl").read_bytes()
-        chunks = [Chunk.from_dict(json.loads(line)) for line in chunks_raw.decode("utf-8").splitlines() if line]
-        vec_raw = data.get("vectors.npy")
-        vectors = np.load(io.BytesIO(vec_raw) if vec_raw is not None else folder / "vectors.npy",
-                          allow_pickle=False)
+            if name in sums and (whole or name.endswith(".json")) and file_sha256(path) != sums[name]:
+                raise ValueError(f"{name} does not match its checksum")
+        if not any(name.startswith("chunks/") for name in files) or "vectors.npy" not in files:
+            raise ValueError("the chunk table or the vectors are missing")
+        chunks = ChunkColumns(folder / "chunks")
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
         if len(chunks) != manifest["chunk_count"] or vectors.shape != (len(chunks), manifest["dim"]):
             raise ValueError("chunk table and vectors disagree with the manifest")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise IndexCorruptError(f"The index in {folder} is damaged ({exc}). {REBUILD_HINT}") from exc
     return Generation(folder, manifest, chunks, vectors)
 
 
+def _load_v1(folder: Path, manifest: dict, sums: dict) -> Generation:
+    """A generation from before columns: chunks.jsonl parsed whole, vectors read into memory."""
+    data: dict[str, bytes] = {}
+    for name, size in manifest.get("files", {}).items():
+        path = folder / name
+        if path.stat().st_size != size:
+            raise ValueError(f"{name} has the wrong size")
+        if name in sums or name in ("chunks.jsonl", "vectors.npy"):
+            blob = path.read_bytes()
+            if name in sums and _sha256(blob) != sums[name]:
+                raise ValueError(f"{name} does not match its checksum")
+            if name in ("chunks.jsonl", "vectors.npy"):
+                data[name] = blob
+    chunks_raw = data.get("chunks.jsonl")
+    if chunks_raw is None:
+        chunks_raw = (folder / "chunks.jsonl").read_bytes()
+    chunks = [Chunk.from_dict(json.loads(line)) for line in chunks_raw.decode("utf-8").splitlines() if line]
+    vec_raw = data.get("vectors.npy")
+    vectors = np.load(io.BytesIO(vec_raw) if vec_raw is not None else folder / "vectors.npy",
+                      allow_pickle=False)
+    if len(chunks) != manifest["chunk_count"] or vectors.shape != (len(chunks), manifest["dim"]):
+        raise ValueError("chunk table and vectors disagree with the manifest")
+    return Generation(folder, manifest, ChunkList(chunks), vectors)
+
+
 def load_generation(index_dir: Path, also: Callable[[Generation], dict] | None = None) -> Generation:
-    """Open the live generation fully into memory, checking every file against the manifest.
+    """Open the live generation (memory-mapped), checking its files against the manifest.
 
     `also(generation)` opens whatever else the caller reads from the generation's folder (FAISS, BM25); its
     dict becomes `generation.extra`, and any error it raises counts as damage.
@@ -164,10 +201,11 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray,
+def write_generation(index_dir: Path, manifest: dict, chunks: Iterable[Chunk], vectors: np.ndarray,
                      writers: dict) -> Path:
     """Write a new generation beside the live one, then swap CURRENT to it in one rename.
 
+    `chunks` is read once, in order (a generator streams them to disk); `vectors` has one row per chunk.
     `writers` maps a file or folder name to a function(path) that writes it (FAISS, BM25).
     Every file's size and sha256 go into the manifest, and the manifest's sha256 into CURRENT, so damage
     is detected on load. A crash at any point leaves the previous generation live.
@@ -182,11 +220,10 @@ def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vecto
     tmp = index_dir / f".tmp-{name}"
     tmp.mkdir()
     try:
-        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-            names = [f.name for f in dataclasses.fields(Chunk)]   # a flat dict; asdict() deep-copies (slow)
-            for chunk in chunks:
-                fh.write(json.dumps({n: getattr(chunk, n) for n in names}, ensure_ascii=False) + "\n")
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        count = write_columns(tmp / "chunks", chunks)
+        if len(vectors) != count:
+            raise ValueError(f"{count} chunks but {len(vectors)} vectors")
+        _save_vectors(tmp / "vectors.npy", vectors)
         for fname, write in writers.items():
             write(tmp / fname)
         files, sums = {}, {}
@@ -196,7 +233,7 @@ def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vecto
                 rel = path.relative_to(tmp).as_posix()
                 files[rel] = path.stat().st_size
                 sums[rel] = file_sha256(path)
-        manifest = {**manifest, "format": FORMAT_VERSION, "chunk_count": len(chunks), "files": files,
+        manifest = {**manifest, "format": FORMAT_VERSION, "chunk_count": count, "files": files,
                     "sha256": sums}
         raw = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
         (tmp / "manifest.json").write_bytes(raw)
@@ -214,6 +251,21 @@ def write_generation(index_dir: Path, manifest: dict, chunks: list[Chunk], vecto
         raise
     prune(index_dir, keep={name} | ({previous.name} if previous else set()))
     return index_dir / name
+
+
+def _save_vectors(path: Path, vectors: np.ndarray) -> None:
+    """vectors as float32 .npy; a memory-mapped input is copied in blocks and let go (never resident whole)."""
+    if not isinstance(vectors, np.memmap):
+        np.save(path, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        return
+    from .dense import _blocks
+
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                 "shape": tuple(vectors.shape)})
+        for _, block in _blocks(vectors):
+            fh.write(block.tobytes())
 
 
 def tidy(index_dir: Path) -> None:

@@ -1,0 +1,364 @@
+"""Scale benchmark: an index of N chunks without embedding them, then open time, RSS, warm asks, disk size.
+
+    python bench/scale.py --chunks N --out DIR [--json [OUT]] [--questions 100] [--measure-only]
+    python bench/scale.py --index DIR [--json [OUT]]      # measure an index built by `azchat index`
+    ... --baseline-src /work/main/src   # also the code before columns, same chunks, same run
+
+DIR becomes an index that Retriever(DIR) opens and asks like any other. Its chunks are the chunks of
+ms-azure-docs (../shared/corpus/ms-azure-docs, cut by the real chunker with a word count for tokens) cycled:
+copy j of a note lives at c<j>/<path> and each chunk carries two extra words ("rev<j>" and one drawn from a
+Zipf-distributed made-up vocabulary), so BM25's vocabulary grows with N as a real corpus's does. Its vectors
+are drawn around K cluster centres (each source chunk has its own offset from its centre, each copy its own
+noise), so IVF buckets fill as on real data. The build streams: chunks go to the column files and to
+BM25Writer one at a time, vectors are written in blocks and read back memory-mapped by the FAISS build.
+The ONNX export of the bundled model is made once into --cache and linked into DIR, so asks embed questions
+with the real model.
+
+Measurements, each in a fresh process (python -c), imports excluded from open times:
+  open (model excluded): Retriever(DIR, embedder=<a stub with the manifest's name>): seconds, RSS after
+  open (model included): Retriever(DIR) with the ONNX model: seconds, RSS after
+  warm ask: Retriever(DIR).ask() on --questions questions after 5 warm-up asks: p50 / p95 ms, RSS after
+  disk: bytes under the live generation
+Build: seconds and peak RSS (ru_maxrss) of the build process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+CORPUS = REPO.parent / "shared" / "corpus" / "ms-azure-docs"
+CACHE = Path(os.environ.get("AZCHAT_SCALE_CACHE", "/tmp/azchat-scale-cache"))
+DIM = 384
+
+
+def env() -> dict:
+    e = dict(os.environ, PYTHONPATH=str(REPO / "src"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    for name in ("AZCHAT_NOTES", "AZCHAT_INDEX", "AZCHAT_MODEL", "AZCHAT_ONNX"):
+        e.pop(name, None)
+    return e
+
+
+def log(msg: str) -> None:
+    print(f"[scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- the source chunks -------------------------------------------------------------------------------
+def source_chunks(corpus: Path):
+    """The corpus's chunks (real chunker, word counts for tokens), sorted as an index stores them."""
+    from azchat.chunking import chunk_note
+    from azchat.config import ChunkSettings
+    from azchat.embedding import HashEmbedder
+    from azchat.notes import Skipped, find_notes, read_note
+
+    counter = HashEmbedder(dim=DIM, max_tokens=256)
+    paths, _ = find_notes(corpus)
+    out = []
+    for path in paths:
+        note = read_note(path, corpus)
+        if not isinstance(note, Skipped):
+            out.extend(chunk_note(note, counter.count_tokens, counter.max_tokens, ChunkSettings()))
+    out.sort(key=lambda c: (c.path, c.start_line, c.id))
+    return out
+
+
+def made_up_word(k: int) -> str:
+    letters = "bcdfghjklmnpqrstvwxz"
+    word = "q"
+    while True:
+        k, r = divmod(k, 20)
+        word += letters[r]
+        if k == 0:
+            return word
+
+
+def export_dir() -> Path:
+    """The bundled model's ONNX export, made once under CACHE (imports torch the first time)."""
+    from azchat.config import model_name
+    from azchat.models import resolve_model
+    from azchat.onnx_embedding import export_model, find_export
+
+    info = resolve_model(model_name(None))
+    found = find_export(CACHE, info)
+    if found is None:
+        log("exporting the bundled model to ONNX (once)")
+        found = export_model(CACHE, info)
+    return found
+
+
+# -- the build -----------------------------------------------------------------------------------------
+def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0) -> dict:
+    import numpy as np
+
+    from azchat import dense
+    from azchat.config import ChunkSettings, model_name
+    from azchat.lexical import BM25Writer, document_tokens
+    from azchat.models import resolve_model
+    from azchat.progress import ProgressBar
+    from azchat.store import build_lock, write_generation
+    from azchat.types import Chunk
+
+    t0 = time.perf_counter()
+    info = resolve_model(model_name(None))
+    export = export_dir()
+    base = source_chunks(corpus)
+    b = len(base)
+    log(f"{b} source chunks from {corpus}; building {n} chunks in {out}")
+    writer = BM25Writer()
+    base_ids = [writer.ids(writer.cut(c.search_text)) for c in base]
+    rng = np.random.default_rng(seed)
+    zipf_words = rng.zipf(1.3, size=n) % 400_000
+    notes: dict[str, dict] = {}
+    bar = ProgressBar("chunks")
+
+    def rows():
+        for row in range(n):
+            j, k = divmod(row, b)
+            c = base[k]
+            extra = f"rev{j} {made_up_word(int(zipf_words[row]))}"
+            path = f"c{j:03d}/{c.path}"
+            chunk = Chunk(id=f"c{j}-{c.id}", path=path, title=c.title, heading=c.heading,
+                          start_line=c.start_line, end_line=c.end_line, text=f"{c.text} ({extra})",
+                          embed_text=c.embed_text, search_text=f"{c.search_text} {extra}", tags=c.tags,
+                          aliases=c.aliases)
+            writer.add_ids(np.concatenate([base_ids[k], writer.ids(document_tokens(extra))]))
+            meta = notes.get(path)
+            if meta is None:
+                meta = notes[path] = {"hash": f"synthetic-{j}-{k}", "mtime_ns": 0, "size": 0, "title": c.title,
+                                      "tags": c.tags, "warnings": [], "chunks": 0}
+            meta["chunks"] += 1
+            if row % 20_000 == 0 or row == n - 1:
+                bar(row + 1, n)
+            yield chunk
+
+    # vectors: centre + the source chunk's offset + this copy's noise, normalized; written in blocks
+    out.mkdir(parents=True, exist_ok=True)
+    tmp_vectors = out / ".scale-vectors.npy"
+    centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    own = rng.integers(0, clusters, size=b)
+    offsets = (rng.normal(size=(b, DIM)) * (0.7 / np.sqrt(DIM))).astype(np.float32)
+    with open(tmp_vectors, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (n, DIM)})
+        for start in range(0, n, 65_536):
+            idx = np.arange(start, min(n, start + 65_536)) % b
+            v = centres[own[idx]] + offsets[idx] + \
+                rng.normal(size=(len(idx), DIM)).astype(np.float32) * (0.45 / np.sqrt(DIM))
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            fh.write(v.astype(np.float32).tobytes())
+    vectors = np.load(tmp_vectors, mmap_mode="r")
+    dense_params: dict = {}
+
+    def write_dense(path: Path) -> None:
+        t = time.perf_counter()
+        index, params = dense.build(vectors, dense.choose_kind(n))
+        dense_params.update(params)
+        dense.write(index, path)
+        log(f"dense {params} in {time.perf_counter() - t:.1f} s")
+
+    def write_bm25(path: Path) -> None:
+        t = time.perf_counter()
+        writer.save(path)
+        log(f"BM25 ({len(writer.vocab)} tokens) in {time.perf_counter() - t:.1f} s")
+
+    manifest = {"model": info.name, "embedder": info.name, "dim": DIM, "max_tokens": info.max_seq_length,
+                "chunker": ChunkSettings().to_dict(), "dense": dense_params, "notes_dir": str(corpus),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "notes": notes, "skipped": {},
+                "synthetic": {"chunks": n, "source_chunks": b, "clusters": clusters, "seed": seed}}
+    models = out / "models"
+    models.mkdir(exist_ok=True)
+    link = models / export.name
+    if not link.exists():
+        link.symlink_to(export, target_is_directory=True)
+    manifest["onnx"] = f"models/{export.name}"
+    with build_lock(out):
+        # the BM25 arrays are saved before the FAISS build, so their postings are freed first
+        write_generation(out, manifest, rows(), vectors, {"bm25": write_bm25, "dense.faiss": write_dense})
+    del vectors
+    tmp_vectors.unlink()
+    return {"build_s": round(time.perf_counter() - t0, 1),
+            "build_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "source_chunks": b, "clusters": clusters}
+
+
+# -- the measurements ------------------------------------------------------------------------------------
+PROBE = r"""
+import json, sys, time
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+import numpy as np, faiss
+from azchat.retrieval import Retriever
+from azchat.store import read_manifest
+index, mode, questions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+out = {}
+if mode == "stub":
+    import hashlib
+    m = read_manifest(index)
+    class Stub:
+        name, dim, max_tokens = m["embedder"], m["dim"], m.get("max_tokens", 256)
+        def count_tokens(self, texts): return [len(t.split()) for t in texts]
+        def embed(self, texts, progress=None):
+            out = []
+            for t in texts:
+                r = np.random.default_rng(int.from_bytes(hashlib.sha1(t.encode()).digest()[:8], "little"))
+                v = r.normal(size=self.dim).astype(np.float32); out.append(v / np.linalg.norm(v))
+            return np.asarray(out)
+    embedder = Stub()
+else:
+    from azchat.embedding import load_embedder
+    from azchat.store import read_manifest
+    import onnxruntime, tokenizers
+    embedder = None
+out["rss_before_mb"] = rss()
+t = time.perf_counter()
+if embedder is None:
+    from azchat.embedding import load_embedder
+    embedder = load_embedder(read_manifest(index).get("model"), index)
+r = Retriever(index, embedder=embedder)
+out["open_s"] = time.perf_counter() - t
+out["rss_after_open_mb"] = rss()
+out["embedder"] = type(r.embedder).__name__
+if mode == "ask":
+    for q in questions[:5]:
+        r.ask(q)
+    times = []
+    for q in questions:
+        t = time.perf_counter(); r.ask(q); times.append(time.perf_counter() - t)
+    times.sort()
+    out["ask_p50_ms"] = 1000 * times[len(times) // 2]
+    out["ask_p95_ms"] = 1000 * times[min(len(times) - 1, int(0.95 * len(times)))]
+    out["rss_after_asks_mb"] = rss()
+print("PROBE=" + json.dumps(out))
+"""
+
+
+def to_format1(index: Path, out: Path) -> Path:
+    """A copy of the live generation as the code before columns wrote it (chunks.jsonl, every checksum in the
+    manifest), for measuring that code on the same chunks (--baseline-src); big files are hard links."""
+    from azchat.models import file_sha256
+    from azchat.store import current_folder, load_generation
+
+    gen = load_generation(index)
+    live = current_folder(index)
+    if out.exists():
+        shutil.rmtree(out)
+    folder = out / live.name
+    folder.mkdir(parents=True)
+    for name in ("vectors.npy", "dense.faiss"):
+        os.link(live / name, folder / name)
+    shutil.copytree(live / "bm25", folder / "bm25", copy_function=os.link)
+    names = ("id", "path", "title", "heading", "start_line", "end_line", "text", "embed_text", "search_text",
+             "tags", "aliases")
+    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as fh:
+        for c in gen.chunks:
+            fh.write(json.dumps({k: getattr(c, k) for k in names}, ensure_ascii=False) + "\n")
+    files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest = {**gen.manifest, "format": 1, "files": files,
+                "sha256": {k: file_sha256(folder / k) for k in files}}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / "CURRENT").write_text(live.name + "\n")
+    if (index / "models").exists():
+        (out / "models").symlink_to((index / "models").resolve(), target_is_directory=True)
+    return out
+
+
+def probe(index: Path, mode: str, questions: list[str], src: Path | None = None) -> dict:
+    e = env()
+    if src is not None:
+        e["PYTHONPATH"] = str(src)
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(index), mode, json.dumps(questions)],
+                          capture_output=True, text=True, env=e)
+    if proc.returncode != 0:
+        raise SystemExit(f"probe {mode} failed:\n{proc.stderr[-3000:]}")
+    got = json.loads(proc.stdout.rsplit("PROBE=", 1)[1])
+    return {k: round(v, 4 if k == "open_s" else 1) if isinstance(v, float) else v for k, v in got.items()}
+
+
+def questions_for(index: Path, count: int) -> list[str]:
+    """Questions made of the index's own headings (the last part), spread over the table."""
+    from azchat.store import load_generation
+
+    gen = load_generation(index)
+    n = len(gen.chunks)
+    out = []
+    for i in range(count):
+        heading = gen.chunks[(i * 7919) % n].heading.split(">")[-1].strip() or gen.chunks[i % n].title
+        out.append(f"How do I {heading.lower()}?" if i % 2 else f"What is {heading}?")
+    return out
+
+
+def measure(index: Path, count: int, baseline_src: Path | None = None) -> dict:
+    from azchat.store import current_folder, read_manifest
+
+    questions = questions_for(index, count)
+    live = current_folder(index)
+    m = read_manifest(index)
+    res = {"chunks": m["chunk_count"], "dense": m.get("dense"),
+           "disk_mb": round(sum(p.stat().st_size for p in live.rglob("*") if p.is_file()) / 2**20, 1)}
+    res["stub"] = probe(index, "stub", questions)      # model excluded
+    res["model"] = probe(index, "model", questions)    # model included
+    res["ask"] = probe(index, "ask", questions)
+    if baseline_src is not None:
+        # the code before columns, on the same chunks written as it wrote them, measured in this same run
+        old = to_format1(index, index.parent / (index.name + "-format1"))
+        res["baseline"] = {"src": str(baseline_src),
+                           "disk_mb": round(sum(p.stat().st_size for p in old.rglob("*") if p.is_file())
+                                            / 2**20, 1),
+                           "stub": probe(old, "stub", questions, baseline_src),
+                           "ask": probe(old, "ask", questions, baseline_src)}
+        res["stub_again"] = probe(index, "stub", questions)   # interleaved: new, old, new
+        shutil.rmtree(old)
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chunks", type=int, help="build a synthetic index of this many chunks")
+    ap.add_argument("--out", type=Path, help="where the synthetic index is built")
+    ap.add_argument("--index", type=Path, help="measure this existing index instead")
+    ap.add_argument("--corpus", type=Path, default=CORPUS)
+    ap.add_argument("--clusters", type=int, default=1024)
+    ap.add_argument("--questions", type=int, default=100)
+    ap.add_argument("--measure-only", action="store_true", help="--out exists: measure it, do not build")
+    ap.add_argument("--baseline-src", type=Path,
+                    help="also measure the azchat source at this path (e.g. /work/main/src, before columns) "
+                         "on the same chunks written in format 1")
+    ap.add_argument("--json", nargs="?", const="-", help="write the results as JSON (to a file, or stdout)")
+    args = ap.parse_args(argv)
+    result: dict = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count()}
+    if args.index:
+        target = args.index
+    else:
+        if not args.out or not args.chunks:
+            ap.error("--chunks N --out DIR, or --index DIR")
+        target = args.out
+        if not args.measure_only:
+            if (target / "CURRENT").exists():
+                shutil.rmtree(target)
+            result["build"] = build(args.chunks, target, args.corpus, args.clusters)
+            log(f"built: {result['build']}")
+    result.update(measure(target, args.questions, args.baseline_src))
+    text = json.dumps(result, indent=1)
+    if args.json == "-":
+        print(text)
+    elif args.json:
+        Path(args.json).write_text(text + "\n")
+        print(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
