@@ -53,20 +53,31 @@ def log(msg: str) -> None:
 
 
 # -- the source chunks -------------------------------------------------------------------------------
-def source_chunks(corpus: Path):
-    """The corpus's chunks (real chunker, word counts for tokens), sorted as an index stores them."""
+def source_chunks(corpus: Path, real_tokens: bool = False, notes_meta: dict | None = None):
+    """The corpus's chunks (real chunker; word counts for tokens, or the bundled model's tokenizer with
+    real_tokens), sorted as an index stores them. notes_meta: filled with each note's manifest entry."""
     from azchat.chunking import chunk_note
     from azchat.config import ChunkSettings
     from azchat.embedding import HashEmbedder
-    from azchat.notes import Skipped, find_notes, read_note
+    from azchat.notes import Skipped, find_notes, read_note, relative_path
 
     counter = HashEmbedder(dim=DIM, max_tokens=256)
+    if real_tokens:
+        from azchat.onnx_embedding import OnnxEmbedder
+
+        counter = OnnxEmbedder(export_dir())
     paths, _ = find_notes(corpus)
     out = []
     for path in paths:
         note = read_note(path, corpus)
         if not isinstance(note, Skipped):
-            out.extend(chunk_note(note, counter.count_tokens, counter.max_tokens, ChunkSettings()))
+            chunks = chunk_note(note, counter.count_tokens, counter.max_tokens, ChunkSettings())
+            out.extend(chunks)
+            if notes_meta is not None:
+                st = path.stat()
+                notes_meta[relative_path(path, corpus)] = {
+                    "hash": note.content_hash, "mtime_ns": st.st_mtime_ns, "size": st.st_size,
+                    "title": note.title, "tags": note.tags, "warnings": note.warnings, "chunks": len(chunks)}
     out.sort(key=lambda c: (c.path, c.start_line, c.id))
     return out
 
@@ -96,7 +107,7 @@ def export_dir() -> Path:
 
 
 # -- the build -----------------------------------------------------------------------------------------
-def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0) -> dict:
+def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0, source_only: bool = False) -> dict:
     import numpy as np
 
     from azchat import dense
@@ -110,13 +121,16 @@ def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0) -> dict
     t0 = time.perf_counter()
     info = resolve_model(model_name(None))
     export = export_dir()
-    base = source_chunks(corpus)
+    source_notes: dict[str, dict] = {}
+    base = source_chunks(corpus, real_tokens=source_only, notes_meta=source_notes)
     b = len(base)
+    if source_only:       # the corpus itself: its real chunks (model tokenizer), its notes, no copies
+        n = b
     log(f"{b} source chunks from {corpus}; building {n} chunks in {out}")
     writer = BM25Writer()
     base_ids = [writer.ids(writer.cut(c.search_text)) for c in base]
     rng = np.random.default_rng(seed)
-    zipf_words = rng.zipf(1.3, size=n) % 400_000
+    zipf_words = rng.zipf(1.1, size=n) % 2_000_000
     notes: dict[str, dict] = {}
     bar = ProgressBar("chunks")
 
@@ -124,6 +138,13 @@ def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0) -> dict
         for row in range(n):
             j, k = divmod(row, b)
             c = base[k]
+            if source_only:
+                writer.add(c.search_text)
+                notes.update(source_notes) if row == 0 else None
+                if row % 20_000 == 0 or row == n - 1:
+                    bar(row + 1, n)
+                yield c
+                continue
             extra = f"rev{j} {made_up_word(int(zipf_words[row]))}"
             path = f"c{j:03d}/{c.path}"
             chunk = Chunk(id=f"c{j}-{c.id}", path=path, title=c.title, heading=c.heading,
@@ -146,13 +167,13 @@ def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0) -> dict
     centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     own = rng.integers(0, clusters, size=b)
-    offsets = (rng.normal(size=(b, DIM)) * (0.7 / np.sqrt(DIM))).astype(np.float32)
+    offsets = (rng.normal(size=(b, DIM)) * (1.0 / np.sqrt(DIM))).astype(np.float32)
     with open(tmp_vectors, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (n, DIM)})
         for start in range(0, n, 65_536):
             idx = np.arange(start, min(n, start + 65_536)) % b
             v = centres[own[idx]] + offsets[idx] + \
-                rng.normal(size=(len(idx), DIM)).astype(np.float32) * (0.45 / np.sqrt(DIM))
+                rng.normal(size=(len(idx), DIM)).astype(np.float32) * (0.6 / np.sqrt(DIM))
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             fh.write(v.astype(np.float32).tobytes())
     vectors = np.load(tmp_vectors, mmap_mode="r")
@@ -182,12 +203,54 @@ def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0) -> dict
     manifest["onnx"] = f"models/{export.name}"
     with build_lock(out):
         # the BM25 arrays are saved before the FAISS build, so their postings are freed first
-        write_generation(out, manifest, rows(), vectors, {"bm25": write_bm25, "dense.faiss": write_dense})
+        write_generation(out, manifest, rows(), vectors, {"bm25": write_bm25, "dense.faiss": write_dense},
+                         finish=lambda m: _notes_on_disk(m, corpus, out, source_only))
     del vectors
     tmp_vectors.unlink()
     return {"build_s": round(time.perf_counter() - t0, 1),
             "build_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "source_chunks": b, "clusters": clusters}
+
+
+def _notes_on_disk(manifest: dict, corpus: Path, out: Path, source_only: bool) -> None:
+    """Every note of the index as a file under OUT-notes (copy j of a note at c<j>/<path>; with source_only
+    the corpus as it is), its stat in the manifest, so `azchat index --notes OUT-notes --index OUT` sees one edited note as one edited note."""
+    notes_dir = out.parent / (out.name + "-notes")
+    if notes_dir.exists():
+        shutil.rmtree(notes_dir)
+    for rel, meta in manifest["notes"].items():
+        src = corpus / (rel if source_only else rel.split("/", 1)[1])
+        dst = notes_dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        st = dst.stat()
+        meta["mtime_ns"], meta["size"] = st.st_mtime_ns, st.st_size
+    manifest["notes_dir"] = str(notes_dir)
+
+
+def one_note_update(index: Path, runs: int = 3) -> dict:
+    """`azchat index --json` after appending a line to one note, as a user runs it (fresh process)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from speed import timed_rss
+    from azchat.store import read_manifest
+
+    notes_dir = Path(read_manifest(index)["notes_dir"])
+    out = []
+    for i in range(runs):
+        note = sorted(read_manifest(index)["notes"])[(i * 7919) % len(read_manifest(index)["notes"])]
+        path = notes_dir / note
+        if not os.access(path, os.W_OK):
+            return {"skipped": f"{notes_dir} is not writable"}
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"\nEdited for the update benchmark, run {i}: zqedit{i} appears here.\n")
+        wall, rss, stdout = timed_rss(["azchat", "index", "--index", str(index), "--notes", str(notes_dir),
+                                       "--json"])
+        stats = json.loads(stdout)
+        out.append({"note": note, "wall_s": round(wall, 3), "peak_rss_mb": round(rss),
+                    "embedded": stats["embedded"], "updated": stats["updated"], "chunks": stats["chunks"]})
+    m = read_manifest(index)
+    return {"runs": out, "median_s": round(statistics.median(r["wall_s"] for r in out), 3),
+            "segment_rows": m.get("segment_rows"), "base": (m.get("base") or {}).get("name")}
 
 
 # -- the measurements ------------------------------------------------------------------------------------
@@ -322,6 +385,35 @@ def measure(index: Path, count: int, baseline_src: Path | None = None) -> dict:
     return res
 
 
+def cold_asks(index: Path, corpus: Path, runs: int, baseline_src: Path | None) -> dict:
+    """Wall time and peak RSS of `azchat ask --json` in a fresh process (bench/speed.py's wrapper); with a
+    baseline source, that code on the same chunks in format 1, interleaved."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from speed import timed_rss
+
+    from azchat.store import read_manifest
+
+    question = "How do I enable autoscaling for an AKS cluster?"
+    notes = read_manifest(index).get("notes_dir") or str(corpus)
+    args = ["azchat", "ask", question, "--index", str(index), "--notes", notes, "--json"]
+    old = to_format1(index, index.parent / (index.name + "-format1")) if baseline_src else None
+    runs_new, runs_old = [], []
+    for _ in range(runs):
+        runs_new.append(timed_rss(args)[:2])
+        if old is not None:
+            old_args = [*args[:4], str(old), *args[5:]]
+            runs_old.append(timed_rss(old_args, PYTHONPATH=str(baseline_src))[:2])
+    if old is not None:
+        shutil.rmtree(old)
+    out = {"question": question, "wall_s": [round(w, 3) for w, _ in runs_new],
+           "peak_rss_mb": [round(r) for _, r in runs_new],
+           "median_s": round(statistics.median(w for w, _ in runs_new), 3)}
+    if runs_old:
+        out["baseline"] = {"wall_s": [round(w, 3) for w, _ in runs_old], "peak_rss_mb": [round(r) for _, r in runs_old],
+                           "median_s": round(statistics.median(w for w, _ in runs_old), 3)}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, help="build a synthetic index of this many chunks")
@@ -331,6 +423,11 @@ def main(argv=None) -> int:
     ap.add_argument("--clusters", type=int, default=1024)
     ap.add_argument("--questions", type=int, default=100)
     ap.add_argument("--measure-only", action="store_true", help="--out exists: measure it, do not build")
+    ap.add_argument("--source-only", action="store_true",
+                    help="the corpus's own chunks (cut with the model's tokenizer, as `azchat index` cuts them), "
+                         "no copies: the real ~38k-chunk ms-azure-docs index, with drawn vectors")
+    ap.add_argument("--cold-asks", type=int, default=3, help="cold `azchat ask --json` runs (0: none)")
+    ap.add_argument("--updates", type=int, default=3, help="one-note `azchat index` runs (0: none)")
     ap.add_argument("--baseline-src", type=Path,
                     help="also measure the azchat source at this path (e.g. /work/main/src, before columns) "
                          "on the same chunks written in format 1")
@@ -340,15 +437,20 @@ def main(argv=None) -> int:
     if args.index:
         target = args.index
     else:
-        if not args.out or not args.chunks:
+        if not args.out or not (args.chunks or args.source_only):
             ap.error("--chunks N --out DIR, or --index DIR")
         target = args.out
         if not args.measure_only:
             if (target / "CURRENT").exists():
                 shutil.rmtree(target)
-            result["build"] = build(args.chunks, target, args.corpus, args.clusters)
+            result["build"] = build(args.chunks or 0, target, args.corpus, args.clusters,
+                                    source_only=args.source_only)
             log(f"built: {result['build']}")
     result.update(measure(target, args.questions, args.baseline_src))
+    if args.cold_asks:
+        result["cold_ask"] = cold_asks(target, args.corpus, args.cold_asks, args.baseline_src)
+    if args.updates:
+        result["one_note_update"] = one_note_update(target, args.updates)
     text = json.dumps(result, indent=1)
     if args.json == "-":
         print(text)

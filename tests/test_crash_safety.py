@@ -105,7 +105,13 @@ class Child:
         self.proc.stdin.flush()
 
 
-def test_sigkill_at_random_points_never_breaks_the_index(tmp_path):
+@pytest.mark.parametrize("segments", [False, True])
+def test_sigkill_at_random_points_never_breaks_the_index(tmp_path, segments, monkeypatch):
+    """segments=True: every update is a small segment beside a base (segments.py), merged whenever the segment
+    or the deleted base rows pass 16 rows, so kills also land in segment writes and merges."""
+    if segments:
+        monkeypatch.setenv("AZCHAT_SEGMENT_FROM", "0")
+        monkeypatch.setenv("AZCHAT_SEGMENT_MAX_ROWS", "16")
     rng = random.Random(1234)
     notes, index = tmp_path / "notes", tmp_path / "index"
     script = tmp_path / "child.py"
@@ -119,6 +125,7 @@ def test_sigkill_at_random_points_never_breaks_the_index(tmp_path):
     assert _index_state(index, fake) == committed
 
     iterations, killed_mid_build, killed_while_writing, advanced = 40, 0, 0, 0
+    based = merged = 0
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen([sys.executable, str(script), str(notes), str(index), "0", "fork-server"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -145,7 +152,8 @@ def test_sigkill_at_random_points_never_breaks_the_index(tmp_path):
 
         pid = int(ask("go"))
         time.sleep(rng.uniform(0.0, 0.45))
-        os.kill(pid, signal.SIGKILL)      # safe: the server has not reaped it, so the pid is still its child
+        if not (segments and it % 3 == 0):   # with segments every third build lands: segments and merges
+            os.kill(pid, signal.SIGKILL)  # safe: the server has not reaped it, so the pid is still its child
         outcome = ask("reap")
         assert outcome in ("killed", "exit 0"), outcome
         killed_mid_build += outcome == "killed"
@@ -153,6 +161,9 @@ def test_sigkill_at_random_points_never_breaks_the_index(tmp_path):
         if list(index.glob(".tmp-gen-*")) or len(list(index.glob("gen-*"))) > 2:
             killed_while_writing += 1                   # it died between its first write and the prune
         state = _index_state(index, fake)               # the index still opens, whole
+        has_base = bool(load_generation(index).manifest.get("base"))
+        based += has_base
+        merged += not has_base
         assert state in (committed, expected_new), (it, state)
         advanced += state != committed
         committed = state
@@ -163,14 +174,17 @@ def test_sigkill_at_random_points_never_breaks_the_index(tmp_path):
     server.wait(timeout=30)
     server.stdout.close()
 
-    print(f"{killed_mid_build} of {iterations} kills interrupted a build, {killed_while_writing} while writing; "
+    print(f"segments {based} merged {merged}; {killed_mid_build} of {iterations} kills interrupted a build, "
+          f"{killed_while_writing} while writing; "
           f"the index advanced {advanced} times")
     assert killed_mid_build >= iterations // 3 and killed_while_writing >= 3   # kills hit every phase
     final = build_index(notes, index, embedder=fake)    # the next build completes and catches up
     assert _index_state(index, fake) == vault
     assert final.notes == len(vault)
     gens = [p.name for p in index.glob("gen-*")]
-    assert len(gens) <= 2 and current_folder(index).name in gens
+    assert len(gens) <= (4 if segments else 2) and current_folder(index).name in gens   # + their bases
+    if segments:
+        assert based >= 3 and merged >= 3, (based, merged)      # both kinds of generation were live
     assert not list(index.glob(".tmp-*")) and not list(index.glob(".CURRENT.*"))
 
 

@@ -118,3 +118,31 @@ def test_above_the_verify_limit_sizes_and_structure_are_still_checked(vault, tmp
     text.write_bytes(bytes(data[:-1]))
     with pytest.raises(IndexCorruptError, match="wrong size"):
         Retriever(index, embedder=fake)
+
+
+def test_what_refusal_asks_of_the_whole_text_comes_from_files_with_the_same_answers(vault, tmp_path, fake):
+    """The notes' words, substrings, letters run together and code identifiers come from words.txt,
+    compact.bin and identifiers.txt (searched memory-mapped) and answer as the whole text read into memory."""
+    index = tmp_path / "index"
+    write(vault, "code.md", "# Code\n\nUse `for_each` and ARM_CLIENT_ID with github.com/danielmiessler/fabric.\n"
+                            "Let's Encrypt via nginx-proxy-manager; Größe ΑΣ.\n")
+    build_index(vault, index, embedder=fake)
+    table = load_generation(index).chunks
+    listed = ChunkList(list(table))
+    (words, text), (lwords, ltext) = table.notes_text(), listed.notes_text()
+    probes = sorted(lwords)[:50] + ["peering", "peer", "eering", "danielmiessler", "miessler", "nginx", "größe",
+                                    "ας", "nosuchword", "", "for", "each", "for_each", "g", "\n", "proxymanager"]
+    for p in probes:
+        assert (p in words) == (p in lwords), p
+        if p.isalnum():         # refusal.py asks the text only about letters-and-digits parts
+            assert (p in text) == (p in ltext), p
+    compact, lcompact = table.compact_text(), listed.compact_text()
+    for p in ["letsencrypt", "nginxproxymanager", "githubcomdanielmiesslerfabric", "proxymanagerx", "größeας", ""]:
+        assert (p in compact) == (p in lcompact), p
+    ids, lids = table.identifiers(), listed.identifiers()
+    assert "for_each" in lids and "arm_client_id" in lids
+    for p in ["for_each", "arm_client_id", "client_id", "for", "", "nope_nope"]:
+        assert (p in ids) == (p in lids), p
+    r = Retriever(index, embedder=fake)
+    assert r.refusal._mentioned("miessler") and not r.refusal._mentioned("zebrafinch")
+    assert r.refusal._phrase_mentioned("Nginx Proxy Manager") and r.refusal._knows_identifier("for_each")

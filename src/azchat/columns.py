@@ -9,6 +9,10 @@
       paths.bin + paths.off.npy       the distinct paths, sorted
       metas.bin + metas.off.npy       the distinct [title, tags, aliases], JSON, parsed when a row needs it
       keys.npy                        (n,) S20: sha1 of embed_text (the embedding cache of incremental builds)
+      words.txt, identifiers.txt      the distinct lowercased words of the text and code identifiers of the
+                                      search text, one a line ("\n" before each and after the last)
+      compact.bin                     the lowercased text's letters and digits run together
+    The last three answer refusal.py's "do the notes mention X" without reading every chunk at ask time.
 
 A row is decoded only when it is read (ChunkColumns[i] -> Chunk; .text(i) etc. for one field); tag and folder
 filters work on the small path and meta tables and the int32 columns. ChunkList offers the same methods over
@@ -127,8 +131,19 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
     keys: list[bytes] = []
     paths: dict[str, int] = {}
     metas: dict[str, int] = {}
+    from .refusal import _IDENTIFIER, _PART
+
+    words: set[str] = set()
+    identifiers: set[str] = set()
+    compact = open(folder / "compact.bin", "wb")
     n = 0
     for c in chunks:
+        low = c.text.lower()
+        parts = _PART.findall(low)
+        words.update(parts)
+        compact.write("".join(parts).encode("utf-8"))
+        if "_" in c.search_text:
+            identifiers.update(m.lower().strip("_") for m in _IDENTIFIER.findall(c.search_text))
         for name, w in writers.items():
             w.add(getattr(c, name))
         lines += (c.start_line, c.end_line)
@@ -138,6 +153,9 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
         n += 1
     for w in writers.values():
         w.close()
+    compact.close()
+    for name, values in (("words", words), ("identifiers", identifiers)):
+        (folder / f"{name}.txt").write_bytes(("\n" + "".join(v + "\n" for v in sorted(values))).encode("utf-8"))
     # paths sorted so that a path is found by binary search; rows renumbered to match
     by_name = sorted(paths)
     renumber = np.zeros(len(paths), dtype=np.int32)
@@ -151,6 +169,34 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
     np.save(folder / "lines.npy", np.asarray(lines, dtype=np.int32).reshape(n, 2), allow_pickle=False)
     np.save(folder / "keys.npy", np.asarray(keys, dtype="S20").reshape(n), allow_pickle=False)
     return n
+
+
+class _Framed:
+    """`word in it`: a "\n"-framed word list, memory-mapped and searched (no set built per process)."""
+
+    def __init__(self, blob):
+        self._blob = blob
+
+    def __contains__(self, word) -> bool:
+        return isinstance(word, str) and self._blob.find(("\n" + word + "\n").encode("utf-8")) >= 0
+
+
+class _Substrings:
+    """`part in it`: a substring search in a memory-mapped blob (a letters-and-digits part occurs in the text
+    exactly when it occurs inside one of its words)."""
+
+    def __init__(self, blob):
+        self._blob = blob
+
+    def __contains__(self, part) -> bool:
+        return isinstance(part, str) and self._blob.find(part.encode("utf-8")) >= 0
+
+
+def _map(path: Path):
+    if path.stat().st_size == 0:
+        return b""
+    with open(path, "rb") as fh:
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 class _Table:
@@ -223,6 +269,12 @@ class ChunkColumns(_Table, Sequence[Chunk]):
         self._metas_cache = None
         self._rows_by_path = None
         self._meta_rows: dict[int, tuple] = {}
+        derived = [folder / f for f in ("words.txt", "identifiers.txt", "compact.bin")]
+        if all(f.exists() for f in derived):
+            self._words, self._identifiers, self._compact = (_map(f) for f in derived)
+        else:        # a table written before these files: refusal.py reads the chunks as it always did
+            for name in ("notes_text", "compact_text", "identifiers"):
+                setattr(self, name, None)
         n = len(self._cols["id"])
         if any(len(c) != n for c in self._cols.values()) or self.lines.shape != (n, 2) \
                 or len(self.path_ids) != n or len(self.meta_ids) != n or len(self.keys) != n:
@@ -254,6 +306,17 @@ class ChunkColumns(_Table, Sequence[Chunk]):
 
     def field(self, name: str, i: int) -> str:
         return self._cols[name][i]
+
+    # what refusal.py asks of the notes' whole text, from files written with the table
+    def notes_text(self):
+        """(the notes' lowercased words, the lowercased text for `part in text`) as refusal.py reads them."""
+        return _Framed(self._words), _Substrings(self._words)
+
+    def compact_text(self):
+        return _Substrings(self._compact)
+
+    def identifiers(self):
+        return _Framed(self._identifiers)
 
     def text(self, i: int) -> str:
         return self._cols["text"][i]
@@ -304,6 +367,23 @@ class ChunkList(_Table, Sequence[Chunk]):
 
     def field(self, name: str, i: int) -> str:
         return getattr(self._chunks[i], name)
+
+    def notes_text(self):
+        from .refusal import _PART
+
+        text = "\n".join(c.text for c in self._chunks).lower()
+        return frozenset(_PART.findall(text)), text
+
+    def compact_text(self):
+        from .refusal import _PART
+
+        return "".join(_PART.findall(self.notes_text()[1]))
+
+    def identifiers(self):
+        from .refusal import _IDENTIFIER
+
+        return frozenset(m.lower().strip("_") for c in self._chunks if "_" in c.search_text
+                         for m in _IDENTIFIER.findall(c.search_text))
 
     def metas(self):
         return self._metas_list

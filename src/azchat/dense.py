@@ -170,6 +170,8 @@ def search(index, query: np.ndarray, k: int, allowed: np.ndarray | None = None) 
     """
     import faiss
 
+    if hasattr(index, "base_live"):          # a base + segment view (segments.py)
+        return index.search(query, min(k, index.ntotal), allowed)
     k = min(k, index.ntotal)
     if k <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)

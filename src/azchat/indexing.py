@@ -278,6 +278,25 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         stats.embedded = len(need)
         onnx_dir = _light_export(index_dir, embedder, log) if auto else None
 
+        common = {
+            "model": embedder.name,
+            "embedder": embedder.name,
+            "dim": embedder.dim,
+            "max_tokens": embedder.max_tokens,
+            "chunker": settings.to_dict(),
+            "notes_dir": str(notes_dir.resolve()),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "notes": notes_meta,
+            "skipped": skipped_meta,
+        }
+        if onnx_dir is not None:
+            common["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
+        plan = _segment_plan(old, kept_rows, len(fresh)) if reuse and not full else None
+        if plan is not None:
+            stats.chunks = _write_segment(index_dir, old, plan, fresh, fresh_vecs, common, log)
+            stats.seconds = time.perf_counter() - t0
+            return stats
+
         # old rows stay where they are, read from the old table when written; fresh chunks are merged in
         table = old.chunks if reuse else None
         keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), r, -1) for r in kept_rows] if table is not None else []
@@ -300,23 +319,77 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
                                       for _, r, i in keyed])
         kind = dense.choose_kind(len(keyed), dense_threshold())
         dense_index, dense_index_params = dense.build(vectors, kind)
-        manifest = {
-            "model": embedder.name,
-            "embedder": embedder.name,
-            "dim": embedder.dim,
-            "max_tokens": embedder.max_tokens,
-            "chunker": settings.to_dict(),
-            "dense": dense_index_params,
-            "notes_dir": str(notes_dir.resolve()),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "notes": notes_meta,
-            "skipped": skipped_meta,
-        }
-        if onnx_dir is not None:
-            manifest["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
+        manifest = {**common, "dense": dense_index_params}
         write_generation(index_dir, manifest, rows(), vectors, {
             "dense.faiss": lambda p: dense.write(dense_index, p),
             "bm25": lexical.save,
         })
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _segment_plan(old: Generation, kept_rows: list[int], n_fresh: int):
+    """(base generation, its rows kept sorted, rows of the old segment kept) when this update can be written
+    as a small segment beside the base (segments.py); None when everything is rewritten (a small index, or a
+    segment or deletions grown past segment_max_rows: the merge)."""
+    from .columns import ChunkColumns
+    from .segments import segment_from, segment_max_rows
+
+    base = old.base or old
+    if not isinstance(base.chunks, ChunkColumns) or len(base.chunks) < max(segment_from(), 1):
+        return None
+    base_rows = len(base.chunks)
+    nb_live = len(old.base_live) if old.base is not None else base_rows
+    kept = np.asarray(kept_rows, dtype=np.int64)
+    in_base = kept[kept < nb_live]
+    kept_base = np.sort(old.base_live[in_base] if old.base is not None else in_base)
+    kept_segment = kept[kept >= nb_live]
+    limit = segment_max_rows(base_rows)
+    if len(kept_segment) + n_fresh > limit or base_rows - len(kept_base) > limit:
+        return None
+    return base, kept_base, kept_segment
+
+
+def _write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], fresh_vecs: np.ndarray,
+                   common: dict, log: Log) -> int:
+    """Write a generation of the base and one small segment: the old segment's kept rows and the fresh
+    chunks, their vectors (flat FAISS) and BM25 with the base's statistics, and the base rows deleted."""
+    from .lexical import BM25Writer
+    from .store import _sha256
+
+    base, kept_base, kept_segment = plan
+    table = old.chunks
+    keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
+    keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
+    keyed.sort(key=lambda e: e[0])
+    dim = fresh_vecs.shape[1]
+    vectors = np.zeros((len(keyed), dim), dtype=np.float32)
+    old_at = [n for n, e in enumerate(keyed) if e[1] >= 0]
+    if old_at:
+        vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
+    new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
+    if new_at:
+        vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
+    base_rows = len(base.chunks)
+    deleted = np.setdiff1d(np.arange(base_rows, dtype=np.int64), kept_base)
+    base_lexical = LexicalIndex.load(base.folder / "bm25", base_rows)
+    writer = BM25Writer(base_lexical.settings)
+    for _, r, i in keyed:
+        writer.add(table.search_text(r) if r >= 0 else fresh[i].search_text)
+    seg_dense, _ = dense.build(vectors, dense.FLAT)
+    log(f"Writing a segment of {len(keyed)} chunks beside {base_rows - len(deleted)} of the base")
+
+    def rows():
+        for _, r, i in keyed:
+            yield table[r] if r >= 0 else fresh[i]
+
+    manifest = {**common, "dense": {**(base.manifest.get("dense") or {}), "segment": dense.FLAT},
+                "base": {"name": base.folder.name,
+                         "sha256": _sha256((base.folder / "manifest.json").read_bytes()),
+                         "live_rows": int(base_rows - len(deleted))}}
+    write_generation(index_dir, manifest, rows(), vectors, {
+        "deleted.npy": lambda p: np.save(p, deleted, allow_pickle=False),
+        "dense.faiss": lambda p: dense.write(seg_dense, p),
+        "bm25": lambda p: writer.save(p, base=base_lexical),
+    })
+    return int(base_rows - len(deleted) + len(keyed))

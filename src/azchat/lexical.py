@@ -153,10 +153,12 @@ class LexicalSettings:
 class LexicalIndex:
     """A BM25 index over the chunk table's search_text, saved as bm25s arrays (no pickle)."""
 
-    def __init__(self, bm25=None, size: int = 0, settings: LexicalSettings = LexicalSettings()):
+    def __init__(self, bm25=None, size: int = 0, settings: LexicalSettings = LexicalSettings(),
+                 avgdl: float = 0.0):
         self._bm25 = bm25
         self.size = size
         self.settings = settings
+        self.avgdl = avgdl          # average document length in tokens (0.0: not recorded)
         self._split_cache: dict[str, list[str]] = {}
 
     @classmethod
@@ -176,14 +178,15 @@ class LexicalIndex:
             docs = [d + [p for tok in d for p in splits[tok]] for d in docs]
         bm25 = bm25s.BM25(method="lucene", k1=settings.k1, b=settings.b)
         bm25.index([d or ["\u2205"] for d in docs], show_progress=False)
-        return cls(bm25, len(texts), settings)
+        return cls(bm25, len(texts), settings, float(np.mean([len(d) or 1 for d in docs])))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if self._bm25 is not None:
             self._bm25.save(str(folder), allow_pickle=False, show_progress=False)
             write_sorted_vocab(folder, self._bm25.vocab_dict)
-        (folder / "azchat_lexical.json").write_text(json.dumps(self.settings.to_dict()), encoding="utf-8")
+        (folder / "azchat_lexical.json").write_text(
+            json.dumps({**self.settings.to_dict(), "docs": self.size, "avgdl": self.avgdl}), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, size: int) -> "LexicalIndex":
@@ -198,7 +201,7 @@ class LexicalIndex:
             import bm25s
 
             bm25 = bm25s.BM25.load(str(folder), allow_pickle=False, show_progress=False)
-        return cls(bm25, size, settings)
+        return cls(bm25, size, settings, float(saved.get("avgdl", 0.0)))
 
     def query_tokens(self, query: str) -> list[str]:
         """The query's tokens that the index knows, compound parts added."""
@@ -233,14 +236,20 @@ class LexicalIndex:
         """Inverse document frequency of each token (unknown tokens get the highest weight)."""
         if self._bm25 is None:
             return {t: 1.0 for t in tokens}
-        indptr = self._bm25.scores["indptr"]
         n = max(self.size, 1)
         out = {}
         for tok in tokens:
-            col = self._bm25.vocab_dict.get(tok)
-            df = int(indptr[col + 1] - indptr[col]) if col is not None else 0
+            df = self._df(tok)
             out[tok] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
         return out
+
+    def _df(self, tok: str) -> int:
+        """How many chunks have the token (segments.py adds those of a segment)."""
+        if self._bm25 is None:
+            return 0
+        col = self._bm25.vocab_dict.get(tok)
+        indptr = self._bm25.scores["indptr"]
+        return int(indptr[col + 1] - indptr[col]) if col is not None and col + 1 < len(indptr) else 0
 
 
 class _SavedBM25:
@@ -407,8 +416,9 @@ class BM25Writer:
                 del key, weights, uniq, inv
         return doc, tok, tf, lens
 
-    def save(self, folder: Path) -> int:
-        """Write the BM25 folder; returns the number of documents."""
+    def save(self, folder: Path, base: "LexicalIndex | None" = None) -> int:
+        """Write the BM25 folder; returns the number of documents. With `base` (a segment's BM25, segments.py)
+        the document count, document frequencies and average length are those of base + these documents."""
         import math
 
         folder = Path(folder)
@@ -416,15 +426,23 @@ class BM25Writer:
         s = self.settings
         n = len(self._lens)
         doc, tok, tf, lens = self._postings()
+        avg = np.float64(lens.mean()) if n else np.float64(0)
+        stats = {"docs": n, "avgdl": float(avg)}
         if n:
             vocab = dict(self.vocab)
             vocab.setdefault("", len(vocab))        # bm25s adds an empty token without a column
             n_cols = len(vocab) - 1
             df = np.bincount(tok, minlength=n_cols)
+            n_all = n
+            if base is not None and base.size:
+                by_col = {c: t for t, c in vocab.items()}
+                df = df + np.asarray([base._df(by_col[c]) for c in range(n_cols)], dtype=df.dtype)
+                n_all = n + base.size
+                if base.avgdl:
+                    avg = np.float64((base.avgdl * base.size + lens.sum()) / n_all)
             idf = np.zeros(n_cols, dtype=np.float32)
             for col in np.flatnonzero(df):
-                idf[col] = math.log(1 + (n - df[col] + 0.5) / (df[col] + 0.5))
-            avg = np.float64(lens.mean())
+                idf[col] = math.log(1 + (n_all - df[col] + 0.5) / (df[col] + 0.5))
             dl = lens[doc].astype(np.float64)
             tf32 = tf.astype(np.float32).astype(np.float64)
             data = (idf[tok].astype(np.float64) * (tf32 / (s.k1 * ((1 - s.b) + s.b * dl / avg) + tf32))
@@ -442,5 +460,5 @@ class BM25Writer:
                       "dtype": "float32", "int_dtype": "int32", "num_docs": n, "backend": "numpy"}
             (folder / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
             write_sorted_vocab(folder, vocab)
-        (folder / "azchat_lexical.json").write_text(json.dumps(s.to_dict()), encoding="utf-8")
+        (folder / "azchat_lexical.json").write_text(json.dumps({**s.to_dict(), **stats}), encoding="utf-8")
         return n

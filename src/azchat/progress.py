@@ -33,6 +33,7 @@ class ProgressBar:
             return
         now = time.monotonic()
         if done >= total or pct // 10 > self._last_pct // 10 or now - self._last_line >= 5:
-            self.stream.write(f"{self.label}: {done}/{total} ({pct}%) {rate:.1f}/s\n")
+            left = f", {eta:.0f} s left" if done < total and rate > 0 else ""
+            self.stream.write(f"{self.label}: {done}/{total} ({pct}%) {rate:.1f}/s{left}\n")
             self.stream.flush()
             self._last_line, self._last_pct = now, pct

@@ -157,8 +157,11 @@ class Refusal:
     def _notes_text(self) -> tuple[frozenset[str], str]:
         """The notes' words and their whole text, lowercased (read once, when first asked)."""
         if self._text is None:
-            text = "\n".join(c.text for c in self.chunks).lower()
-            self._text = frozenset(_PART.findall(text)), text
+            if getattr(self.chunks, "notes_text", None):     # the chunk table's files (columns.py): not read whole
+                self._text = self.chunks.notes_text()
+            else:
+                text = "\n".join(c.text for c in self.chunks).lower()
+                self._text = frozenset(_PART.findall(text)), text
         return self._text
 
     def _phrase_mentioned(self, phrase: str) -> bool:
@@ -169,7 +172,8 @@ class Refusal:
         found = self._seen.get(key)
         if found is None:
             if self._compact is None:
-                self._compact = "".join(_PART.findall(self._notes_text()[1]))
+                self._compact = self.chunks.compact_text() if getattr(self.chunks, "compact_text", None) \
+                    else "".join(_PART.findall(self._notes_text()[1]))
             forms = {phrase.lower(), _POSSESSIVE.sub("", phrase.lower())}
             found = any("".join(_PART.findall(f)) in self._compact for f in forms)
             self._seen[key] = found
@@ -177,6 +181,8 @@ class Refusal:
 
     def _knows_identifier(self, word: str) -> bool:
         """Whether a code identifier with an inner underscore ("for_each") occurs in some chunk."""
+        if self._identifiers is None and getattr(self.chunks, "identifiers", None):
+            self._identifiers = self.chunks.identifiers()
         if self._identifiers is None:
             found = set()
             for c in self.chunks:

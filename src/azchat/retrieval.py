@@ -44,7 +44,17 @@ class FusionSettings:
 
 
 def _open_search_indexes(gen: Generation) -> dict:
-    """BM25 and FAISS of a generation; opened inside load_generation, which retries when a build pruned it."""
+    """BM25 and FAISS of a generation; opened inside load_generation, which retries when a build pruned it.
+    A base + segment generation (segments.py) opens both and searches them as one."""
+    if gen.base is not None:
+        from .segments import DenseView, LexicalView
+
+        base = _open_search_indexes(gen.base)
+        seg = gen.segment
+        lexical = LexicalIndex.load(seg.folder / "bm25", len(seg.chunks))
+        return {"lexical": LexicalView(base["lexical"], gen.base_live, lexical),
+                "dense": DenseView(base["dense"], gen.base_live, len(gen.base.chunks),
+                                   dense.read(seg.folder / "dense.faiss", dense.FLAT))}
     return {"lexical": LexicalIndex.load(gen.folder / "bm25", len(gen.chunks)),
             "dense": dense.read(gen.folder / "dense.faiss", (gen.manifest.get("dense") or {}).get("kind"))}
 

@@ -55,6 +55,10 @@ class Generation:
     chunks: ChunkColumns | ChunkList     # a Sequence[Chunk]; rows decoded when read
     vectors: np.ndarray                   # memory-mapped (format 2)
     extra: dict = field(default_factory=dict)
+    # a generation made of a base generation and a small segment (segments.py): chunks and vectors are views
+    base: "Generation | None" = None
+    segment: "Generation | None" = None
+    base_live: np.ndarray | None = None   # the base rows still live, sorted
 
 
 REBUILD_HINT = "Run `azchat index --full` to rebuild it."
@@ -131,11 +135,43 @@ def _load_from(folder: Path, manifest: dict) -> Generation:
             raise ValueError("the chunk table or the vectors are missing")
         chunks = ChunkColumns(folder / "chunks")
         vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        if len(chunks) != manifest["chunk_count"] or vectors.shape != (len(chunks), manifest["dim"]):
+        base = manifest.get("base")
+        own = manifest.get("segment_rows", manifest["chunk_count"]) if base else manifest["chunk_count"]
+        if len(chunks) != own or vectors.shape != (len(chunks), manifest["dim"]):
             raise ValueError("chunk table and vectors disagree with the manifest")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise IndexCorruptError(f"The index in {folder} is damaged ({exc}). {REBUILD_HINT}") from exc
-    return Generation(folder, manifest, chunks, vectors)
+    gen = Generation(folder, manifest, chunks, vectors)
+    return _with_base(gen, base) if base else gen
+
+
+def _with_base(segment: Generation, base_ref: dict) -> Generation:
+    """A segment generation read together with the base generation it points at (segments.py)."""
+    from .segments import ChunkView, VectorView
+
+    folder, manifest = segment.folder, segment.manifest
+    name = str(base_ref.get("name", ""))
+    base_folder = folder.parent / name
+    if not name.startswith("gen-") or "/" in name or not base_folder.is_dir():
+        raise IndexCorruptError(f"The index in {folder} points to a missing base ({name[:80]!r}). {REBUILD_HINT}")
+    base = _load_from(base_folder, _load_manifest(base_folder, base_ref.get("sha256")))
+    if base.base is not None:
+        raise IndexCorruptError(f"The index in {folder} has a base with a base. {REBUILD_HINT}")
+    try:
+        deleted = np.load(folder / "deleted.npy", allow_pickle=False)
+        nb = len(base.chunks)
+        if deleted.ndim != 1 or (len(deleted) and (deleted.min() < 0 or deleted.max() >= nb)):
+            raise ValueError("deleted.npy names rows the base does not have")
+        live = np.ones(nb, dtype=bool)
+        live[deleted] = False
+        base_live = np.flatnonzero(live).astype(np.int64)
+        if len(base_live) + len(segment.chunks) != manifest["chunk_count"]:
+            raise ValueError("base and segment disagree with the manifest")
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise IndexCorruptError(f"The index in {folder} is damaged ({exc}). {REBUILD_HINT}") from exc
+    return Generation(folder, manifest, ChunkView(base.chunks, base_live, segment.chunks),
+                      VectorView(base.vectors, base_live, segment.vectors), base=base, segment=segment,
+                      base_live=base_live)
 
 
 def _load_v1(folder: Path, manifest: dict, sums: dict) -> Generation:
@@ -202,10 +238,11 @@ def fsync_file(path: Path) -> None:
 
 
 def write_generation(index_dir: Path, manifest: dict, chunks: Iterable[Chunk], vectors: np.ndarray,
-                     writers: dict) -> Path:
+                     writers: dict, finish: Callable[[dict], None] | None = None) -> Path:
     """Write a new generation beside the live one, then swap CURRENT to it in one rename.
 
     `chunks` is read once, in order (a generator streams them to disk); `vectors` has one row per chunk.
+    `finish(manifest)` may complete the manifest once the files are written (bench/scale.py).
     `writers` maps a file or folder name to a function(path) that writes it (FAISS, BM25).
     Every file's size and sha256 go into the manifest, and the manifest's sha256 into CURRENT, so damage
     is detected on load. A crash at any point leaves the previous generation live.
@@ -233,6 +270,11 @@ def write_generation(index_dir: Path, manifest: dict, chunks: Iterable[Chunk], v
                 rel = path.relative_to(tmp).as_posix()
                 files[rel] = path.stat().st_size
                 sums[rel] = file_sha256(path)
+        if finish is not None:
+            finish(manifest)
+        if manifest.get("base"):          # a segment generation: its rows follow the base's live rows
+            manifest = {**manifest, "segment_rows": count}
+            count += int(manifest["base"]["live_rows"])
         manifest = {**manifest, "format": FORMAT_VERSION, "chunk_count": count, "files": files,
                     "sha256": sums}
         raw = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
@@ -284,7 +326,14 @@ def tidy(index_dir: Path) -> None:
 
 def prune(index_dir: Path, keep: set[str]) -> None:
     """Remove leftovers of crashed builds and every generation not in `keep` (the live and the previous one,
-    which readers that just opened it may still be reading)."""
+    which readers that just opened it may still be reading) nor the base of one in `keep`."""
+    for name in list(keep):
+        try:
+            base = json.loads((index_dir / name / "manifest.json").read_text(encoding="utf-8")).get("base")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(base, dict) and isinstance(base.get("name"), str):
+            keep = keep | {base["name"]}
     for gen in index_dir.glob("gen-*"):
         if gen.is_dir() and gen.name not in keep:
             shutil.rmtree(gen, ignore_errors=True)
