@@ -173,7 +173,7 @@ def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0, source_
         for start in range(0, n, 65_536):
             idx = np.arange(start, min(n, start + 65_536)) % b
             v = centres[own[idx]] + offsets[idx] + \
-                rng.normal(size=(len(idx), DIM)).astype(np.float32) * (0.6 / np.sqrt(DIM))
+                rng.normal(size=(len(idx), DIM)).astype(np.float32) * (1.0 / np.sqrt(DIM))
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             fh.write(v.astype(np.float32).tobytes())
     vectors = np.load(tmp_vectors, mmap_mode="r")
@@ -367,12 +367,15 @@ def measure(index: Path, count: int, baseline_src: Path | None = None) -> dict:
     questions = questions_for(index, count)
     live = current_folder(index)
     m = read_manifest(index)
-    res = {"chunks": m["chunk_count"], "dense": m.get("dense"),
-           "disk_mb": round(sum(p.stat().st_size for p in live.rglob("*") if p.is_file()) / 2**20, 1)}
+    folders = [live] + ([index / m["base"]["name"]] if m.get("base") else [])   # a segment's base too
+    res = {"chunks": m["chunk_count"], "dense": m.get("dense"), "segment_rows": m.get("segment_rows"),
+           "disk_mb": round(sum(p.stat().st_size for f in folders for p in f.rglob("*") if p.is_file()) / 2**20, 1)}
     res["stub"] = probe(index, "stub", questions)      # model excluded
     res["model"] = probe(index, "model", questions)    # model included
     res["ask"] = probe(index, "ask", questions)
-    if baseline_src is not None:
+    if baseline_src is not None and m.get("base"):
+        res["baseline"] = "not measured: the live generation is a segment (measure on a fresh build)"
+    elif baseline_src is not None:
         # the code before columns, on the same chunks written as it wrote them, measured in this same run
         old = to_format1(index, index.parent / (index.name + "-format1"))
         res["baseline"] = {"src": str(baseline_src),
@@ -396,6 +399,8 @@ def cold_asks(index: Path, corpus: Path, runs: int, baseline_src: Path | None) -
     question = "How do I enable autoscaling for an AKS cluster?"
     notes = read_manifest(index).get("notes_dir") or str(corpus)
     args = ["azchat", "ask", question, "--index", str(index), "--notes", notes, "--json"]
+    if read_manifest(index).get("base"):
+        baseline_src = None                  # to_format1 copies one generation's files, not base + segment
     old = to_format1(index, index.parent / (index.name + "-format1")) if baseline_src else None
     runs_new, runs_old = [], []
     for _ in range(runs):

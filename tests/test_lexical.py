@@ -144,3 +144,11 @@ def test_bm25_written_in_batches_scores_exactly_as_bm25s_builds_it(tmp_path):
         np.testing.assert_allclose(b.scores(query), want, rtol=1e-6, atol=0)
         assert b.idf(sorted(vocab)) == a.idf(sorted(vocab))
     assert a.scores("peering").argmax() == 4
+    small = BM25Writer()
+    small.BLOCK = 3                     # compounds expanded and scores computed a few postings at a time
+    for t in texts:
+        small.add(t)
+    small.save(tmp_path / "blocks")
+    c = LexicalIndex.load(tmp_path / "blocks", len(texts))
+    for query in [*vocab, "speicherkonto zugriff"]:
+        np.testing.assert_array_equal(c.scores(query), b.scores(query))

@@ -1,5 +1,6 @@
 """Progress lines of long work (index builds, embedding)."""
 
+
 def test_progress_lines_say_the_rate_and_the_time_left():
     import io
 

@@ -58,7 +58,8 @@ def test_an_index_opens_memory_mapped_and_answers_as_before(vault, tmp_path, fak
     gen = load_generation(index)
     assert isinstance(gen.chunks, ChunkColumns) and isinstance(gen.vectors, np.memmap)
     r = Retriever(index, embedder=fake)
-    assert isinstance(r._lexical._bm25.scores["data"], np.memmap)
+    assert isinstance(r._lexical._bm25.scores["data"].base, np.memmap)          # a view of the mapping
+    assert isinstance(gen.chunks._cols["text"]._off.base, np.memmap)
     assert type(r._lexical._bm25.vocab_dict).__name__ == "SortedVocab"
     hit = r.search("peering", k=1)[0]
     assert hit.path == "networking.md"

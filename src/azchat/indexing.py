@@ -196,12 +196,10 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         old_notes = old.manifest.get("notes", {}) if reuse else {}
         old_skipped = old.manifest.get("skipped", {}) if reuse else {}
         skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
-        def old_rows(rel: str) -> list[int]:
-            return old.chunks.rows_of_path(rel).tolist() if reuse else []
+        kept_notes: list[str] = []         # notes whose old rows are reused as they are
 
         paths, skipped = find_notes(notes_dir)
         stats.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
-        kept_rows: list[int] = []          # rows of the old generation reused as they are
         fresh: list[Chunk] = []            # chunks of new or changed notes
         notes_meta: dict[str, dict] = {}
         for path in paths:
@@ -209,7 +207,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             st = _stat(path)
             entry = old_notes.get(rel)
             if entry and st == (entry.get("mtime_ns"), entry.get("size")):
-                kept_rows.extend(old_rows(rel))
+                kept_notes.append(rel)
                 notes_meta[rel] = entry
                 stats.unchanged += 1
                 continue
@@ -227,7 +225,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
                     "title": note.title, "tags": note.tags, "warnings": note.warnings}
             if entry and entry.get("hash") == note.content_hash:
-                kept_rows.extend(old_rows(rel))
+                kept_notes.append(rel)
                 notes_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
                 stats.unchanged += 1
                 continue
@@ -238,6 +236,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
                 stats.updated += 1
             else:
                 stats.added += 1
+        # rows of the old generation reused as they are, found from the path column in one pass
+        kept_rows = old.chunks.rows_of_paths(kept_notes).tolist() if reuse and kept_notes else []
         for rel, meta in notes_meta.items():
             stats.warnings.extend({"path": rel, "message": w} for w in meta.get("warnings", []))
         stats.removed = len(set(old_notes) - set(notes_meta))
@@ -371,7 +371,9 @@ def _write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], f
     if new_at:
         vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
     base_rows = len(base.chunks)
-    deleted = np.setdiff1d(np.arange(base_rows, dtype=np.int64), kept_base)
+    live = np.zeros(base_rows, dtype=bool)
+    live[kept_base] = True
+    deleted = np.flatnonzero(~live).astype(np.int64)
     base_lexical = LexicalIndex.load(base.folder / "bm25", base_rows)
     writer = BM25Writer(base_lexical.settings)
     for _, r, i in keyed:

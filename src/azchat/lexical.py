@@ -277,7 +277,7 @@ class _SavedBM25:
         else:
             vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
         scores = {name: np.load(folder / f"{name}.csc.index.npy", mmap_mode="r", allow_pickle=False)
-                  for name in ("data", "indices", "indptr")}
+                  .view(np.ndarray) for name in ("data", "indices", "indptr")}    # mapped, without memmap's slow []
         scores["num_docs"] = int(params["num_docs"])
         if len(scores["indptr"]) > len(vocab) + 1 or int(scores["indptr"][-1]) != len(scores["data"]) \
                 or len(scores["indices"]) != len(scores["data"]):
@@ -307,7 +307,7 @@ class SortedVocab:
         from .columns import StringColumn
 
         tokens = StringColumn.open(Path(folder), "vocab.sorted")
-        ids = np.load(Path(folder) / "vocab.sorted.ids.npy", mmap_mode="r", allow_pickle=False)
+        ids = np.load(Path(folder) / "vocab.sorted.ids.npy", mmap_mode="r", allow_pickle=False).view(np.ndarray)
         if len(ids) != len(tokens):
             raise ValueError("the BM25 vocabulary columns disagree")
         return cls(tokens, ids)
@@ -342,19 +342,43 @@ def write_sorted_vocab(folder: Path, vocab: dict) -> None:
             allow_pickle=False)
 
 
+class _Growing:
+    """An int32 array appended to in place (doubling), not a list of small arrays."""
+
+    def __init__(self):
+        self.data = np.zeros(1 << 16, dtype=np.int32)
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        end = self.n + len(values)
+        if end > len(self.data):
+            grown = np.zeros(max(end, 2 * len(self.data)), dtype=np.int32)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[self.n:end] = values
+        self.n = end
+
+    def take(self) -> np.ndarray:
+        out = self.data[:self.n].copy()
+        self.data, self.n = np.zeros(0, dtype=np.int32), 0
+        return out
+
+
 class BM25Writer:
     """BM25 arrays built in batches without bm25s: documents arrive one at a time (text, or token ids of
-    `vocab`), postings are kept as int32 arrays, never as Python token lists. save() writes what
+    `vocab`), postings are kept as int32 arrays, never as Python token lists, and turned into the CSC matrix
+    in blocks (memory: ~12 bytes per posting plus an int64 sort order). save() writes what
     LexicalIndex.build + save writes (the same bm25s "lucene" scores, file names and parameters), so
-    LexicalIndex.load reads it; used for corpora too large for token lists in memory (bench/scale.py)."""
+    LexicalIndex.load reads it; used for corpora too large for token lists in memory (bench/scale.py) and
+    for segments (segments.py)."""
+
+    BLOCK = 1 << 22           # postings handled at a time when expanding compounds and scoring
 
     def __init__(self, settings: LexicalSettings = LexicalSettings()):
         self.settings = settings
         self.vocab: dict[str, int] = {}
-        self._doc: list[np.ndarray] = []
-        self._tok: list[np.ndarray] = []
-        self._tf: list[np.ndarray] = []
-        self._lens: list[int] = []
+        self._tok, self._tf, self._count = _Growing(), _Growing(), _Growing()   # count: postings per doc
+        self._lens = _Growing()
 
     def cut(self, text: str) -> list[str]:
         """A chunk's search_text as LexicalIndex.build cuts it (before compound parts)."""
@@ -373,48 +397,63 @@ class BM25Writer:
         if len(ids) == 0:
             ids = self.ids(["\u2205"])
         tok, tf = np.unique(ids, return_counts=True)
-        self._doc.append(np.full(len(tok), len(self._lens), dtype=np.int32))
-        self._tok.append(tok.astype(np.int32))
-        self._tf.append(tf.astype(np.int32))
-        self._lens.append(len(ids))
+        self._tok.extend(tok)
+        self._tf.extend(tf)
+        self._count.extend(np.asarray([len(tok)]))
+        self._lens.extend(np.asarray([len(ids)]))
 
     def __len__(self) -> int:
-        return len(self._lens)
+        return self._lens.n
+
+    def _splits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Compound parts of every token, as (starts per token id, part ids)."""
+        words = [t for t in self.vocab if t != "\u2205"]
+        known = set(words)
+        by_id: list[list[int]] = [[] for _ in range(len(self.vocab))]
+        for t in words:
+            by_id[self.vocab[t]] = [self.vocab[p] for p in split_compound(t, known)]
+        starts = np.zeros(len(by_id) + 1, dtype=np.int64)
+        np.cumsum([len(g) for g in by_id], out=starts[1:])
+        return starts, np.asarray([p for g in by_id for p in g], dtype=np.int32)
 
     def _postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        doc = np.concatenate(self._doc) if self._doc else np.zeros(0, np.int32)
-        tok = np.concatenate(self._tok) if self._tok else np.zeros(0, np.int32)
-        tf = np.concatenate(self._tf) if self._tf else np.zeros(0, np.int32)
-        self._doc, self._tok, self._tf = [], [], []
-        lens = np.asarray(self._lens, dtype=np.int64)
-        if self.settings.compounds and len(tok):
-            # a compound's parts count as often as the compound (LexicalIndex.build: d + parts of each token)
-            words = [t for t in self.vocab if t != "\u2205"]
-            known = set(words)
-            starts, parts = [0], []
-            by_id = [[] for _ in range(len(self.vocab))]
-            for t in words:
-                by_id[self.vocab[t]] = [self.vocab[p] for p in split_compound(t, known)]
-            for got in by_id:
-                parts.extend(got)
-                starts.append(len(parts))
-            starts_a, parts_a = np.asarray(starts, np.int64), np.asarray(parts, np.int32)
-            n_parts = (starts_a[1:] - starts_a[:-1])[tok]
+        """(doc, tok, tf) int32 postings sorted by doc then token, and the documents' lengths."""
+        tok, tf, count = self._tok.take(), self._tf.take(), self._count.take()
+        lens = self._lens.take().astype(np.int64)
+        n = len(count)
+        if not (self.settings.compounds and len(tok)):
+            return np.repeat(np.arange(n, dtype=np.int32), count), tok, tf, lens
+        # a compound's parts count as often as the compound (LexicalIndex.build: d + parts of each token),
+        # done a block of whole documents at a time so the temporaries stay small
+        starts, parts = self._splits()
+        n_tokens = np.int64(len(self.vocab))
+        ends = np.cumsum(count, dtype=np.int64)
+        out_doc, out_tok, out_tf = _Growing(), _Growing(), _Growing()
+        first_doc = 0
+        while first_doc < n:
+            lo = ends[first_doc - 1] if first_doc else 0
+            last_doc = int(np.searchsorted(ends, lo + self.BLOCK, side="right"))
+            last_doc = max(last_doc, first_doc + 1)
+            hi = ends[last_doc - 1]
+            b_tok, b_tf = tok[lo:hi], tf[lo:hi]
+            b_doc = np.repeat(np.arange(first_doc, last_doc, dtype=np.int32), count[first_doc:last_doc])
+            n_parts = (starts[1:] - starts[:-1])[b_tok]
             if n_parts.any():
-                rep = np.repeat(np.arange(len(tok)), n_parts)
-                first = starts_a[tok][rep]
+                rep = np.repeat(np.arange(len(b_tok)), n_parts)
                 offset = np.arange(len(rep)) - np.repeat(np.cumsum(n_parts) - n_parts, n_parts)
-                extra_doc, extra_tok, extra_tf = doc[rep], parts_a[first + offset], tf[rep]
-                lens = lens + np.bincount(extra_doc, weights=extra_tf, minlength=len(lens)).astype(np.int64)
-                key = np.concatenate([doc.astype(np.int64) * len(self.vocab) + tok,
-                                      extra_doc.astype(np.int64) * len(self.vocab) + extra_tok])
-                weights = np.concatenate([tf, extra_tf])
-                del rep, first, offset, extra_doc, extra_tok, extra_tf
+                e_doc, e_tok, e_tf = b_doc[rep], parts[starts[b_tok][rep] + offset], b_tf[rep]
+                np.add.at(lens, e_doc, e_tf)
+                key = np.concatenate([b_doc.astype(np.int64) * n_tokens + b_tok,
+                                      e_doc.astype(np.int64) * n_tokens + e_tok])
                 uniq, inv = np.unique(key, return_inverse=True)
-                tf = np.bincount(inv, weights=weights).astype(np.int32)
-                doc, tok = (uniq // len(self.vocab)).astype(np.int32), (uniq % len(self.vocab)).astype(np.int32)
-                del key, weights, uniq, inv
-        return doc, tok, tf, lens
+                b_tf = np.bincount(inv, weights=np.concatenate([b_tf, e_tf])).astype(np.int32)
+                b_doc, b_tok = (uniq // n_tokens).astype(np.int32), (uniq % n_tokens).astype(np.int32)
+            out_doc.extend(b_doc)
+            out_tok.extend(b_tok)
+            out_tf.extend(b_tf)
+            first_doc = last_doc
+        del tok, tf
+        return out_doc.take(), out_tok.take(), out_tf.take(), lens
 
     def save(self, folder: Path, base: "LexicalIndex | None" = None) -> int:
         """Write the BM25 folder; returns the number of documents. With `base` (a segment's BM25, segments.py)
@@ -424,7 +463,7 @@ class BM25Writer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        n = len(self._lens)
+        n = len(self)
         doc, tok, tf, lens = self._postings()
         avg = np.float64(lens.mean()) if n else np.float64(0)
         stats = {"docs": n, "avgdl": float(avg)}
@@ -443,15 +482,20 @@ class BM25Writer:
             idf = np.zeros(n_cols, dtype=np.float32)
             for col in np.flatnonzero(df):
                 idf[col] = math.log(1 + (n_all - df[col] + 0.5) / (df[col] + 0.5))
-            dl = lens[doc].astype(np.float64)
-            tf32 = tf.astype(np.float32).astype(np.float64)
-            data = (idf[tok].astype(np.float64) * (tf32 / (s.k1 * ((1 - s.b) + s.b * dl / avg) + tf32))
-                    ).astype(np.float32)
-            del dl, tf32
-            order = np.lexsort((doc, tok))
-            np.save(folder / "data.csc.index.npy", data[order], allow_pickle=False)
+            order = np.argsort(tok, kind="stable")      # by token, then document (postings are by document)
+            data = np.empty(len(tok), dtype=np.float32)
+            for a in range(0, len(order), self.BLOCK):
+                o = order[a:a + self.BLOCK]
+                t, f = tok[o], tf[o].astype(np.float32).astype(np.float64)
+                dl = lens[doc[o]].astype(np.float64)
+                data[a:a + len(o)] = idf[t].astype(np.float64) * (f / (s.k1 * ((1 - s.b) + s.b * dl / avg) + f))
+            del tf
+            np.save(folder / "data.csc.index.npy", data, allow_pickle=False)
             del data
-            np.save(folder / "indices.csc.index.npy", doc[order].astype(np.int32), allow_pickle=False)
+            indices = doc[order]
+            del doc, order
+            np.save(folder / "indices.csc.index.npy", indices, allow_pickle=False)
+            del indices
             indptr = np.zeros(n_cols + 1, dtype=np.int64)
             np.cumsum(np.bincount(tok, minlength=n_cols), out=indptr[1:])
             np.save(folder / "indptr.csc.index.npy", indptr, allow_pickle=False)

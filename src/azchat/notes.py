@@ -62,6 +62,10 @@ def find_notes(root: Path) -> tuple[list[Path], list[Skipped]]:
 
 
 def relative_path(path: Path, root: Path) -> str:
+    p, r = os.fspath(path), os.fspath(root)
+    prefix = r if r.endswith(os.sep) else r + os.sep
+    if p.startswith(prefix) and os.sep == "/":     # a path found under root: no relpath (64k notes: seconds)
+        return p[len(prefix):]
     return Path(os.path.relpath(path, root)).as_posix()
 
 

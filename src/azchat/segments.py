@@ -132,6 +132,11 @@ class ChunkView(Sequence[Chunk]):
         return np.concatenate([_to_view(self.base_live, self.base.rows_matching(tags, folder)),
                                self.segment.rows_matching(tags, folder) + self.nb])
 
+    def rows_of_paths(self, paths) -> np.ndarray:
+        paths = list(paths)
+        return np.concatenate([_to_view(self.base_live, self.base.rows_of_paths(paths)),
+                               self.segment.rows_of_paths(paths) + self.nb])
+
     def rows_of_path(self, path: str) -> np.ndarray:
         return np.concatenate([_to_view(self.base_live, self.base.rows_of_path(path)),
                                self.segment.rows_of_path(path) + self.nb])

@@ -339,7 +339,9 @@ class NotesTools:
             used += len(text) + 16
             cut = cut or c
         last = rows[-1]["line"] if rows else start - 1
-        title = next((c.title for c in self.service.retriever.chunks if c.path == path), "")
+        table = self.service.retriever.chunks
+        note_rows = table.rows_of_path(path)                 # from the path column, not every chunk
+        title = table.title(int(note_rows[0])) if len(note_rows) else ""
         return {"path": path, "title": title, "start_line": start, "end_line": last, "total_lines": total,
                 "lines": rows, "truncated": cut,
                 "next_start_line": last + 1 if last < want_end else None}
