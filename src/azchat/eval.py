@@ -153,7 +153,9 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
         ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
         gold = set(q.gold_files)
         row = {"question": q.question, "gold_files": q.gold_files, "ranked": ranked[:k]}
-        row.update({key: q.extra[key] for key in GROUPS if key in q.extra})
+        row.update({key: q.extra[key] for key in ("kind", "lang") if key in q.extra})
+        if "kind" in q.extra and "lang" in q.extra:   # the class: kind x language ("paraphrase / de")
+            row["class"] = f"{q.extra['kind']} / {q.extra['lang']}"
         if gold:
             row.update({"hit@1": hit_at(ranked, gold, 1), "hit@5": hit_at(ranked, gold, 5),
                         "hit@10": hit_at(ranked, gold, 10), "mrr@10": mrr_at(ranked, gold, 10),
@@ -177,7 +179,8 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
     return out
 
 
-GROUPS = ("kind", "lang")   # question fields the report is broken down by, when the question file has them
+# question fields the report is broken down by, when the question file has them; "class" is kind x language
+GROUPS = ("kind", "lang", "class")
 
 
 def group_rows(rows: list[dict], key: str) -> dict[str, list[dict]]:
