@@ -55,10 +55,10 @@ def test_ordinary_words_the_notes_never_use_are_no_names(retriever):
 
 def test_common_words_and_compounds_are_told_from_names():
     for word in ["recipe", "afterwards", "autumn", "gotchas", "Netzwerke", "Anmeldeversuche", "zurückschreiben",
-                 "Weboberfläche", "Speicherkonto"]:
+                 "Weboberfläche", "Speicherkonto", "abweist"]:
         assert is_common_word(word), word
     # names made of English words are no German compounds ("tail" + "scale", "wire" + "guard")
-    for word in ["Tailscale", "WireGuard", "Vaultwarden", "Jellyfin", "restic", "Podman", "for_each", "x86"]:
+    for word in ["Tailscale", "WireGuard", "Vaultwarden", "Jellyfin", "restic", "Podman", "Ollama", "for_each", "x86"]:
         assert not is_common_word(word), word
 
 

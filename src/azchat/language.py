@@ -11,6 +11,7 @@ from functools import lru_cache
 COMMON_ZIPF = 3.0    # about once per million words: rarer than this, a word reads as a name
 PART_ZIPF = 2.5      # a part of a compound ("Zugriffs" + "ebene") must be at least this common
 MIN_PART = 3
+PREFIX_ZIPF = 5.0    # ... and a two-letter one must be a very common German word (the verb prefixes "ab", "an")
 
 
 @lru_cache(maxsize=100_000)
@@ -54,9 +55,14 @@ def _compound(low: str) -> bool:
     """A German compound or prefixed verb: a common first part (of either language: "Web", "Auto", "zurück"),
     with an optional linking s, and a German word as its head ("Anmelde|versuche", "Zugriffs|ebene",
     "zurück|schreiben"); the head may be a compound itself."""
-    for i in range(MIN_PART, len(low) - 4 + 1):
+    for i in range(2, len(low) - 4 + 1):
         left, right = low[:i], low[i:]
-        if zipf(left) >= PART_ZIPF or left.endswith("s") and len(left) > MIN_PART and zipf(left[:-1]) >= PART_ZIPF:
-            if _german_head(right) or len(right) >= 2 * MIN_PART + 1 and _compound(right):
-                return True
+        if i < MIN_PART:   # a two-letter first part only as a very common German word: "ab|weist", "an|melden"
+            if _zipf_in(left, "de") < PREFIX_ZIPF:
+                continue
+        elif not (zipf(left) >= PART_ZIPF
+                  or left.endswith("s") and len(left) > MIN_PART and zipf(left[:-1]) >= PART_ZIPF):
+            continue
+        if _german_head(right) or len(right) >= 2 * MIN_PART + 1 and _compound(right):
+            return True
     return False
