@@ -39,6 +39,9 @@ def test_index_json_shape(built, capsys):
     assert {"notes", "chunks", "added", "updated", "removed", "unchanged", "skipped", "warnings",
             "seconds"} <= set(out)
     assert (out["notes"], out["unchanged"], out["added"]) == (4, 4, 0)
+    # the first build wrote the refusal's word-frequency table beside the generations (once per index folder)
+    from azchat import language
+    assert language.table_path(index).is_file()
 
 
 def test_real_model_top_hit_and_citation_lines(built, capsys):

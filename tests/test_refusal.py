@@ -89,3 +89,27 @@ def test_german_is_told_by_function_words_that_are_not_english_ones():
     # "man", "bin", "hat", "des" are words of technical English too
     assert not is_german("use du -sh and man pages in /usr/bin on Red Hat")
     assert not is_german("What was my one-liner for listing every service that listens on a port?")
+
+
+def test_the_index_word_table_answers_as_the_frequency_lists_do(tmp_path):
+    from azchat import language
+
+    words = ["Tailscale", "restic", "recipe", "afterwards", "Anmeldeversuche", "abweist", "Größe", "Straße",
+             "zurückschreiben", "for_each", "Ollama", "terabyte"]
+    before = [language.is_common_word(w) for w in words]
+    zipfs = [language.zipf(w) for w in ["größe", "recipe", "versuche"]]
+    try:
+        assert language.open_table(tmp_path) is False          # no table yet: the lists themselves are read
+        assert language.write_table(tmp_path) == language.table_path(tmp_path)
+        assert language.open_table(tmp_path) is True
+        assert [language.is_common_word(w) for w in words] == before
+        # the table keeps the words that matter to the decision exactly (Zipf >= 2, to the hundredth)
+        assert [language.zipf(w) for w in ["größe", "recipe", "versuche"]] == zipfs
+        assert language.zipf("xqzvvbnt") == 0.0
+        # a damaged table is not used
+        language.table_path(tmp_path).write_bytes(b"not a table")
+        language._table = None
+        assert language.open_table(tmp_path) is False
+    finally:
+        language._table = None
+        language._clear_caches()

@@ -115,6 +115,15 @@ def _int_env(name: str, default: int) -> int:
         return default
 
 
+def _word_table(index_dir: Path, log: Log) -> None:
+    """The word-frequency table the refusal reads (language.py), written once per index folder."""
+    from . import language
+
+    if not language.table_path(index_dir).is_file():
+        log("Writing the English/German word-frequency table (once)")
+        language.write_table(index_dir)
+
+
 def _light_export(index_dir: Path, embedder, log: Log) -> Path | None:
     """The ONNX export for this index's model, made once (from the loaded reference) when missing."""
     from .embedding import SentenceTransformerEmbedder, light_enabled
@@ -241,6 +250,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             tidy(index_dir)
             if auto:
                 _light_export(index_dir, embedder, log)   # an index from before exports gets one now
+                _word_table(index_dir, log)
             stats.chunks = len(old.chunks)
             stats.seconds = time.perf_counter() - t0
             return stats
@@ -269,6 +279,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             fresh_vecs[need] = use.embed([fresh[i].embed_text for i in need], progress=progress)
         stats.embedded = len(need)
         onnx_dir = _light_export(index_dir, embedder, log) if auto else None
+        if auto:
+            _word_table(index_dir, log)
 
         chunks = [old.chunks[r] for r in kept_rows] + fresh
         vectors = np.concatenate([old.vectors[kept_rows] if kept_rows else

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dense
+from . import dense, language
 from .answer import compose
 from .config import index_dir as default_index
 from .embedding import Embedder
@@ -69,6 +69,7 @@ class Retriever:
         self.embedder = embedder
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
         self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
+        language.open_table(self.index_dir)   # word frequencies for the refusal, read in milliseconds
         self._german: dict[int, bool] = {}   # chunk row -> is its text German, guessed when first a candidate
         self._rows_of: dict[str, list[int]] | None = None            # note path -> its chunk rows
         self._note_views: dict[str, tuple] = {}   # note path -> (its lines, blocks_open_at), when first asked
