@@ -73,23 +73,30 @@ class QueryCache:
     """Wraps a retriever's embedder: queries are embedded once, in batches, and reused by search and ask."""
 
     def __init__(self, inner):
+        from .embedding import prefixes
+
         self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
-        self._vecs: dict = {}
+        p = prefixes(inner)
+        self.query_prefix, self.passage_prefix = p["query"], p["passage"]
+        self._vecs: dict = {}     # (prompt, text) -> vector
 
     def count_tokens(self, texts):
         return self.inner.count_tokens(texts)
 
-    def prime(self, texts) -> None:
-        todo = sorted({t for t in texts if t not in self._vecs})
+    def prime(self, texts, prompt: str | None = None) -> None:
+        """Embed these questions (with the model's query prefix unless `prompt` says otherwise) in one go."""
+        prompt = self.query_prefix if prompt is None else prompt
+        todo = sorted({t for t in texts if (prompt, t) not in self._vecs})
         if todo:
-            self._vecs.update(zip(todo, self.inner.embed(todo)))
+            vecs = self.inner.embed(todo, prompt=prompt) if prompt else self.inner.embed(todo)
+            self._vecs.update(((prompt, t), v) for t, v in zip(todo, vecs))
 
-    def embed(self, texts, progress=None):
+    def embed(self, texts, progress=None, prompt: str = ""):
         texts = list(texts)
-        self.prime(texts)
+        self.prime(texts, prompt)
         import numpy as np
 
-        return np.stack([self._vecs[t] for t in texts]) if texts else self.inner.embed(texts)
+        return np.stack([self._vecs[prompt, t] for t in texts]) if texts else self.inner.embed(texts)
 
 
 def _cached(retriever, texts) -> None:

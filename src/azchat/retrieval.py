@@ -10,7 +10,7 @@ import numpy as np
 from . import dense, language
 from .answer import compose
 from .config import index_dir as default_index
-from .embedding import Embedder
+from .embedding import Embedder, embed_queries, prefixes, recorded_prefixes
 from .errors import IndexCorruptError
 from .lexical import LexicalIndex, is_german, tokenize
 from .refusal import Refusal, RefusalSettings
@@ -66,6 +66,10 @@ class Retriever:
             raise IndexCorruptError(
                 f"The index in {self.index_dir} was built with {manifest.get('embedder')!r}, not "
                 f"{embedder.name!r}. Run `azchat index` with that model, or `--full` to rebuild.")
+        if prefixes(embedder) != recorded_prefixes(manifest):
+            raise IndexCorruptError(
+                f"The index in {self.index_dir} was built with the prefixes {recorded_prefixes(manifest)}, but "
+                f"{embedder.name!r} now asks for {prefixes(embedder)}. Run `azchat index` to rebuild it.")
         self.embedder = embedder
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
         self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
@@ -123,7 +127,7 @@ class Retriever:
         allowed = self._allowed(tags, folder)
         if allowed is not None and len(allowed) == 0:
             return empty
-        qv = self.embedder.embed([query])[0]
+        qv = embed_queries(self.embedder, [query])[0]      # with the model's query prefix
         parts = []
         if mode != "lexical":
             d_ids, _ = dense.search(self._dense, qv, pool, allowed)
