@@ -53,9 +53,15 @@ class Retriever:
     """Opens a built index; search() returns Hits, ask() an extractive Answer with citations."""
 
     def __init__(self, index_dir=None, embedder: Embedder | None = None,
-                 fusion: FusionSettings = FusionSettings(), refusal: RefusalSettings = RefusalSettings()):
+                 fusion: FusionSettings = FusionSettings(), refusal: RefusalSettings = RefusalSettings(),
+                 reranker=None):
+        """reranker: a cross-encoder's name or folder, "off", or an object with rerank() (rerank.py); None:
+        $AZCHAT_RERANKER, else none."""
+        from .rerank import load_reranker
+
         self.index_dir = Path(default_index(index_dir))
         self.fusion = fusion
+        self.reranker = reranker if hasattr(reranker, "rerank") else load_reranker(reranker)
         self._gen: Generation = load_generation(self.index_dir, also=_open_search_indexes)
         manifest = self._gen.manifest
         if embedder is None:
@@ -207,6 +213,9 @@ class Retriever:
         if mode == "hybrid":
             fused = self._cross_language(query, cand, d, fused, wd)
         order = np.argsort(-fused, kind="stable")
+        if self.reranker is not None and mode == "hybrid":     # optional cross-encoder stage (rerank.py)
+            order, fused = self.reranker.rerank(query, order, fused,
+                                                lambda i: self._gen.chunks[int(cand[i])].embed_text)
         picked, seen = [], set()
         for i in order:
             if distinct:
