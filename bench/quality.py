@@ -79,20 +79,24 @@ class MemoEmbedder:
     """The real embedder with a cache of query vectors, so configurations compare without re-embedding."""
 
     def __init__(self, inner):
+        from azchat.embedding import prefixes
+
         self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
-        self.cache: dict[str, object] = {}
+        self.query_prefix, self.passage_prefix = prefixes(inner)["query"], prefixes(inner)["passage"]
+        self.cache: dict[tuple[str, str], object] = {}     # (prompt, text) -> vector
 
     def count_tokens(self, texts):
         return self.inner.count_tokens(texts)
 
-    def embed(self, texts, progress=None):
+    def embed(self, texts, progress=None, prompt: str = ""):
         import numpy as np
 
-        missing = [t for t in texts if t not in self.cache]
+        missing = [t for t in texts if (prompt, t) not in self.cache]
         if missing:
-            for t, v in zip(missing, self.inner.embed(missing)):
-                self.cache[t] = v
-        return np.stack([self.cache[t] for t in texts]) if texts else self.inner.embed(texts)
+            vecs = self.inner.embed(missing, prompt=prompt) if prompt else self.inner.embed(missing)
+            for t, v in zip(missing, vecs):
+                self.cache[prompt, t] = v
+        return np.stack([self.cache[prompt, t] for t in texts]) if texts else self.inner.embed(texts)
 
 
 def retriever_for(index: Path, lex: LexicalSettings, fusion: FusionSettings, legacy: bool) -> Retriever:

@@ -35,6 +35,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
+def _reranker(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reranker", metavar="NAME",
+                   help="rerank the best 30 passages with this cross-encoder: a folder, or a name already in the "
+                        "local Hugging Face cache (default $AZCHAT_RERANKER, else off; 'off' turns it off; "
+                        "none ships with azchat)")
+
+
 def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", action="append", default=[], help="only notes with this tag (repeatable)")
     p.add_argument("--folder", help="only notes under this folder of the notes folder")
@@ -54,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="show the best matching passages")
     _common(p)
+    _reranker(p)
     _filters(p)
     p.add_argument("query")
     p.add_argument("-k", type=_positive, default=10, help="number of hits (default 10)")
@@ -61,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question from your notes, with citations")
     _common(p)
+    _reranker(p)
     _filters(p)
     p.add_argument("question")
     p.add_argument("--llm", action="store_true", help="a written answer from your own model endpoint, cited "
@@ -69,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="open the chat in your browser (Gradio app and API)")
     _common(p)
+    _reranker(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to your network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -92,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a question set or a BEIR folder")
     _common(p)
+    _reranker(p)
     _filters(p)
     p.add_argument("questions", nargs="?", help="JSONL: {question, gold_files, answer_terms} per line")
     p.add_argument("--beir", metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels) instead")
@@ -141,7 +152,7 @@ def _retriever(args):
         from .embedding import load_embedder
 
         embedder = load_embedder(args.model, index)
-    return Retriever(index, embedder=embedder)
+    return Retriever(index, embedder=embedder, reranker=args.reranker)
 
 
 def _prefetched_embedder(args, index):
@@ -262,7 +273,7 @@ def cmd_serve(args) -> int:
     if args.share and auth is None:
         raise AzchatError("--share would publish every note on a public link: set AZCHAT_AUTH=user:password "
                           "first.")
-    service = NotesService(args.notes, args.index, model=args.model)
+    service = NotesService(args.notes, args.index, model=args.model, reranker=args.reranker)
     service.open(log=_say, progress=ProgressBar("Embedding"))
     _say("Starting the chat ...")
     from .ui import launch
@@ -349,7 +360,8 @@ def cmd_eval(args) -> int:
         from .progress import ProgressBar
 
         result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=_say,
-                                  progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"))
+                                  progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"),
+                                  reranker=args.reranker)
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
         else:

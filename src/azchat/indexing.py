@@ -13,7 +13,7 @@ import numpy as np
 from . import dense
 from .chunking import chunk_note
 from .config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
-from .embedding import Embedder, Progress
+from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import LexicalIndex
 from .notes import Skipped, find_notes, read_note, relative_path
@@ -41,6 +41,8 @@ def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings)
         return f"the model changed ({manifest.get('embedder')} -> {embedder.name})"
     if manifest.get("dim") != embedder.dim:
         return "the embedding dimension changed"
+    if recorded_prefixes(manifest) != prefixes(embedder):
+        return f"the model's query/passage prefixes changed ({recorded_prefixes(manifest)} -> {prefixes(embedder)})"
     if manifest.get("chunker") != settings.to_dict():
         return "the chunker settings changed"
     return ""
@@ -258,7 +260,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         # Embedding cache: any old chunk with the same embedded text keeps its vector.
         cache: dict[str, int] = {}
         if old is not None and old.manifest.get("embedder") == embedder.name \
-                and old.manifest.get("dim") == embedder.dim and not full:
+                and old.manifest.get("dim") == embedder.dim and not full \
+                and recorded_prefixes(old.manifest) == prefixes(embedder):
             cache = {text_key(c.embed_text): row for row, c in enumerate(old.chunks)}
         need = [i for i, c in enumerate(fresh) if text_key(c.embed_text) not in cache]
         fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
@@ -276,7 +279,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
 
                 use = SentenceTransformerEmbedder(resolve_model(embedder.name))
             log(f"Embedding {len(need)} chunks with {embedder.name}")
-            fresh_vecs[need] = use.embed([fresh[i].embed_text for i in need], progress=progress)
+            fresh_vecs[need] = embed_passages(use, [fresh[i].embed_text for i in need], progress=progress)
         stats.embedded = len(need)
         onnx_dir = _light_export(index_dir, embedder, log) if auto else None
         if auto:
@@ -297,6 +300,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             "model": embedder.name,
             "embedder": embedder.name,
             "dim": embedder.dim,
+            "prefixes": prefixes(embedder),      # before each question / each chunk when embedded
             "max_tokens": embedder.max_tokens,
             "chunker": settings.to_dict(),
             "dense": dense_index_params,

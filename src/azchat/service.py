@@ -31,10 +31,12 @@ def is_follow_up(question: str) -> bool:
 
 
 class NotesService:
-    def __init__(self, notes_dir=None, index_dir=None, model: str | None = None, embedder=None):
+    def __init__(self, notes_dir=None, index_dir=None, model: str | None = None, embedder=None,
+                 reranker=None):
         self.notes_dir = Path(config.notes_dir(notes_dir, index_dir))
         self.index_dir = Path(config.index_dir(index_dir))
         self.model = model
+        self.reranker = reranker       # a cross-encoder's name, "off", or None: $AZCHAT_RERANKER (rerank.py)
         self._embedder = embedder
         self._lock = threading.Lock()          # guards _retriever and the rebuild state
         self._retriever = None
@@ -89,7 +91,9 @@ class NotesService:
             embedder = self._retriever.embedder
         if embedder is None and self.model is not None:
             embedder = self._embedder_for_build()
-        return Retriever(self.index_dir, embedder=embedder)
+        old = self._retriever
+        reranker = old.reranker if old is not None and old.reranker is not None else self.reranker
+        return Retriever(self.index_dir, embedder=embedder, reranker=reranker)   # a reranker loaded once
 
     def reload(self) -> None:
         """Open the index as it is on disk now (after another indexer, e.g. watch mode, updated it)."""
@@ -229,6 +233,7 @@ class NotesService:
             "chunks": manifest.get("chunk_count", 0),
             "built_at": manifest.get("built_at", ""),
             "model": manifest.get("model", ""),
+            "reranker": getattr(getattr(r, "reranker", None), "name", None),   # None: no reranking
             "rebuilding": self.rebuilding,
             "phase": self._phase if self.rebuilding else "",
             "progress": {"done": done, "total": total},

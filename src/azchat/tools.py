@@ -93,6 +93,7 @@ class StatusResult(TypedDict):
     chunks: int
     built_at: str
     model: str
+    reranker: str | None     # the cross-encoder reranking the hits, None when off
     rebuilding: bool
     phase: str
     progress: Progress
