@@ -97,7 +97,7 @@ def test_mcp_over_stdio_with_the_sdk_client(real_index, tmp_path):
         outside.write_text("# Outside\nsecret\n")
         bad = [("search", {"query": ""}, "empty"), ("search", {"query": "vnet", "k": 100000}, "between 1"),
                ("ask", {"question": "   "}, "empty"), ("get", {"path": "../outside.md"}, "outside"),
-               ("get", {"path": str(outside)}, "outside"), ("get", {"path": "nope.md"}, "does not exist"),
+               ("get", {"path": str(outside)}, "outside"), ("get", {"path": "nope.md"}, "is not a note in the index"),
                ("get", {"path": "networking.md", "start_line": 9999}, "past the end"),
                ("search", {"query": "vnet", "k": "lots"}, "")]
         for name, args, message in bad:

@@ -105,7 +105,7 @@ def test_notes_returns_numbered_lines(server):
     ("/api/notes/%2E%2E/outside.md", 404, "outside the notes folder"),
     ("/api/notes/storage/..%2F..%2Foutside.md", 404, "outside the notes folder"),
     ("/api/notes//etc/passwd", 404, "outside the notes folder"),
-    ("/api/notes/nope.md", 404, "does not exist"),
+    ("/api/notes/nope.md", 404, "is not a note in the index"),
     ("/api/notes/networking.txt", 404, "not a markdown note"),
 ])
 def test_errors_are_status_codes_with_one_sentence(server, path, status, message):

@@ -113,7 +113,8 @@ SHOW_QUESTION = """() => { const show = () => {
 
 
 def _filters(tags, folder) -> tuple[list[str] | None, str | None]:
-    tags = [t for t in (tags or []) if t] or None
+    if not isinstance(tags, str):              # a string is one tag or "a, b": inputs.tags reads it
+        tags = ([t for t in tags if t] if isinstance(tags, (list, tuple)) else tags) or None
     folder = folder if folder and folder != ALL_FOLDERS else None
     return tags, folder
 
@@ -243,8 +244,8 @@ def build_app(service: NotesService) -> gr.Blocks:
         def search(query: str, k: int = 10, tags: list[str] | None = None, folder: str | None = None) -> dict:
             """The k best passages for the query: {"query", "hits": [...]}, as `azchat search --json`."""
             t, f = _filters(tags, folder)
-            hits = _call(service.search, query, k=int(k), tags=t, folder=f)
-            return {"query": query, "hits": [h.to_dict() for h in hits]}
+            hits = _call(service.search, query, k=k, tags=t, folder=f)      # service checks query, k, filters
+            return {"query": query.strip(), "hits": [h.to_dict() for h in hits]}
 
         def ask(question: str, tags: list[str] | None = None, folder: str | None = None) -> dict:
             """An extractive answer with citations, as `azchat ask --json`."""
@@ -253,7 +254,7 @@ def build_app(service: NotesService) -> gr.Blocks:
 
         def section(path: str, line: int) -> dict:
             """The whole section around a line of an indexed note: {"path", "heading", "start_line", ...}."""
-            return _call(service.section, path, int(line)).to_dict()
+            return _call(service.section, path, line).to_dict()
 
         def status_api() -> dict:
             """Index status: notes, chunks, last build, model, rebuild progress."""
