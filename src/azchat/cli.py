@@ -273,14 +273,16 @@ def cmd_serve(args) -> int:
                           on_update=lambda stats: service.reload())
         watcher.start(initial_build=False)
         _say(f"Watching {watcher.notes_dir} for changes.")
+    from .gate import HostCheck, allowed_hosts_from_env
     from .rest import serve_kwargs
     from .tools import NotesTools
 
     # the REST API (/api) and MCP over HTTP (/mcp); without --watch they index changed notes before answering
     tools = NotesTools(service, refresh_every=None if args.watch else 2.0, log=_say).opened()
     try:
-        launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready,
-               app_kwargs=serve_kwargs(tools, auth, args.host))
+        hosts = HostCheck(args.host, allowed_hosts_from_env())      # the names the Gate answers to
+        launch(service, host=args.host, port=args.port, share=args.share, on_ready=ready,
+               app_kwargs=serve_kwargs(tools, auth, args.host, hosts), hosts=hosts)
     finally:
         if watcher is not None:
             watcher.stop()

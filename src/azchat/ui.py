@@ -281,22 +281,34 @@ def _written_toggle():
                        elem_id="azchat-written")
 
 
-def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           auth: tuple[str, str] | None = None, on_ready=None, app_kwargs: dict | None = None) -> None:
-    """Serve the app until interrupted. `on_ready(url)` is called once it listens. `app_kwargs` go to the
-    FastAPI app under it (rest.serve_kwargs: the /api and /mcp routes)."""
+def start(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+          app_kwargs: dict | None = None, hosts=None):
+    """Start serving in the background; returns (the Blocks app, its URL). `app_kwargs` go to the FastAPI app
+    under it (rest.serve_kwargs: the /api and /mcp routes and the Gate, which asks for AZCHAT_AUTH on every
+    route, so Gradio's own sign-in is not used). `hosts` (gate.HostCheck) learns the share link's host."""
     app = build_app(service)
     app.queue(default_concurrency_limit=4)
     try:
         _, local_url, share_url = app.launch(
-            server_name=host, server_port=port, share=share, auth=auth, prevent_thread_lock=True,
+            server_name=host, server_port=port, share=share, prevent_thread_lock=True,
             quiet=True, show_error=True, ssr_mode=False, css=CSS, head=HEAD, footer_links=["api"],
-            auth_message="azchat: sign in (AZCHAT_AUTH)" if auth else None, app_kwargs=app_kwargs)
+            app_kwargs=app_kwargs)
     except OSError:
         raise AzchatError(f"Cannot listen on {host}:{port}: the port is in use or not allowed; "
                           "choose another --port.") from None
+    if share_url and hosts is not None:
+        from urllib.parse import urlsplit
+
+        hosts.allow(urlsplit(share_url).hostname or "")
+    return app, share_url or local_url
+
+
+def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+           on_ready=None, app_kwargs: dict | None = None, hosts=None) -> None:
+    """Serve the app until interrupted (start(), then wait). `on_ready(url)` is called once it listens."""
+    app, url = start(service, host, port, share, app_kwargs, hosts)
     if on_ready:
-        on_ready(share_url or local_url)
+        on_ready(url)
     previous = _stop_on_sigterm()
     try:
         while True:
