@@ -42,7 +42,11 @@ def test_auth_is_required_when_azchat_auth_is_set(server):
     client, _ = server
     base = str(client.base_url)
     for method, path in [("GET", "/api/status"), ("GET", "/api/search?q=vnet"), ("POST", "/api/ask"),
-                         ("GET", "/api/notes/networking.md"), ("POST", "/mcp")]:
+                         ("GET", "/api/notes/networking.md"), ("POST", "/mcp"), ("GET", "/api/openapi.json"),
+                         ("GET", "/api/docs"), ("GET", "/api/redoc"), ("GET", "/api/docs/oauth2-redirect"),
+                         ("GET", "/openapi.json"), ("GET", "/"), ("GET", "/config"), ("GET", "/gradio_api/info"),
+                         ("GET", "/gradio_api/file=notes/networking.md"), ("GET", "/theme.css"),
+                         ("POST", "/gradio_api/call/search")]:
         r = httpx.request(method, base + path, json={"question": "vnet"} if method == "POST" else None)
         assert r.status_code == 401, (method, path, r.status_code)
         assert r.headers["www-authenticate"].startswith("Basic")
@@ -167,7 +171,8 @@ def test_the_gradio_api_stays(server):
 
 
 def test_mcp_over_http_refuses_a_foreign_host_or_origin(server):
-    """DNS rebinding: a page on another site that resolves to 127.0.0.1 must not reach /mcp."""
+    """DNS rebinding: a page on another site that resolves to 127.0.0.1 must not reach /mcp (the Gate; every
+    surface: test_gate.py)."""
     client, _ = server
     ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "status", "arguments": {}}}
     accept = {"accept": "application/json, text/event-stream"}
