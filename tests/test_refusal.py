@@ -63,9 +63,34 @@ def test_a_rare_word_inside_the_notes_text_is_not_unknown(retriever, monkeypatch
     assert refusal.rare_unknown_words("where is the helmunittest clone of fabric") == ["helmunittest"]
 
 
-def test_the_thresholds_grow_with_the_evidence_against_answering():
-    s = RefusalSettings()
-    assert 0 < s.min_confidence < s.name_confidence < s.rare_confidence < 1
+@pytest.mark.parametrize("settings", [RefusalSettings(), RefusalSettings(min_confidence=0.1, name_confidence=0.2,
+                                                                         rare_confidence=0.3)])
+def test_a_name_or_a_rare_word_the_notes_never_mention_asks_for_more_confidence(retriever, monkeypatch,
+                                                                                 settings):
+    """The same confidence answers a question about what the notes mention, refuses one that names a name
+    they never mention unless it reaches name_confidence, and one with a rare word they never mention unless
+    it reaches rare_confidence: three made-up questions at confidences between the thresholds."""
+    refusal = Refusal(retriever.chunks, retriever._lexical, retriever.embedder, settings=settings)
+    rare = {"helmunittest"}                  # the model's vocabulary: only this word is split into pieces
+    monkeypatch.setattr(refusal.embedder, "count_tokens", lambda ws: [3 if w in rare else 1 for w in ws])
+    questions = {"plain": "How do Patterns chain Stitches?",
+                 "name": "What does Ansible say about Patterns?",
+                 "rare": "where is the helmunittest clone of fabric"}
+    assert refusal.unknown_names(questions["name"]) == ["Ansible"] and not refusal.rare_unknown_words(questions["name"])
+    assert refusal.rare_unknown_words(questions["rare"]) == ["helmunittest"]
+    s = settings
+    table = {  # confidence -> the questions refused
+        s.min_confidence - 0.01: {"plain", "name", "rare"},
+        (s.min_confidence + s.name_confidence) / 2: {"name", "rare"},
+        (s.name_confidence + s.rare_confidence) / 2: {"rare"},
+        s.rare_confidence + 0.01: set(),
+    }
+    scored = [(0, 1.0, 0.5, 1.0)]
+    for conf, refused in table.items():
+        monkeypatch.setattr(refusal, "confidence", lambda q, sc, best_cos=None, c=conf: c)
+        got = {kind for kind, q in questions.items() if refusal.refuses(q, scored)}
+        assert got == refused, (conf, got)
+    assert refusal.refuses(questions["plain"], []) is True            # no hits: nothing to answer from
 
 
 def test_a_low_confidence_question_is_refused_and_a_confident_one_answered(retriever, monkeypatch):
