@@ -1,8 +1,9 @@
 """The agent tools behind the REST API and the MCP server: search, ask, get, status over a NotesService.
 
-One place for what both front ends promise: the CLI's `--json` shapes, input checks with one-sentence errors,
-size caps with a "truncated" marker, note paths strictly inside the notes folder (sources.read_lines), and an
-incremental index update before answering when notes changed. No HTTP or MCP code here.
+One place for what both front ends promise: the CLI's `--json` shapes, the input checks of every surface
+(inputs.py) before any waiting, size caps with a "truncated" marker, indexed notes only and strictly inside the
+notes folder (sources.indexed_lines: the index is asked before the disk), and an incremental index update
+before answering when notes changed. No HTTP or MCP code here.
 """
 from __future__ import annotations
 
