@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import config
+from . import config, inputs
 from .referring import refers_back
-from .errors import AzchatError, SourceError
+from .errors import AzchatError
 from .sources import Section, read_section
 from .types import Answer, BuildStats, Hit
 
@@ -113,13 +113,17 @@ class NotesService:
 
     # -- questions -----------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, tags=None, folder=None) -> list[Hit]:
-        return self.retriever.search(query, k=k, tags=tags or None, folder=folder or None)
+        query, k = inputs.text(query, "query"), inputs.k(k)
+        tags, folder = inputs.tags(tags), inputs.folder(folder)
+        return self.retriever.search(query, k=k, tags=tags, folder=folder)
 
     def ask(self, question: str, tags=None, folder=None, previous: list[str] | None = None) -> Answer:
         """Answer the question; in a conversation (`previous` questions, oldest first) a short question that
         refers back ("and how do I delete it?") and finds nothing alone is read together with the last one."""
+        question = inputs.text(question, "question")
+        tags, folder = inputs.tags(tags), inputs.folder(folder)
         r = self.retriever
-        answer = r.ask(question, tags=tags or None, folder=folder or None)
+        answer = r.ask(question, tags=tags, folder=folder)
         if answer.found or not previous or not is_follow_up(question):
             return answer
         context = previous[-1]
@@ -131,11 +135,10 @@ class NotesService:
         return combined
 
     def section(self, path: str, line: int) -> Section:
-        """The whole section around a cited line; only notes that are in the index can be read."""
-        section = read_section(self.notes_dir, path, line)     # refuses anything outside the notes folder
-        if path not in self.retriever.manifest.get("notes", {}):
-            raise SourceError(f"{path!r} is not a note in the index.")
-        return section
+        """The whole section around a cited line; only notes that are in the index can be read (the index is
+        asked before the disk, so no error tells which other files exist)."""
+        path, line = inputs.note_path(path), inputs.whole(line, "line", 1)
+        return read_section(self.notes_dir, path, line, manifest=self.retriever.manifest)
 
     def tags(self) -> list[str]:
         return self.retriever.tags()
