@@ -148,7 +148,7 @@ def bundled_model_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch):
-    for name in ("AZCHAT_NOTES", "AZCHAT_INDEX", "AZCHAT_MODEL"):
+    for name in ("AZCHAT_NOTES", "AZCHAT_INDEX", "AZCHAT_MODEL", "AZCHAT_RERANKER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

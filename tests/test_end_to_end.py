@@ -39,6 +39,9 @@ def test_index_json_shape(built, capsys):
     assert {"notes", "chunks", "added", "updated", "removed", "unchanged", "skipped", "warnings",
             "seconds"} <= set(out)
     assert (out["notes"], out["unchanged"], out["added"]) == (4, 4, 0)
+    # the first build wrote the refusal's word-frequency table beside the generations (once per index folder)
+    from azchat import language
+    assert language.table_path(index).is_file()
 
 
 def test_real_model_top_hit_and_citation_lines(built, capsys):
@@ -176,4 +179,4 @@ def test_a_blank_question_is_a_clear_error_and_an_early_exit_never_aborts(built,
     proc = run("search", "peering", "--tag", "nosuchtag")
     assert proc.returncode == 2 and "No note has the tag 'nosuchtag'. Tags in your notes: " in proc.stderr
     proc = run("search", "peering", "-k", "0")
-    assert proc.returncode == 2 and "at least 1" in proc.stderr
+    assert proc.returncode == 2 and "k must be between 1 and 50, not 0." in proc.stderr

@@ -153,12 +153,16 @@ def test_eval_reports_per_kind_and_language(vault, tmp_path, fake_model, capsys)
     assert kinds["unanswerable"]["unanswerable_refused"] == 1 and kinds["unanswerable"]["hit@1"] is None
     assert out["by_lang"]["en"]["answerable"] == 2 and out["by_lang"]["en"]["hit@1"] == 0.5
     assert out["by_lang"]["de"]["unanswerable"] == 1
+    # the classes: kind x language
+    assert list(out["by_class"]) == ["keyword / en", "paraphrase / en", "unanswerable / de"]
+    assert out["by_class"]["paraphrase / en"]["hit@1"] == 0.0 and out["by_class"]["keyword / en"]["hit@1"] == 1.0
     assert out["summary"]["hit@1"] == 0.5
     assert [r["kind"] for r in out["rows"]] == ["keyword", "paraphrase", "unanswerable"]
 
     assert main(["eval", *args]) == 0
     text = capsys.readouterr().out
-    assert "by kind:" in text and "by lang:" in text
+    assert "by kind:" in text and "by lang:" in text and "by class:" in text
+    assert next(l for l in text.splitlines() if l.strip().startswith("paraphrase / en")).split()[3:5] == ["1", "0.000"]
     line = next(l for l in text.splitlines() if l.strip().startswith("paraphrase"))
     assert line.split()[1:3] == ["1", "0.000"]
 
@@ -169,7 +173,7 @@ def test_eval_without_kinds_has_no_breakdown(vault, tmp_path, fake_model, capsys
                      + "\n", encoding="utf-8")
     assert main(["eval", str(qfile), "--notes", str(vault), "--index", str(tmp_path / "index"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert "by_kind" not in out and "by_lang" not in out
+    assert "by_kind" not in out and "by_lang" not in out and "by_class" not in out
 
 
 def test_beir_runs_in_a_private_folder_each_time_and_a_second_dataset_works(tmp_path, fake_model, capsys):

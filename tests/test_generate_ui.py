@@ -15,7 +15,7 @@ from conftest import start_serve, write_fixture_vault
 from llm_server import Reply, ScriptedLLM
 from test_generate import PEERING, _no_llm_env  # noqa: F401 (the autouse fixture applies here too)
 
-gr = pytest.importorskip("gradio")
+import gradio as gr  # noqa: E402  (a dependency of azchat: missing, this module fails instead of skipping)
 from azchat import ui  # noqa: E402
 
 

@@ -152,9 +152,15 @@ def test_hostile_vault_builds_and_stays_searchable(tmp_path, monkeypatch):
     long_pieces = [c for c in gen.chunks if c.path == "long line.md" and c.start_line == 2]
     assert len(long_pieces) > 10 and all(c.end_line == 2 for c in long_pieces)
     assert "".join(file_lines(notes, "long line.md")[1]).count("quuxlonglinemarker") == 1
-    big = _marker_chunks(gen, "quuxbigmarker")[0]
-    assert file_lines(notes, "big.md")[big.start_line - 1:big.end_line][-1].startswith("The needle") or \
-        "quuxbigmarker" in "\n".join(file_lines(notes, "big.md")[big.start_line - 1:big.end_line])
+    big_chunks = _marker_chunks(gen, "quuxbigmarker")
+    lines = file_lines(notes, "big.md")
+    heading_line = lines.index("## Section 2345") + 1
+    needle_line = lines.index("The needle word quuxbigmarker sits here in the big note.") + 1
+    assert len(big_chunks) == 1
+    big = big_chunks[0]
+    assert big.heading == "Big Note > Section 2345" and big.start_line == heading_line
+    assert big.start_line < needle_line <= big.end_line < lines.index("## Section 2346") + 1
+    assert big.text.strip() == "\n".join(lines[big.start_line - 1:big.end_line]).strip()
     six = _marker_chunks(gen, "Text at level 6")[0]
     assert six.heading == "Level 1 > Level 2 > Level 3 > Level 4 > Level 5 > Level 6"
     xss = [c for c in gen.chunks if c.path == "xss.md"]

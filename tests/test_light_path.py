@@ -24,7 +24,7 @@ sys.exit(code)
 
 def _env():
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), HF_HUB_OFFLINE="1")
-    for name in ("AZCHAT_NOTES", "AZCHAT_INDEX", "AZCHAT_MODEL", "AZCHAT_ONNX"):
+    for name in ("AZCHAT_NOTES", "AZCHAT_INDEX", "AZCHAT_MODEL", "AZCHAT_ONNX", "AZCHAT_RERANKER"):
         env.pop(name, None)
     return env
 

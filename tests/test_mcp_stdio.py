@@ -34,6 +34,7 @@ def test_mcp_over_stdio_with_the_sdk_client(real_index, tmp_path):
 
     notes, index = copy_vault(real_index, tmp_path)
     write(notes, "big.md", BIG)              # new since the build: indexed (with its logs) while serving
+    write(notes, "binary.md", b"\x00\x01 not text \xff" * 40)     # a file the index skips
     wire = tmp_path / "stdout.jsonl"
     server = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "azchat", "mcp", "--notes", str(notes),
                                                "--index", str(index)])
@@ -51,12 +52,15 @@ def test_mcp_over_stdio_with_the_sdk_client(real_index, tmp_path):
         assert all(t.annotations.read_only_hint is True for t in listed.values())
 
         async def call(name, **args):
+            calls.append(name)
             return await client.call_tool(name, args)
 
         for _ in range(600):      # status answers at once; the other tools wait at most 45 s for the build
             if (await call("status")).structured_content["ready"]:
                 break
             await anyio.sleep(0.5)
+        else:
+            pytest.fail("the index never became ready")
 
         # search: the CLI's hit shape, line spans that are the file's own lines
         r = await call("search", query="how do I peer two virtual networks", k=3)
@@ -82,8 +86,13 @@ def test_mcp_over_stdio_with_the_sdk_client(real_index, tmp_path):
         big = r.structured_content
         assert len(big["lines"]) == 400 and big["truncated"] is True and big["next_start_line"] == 401
         assert big["lines"][-1] == {"line": 400, "text": "line 400 of the big note about lighthouses"}
+        chunks = (await call("status")).structured_content["chunks"]
+        assert chunks > 50                       # so that k=50 has 50 hits to give
         r = await call("search", query="lighthouses", k=50)
-        assert r.is_error is False and len(r.structured_content["hits"]) <= 50
+        found = r.structured_content
+        assert r.is_error is False and len(found["hits"]) + found["omitted_hits"] == 50
+        assert found["truncated"] is (found["omitted_hits"] > 0)     # what the size cap left out is said
+        assert [h["rank"] for h in found["hits"]] == list(range(1, len(found["hits"]) + 1))
 
         # ask: an extractive answer with citations inside the file
         r = await call("ask", question="how do I peer two virtual networks")
@@ -95,13 +104,22 @@ def test_mcp_over_stdio_with_the_sdk_client(real_index, tmp_path):
         # bad input and paths outside the notes folder: tool errors with a sentence, the server lives on
         outside = tmp_path / "outside.md"
         outside.write_text("# Outside\nsecret\n")
-        bad = [("search", {"query": ""}, "empty"), ("search", {"query": "vnet", "k": 100000}, "between 1"),
-               ("ask", {"question": "   "}, "empty"), ("get", {"path": "../outside.md"}, "outside"),
-               ("get", {"path": str(outside)}, "outside"), ("get", {"path": "nope.md"}, "does not exist"),
-               ("get", {"path": "networking.md", "start_line": 9999}, "past the end"),
-               ("search", {"query": "vnet", "k": "lots"}, "")]
+        not_indexed = "is not a note in the index: use a path that search returns."
+        bad = [("search", {"query": ""}, "The query is empty: give a few words to search for."),
+               ("search", {"query": "vnet", "k": 100000}, "k must be between 1 and 50, not 100000."),
+               ("search", {"query": "vnet", "k": 51}, "k must be between 1 and 50, not 51."),
+               ("search", {"query": "x" * 2001}, "The query is 2001 characters long; at most 2000 are allowed."),
+               ("ask", {"question": "   "}, "The question is empty: give a few words to ask."),
+               ("ask", {"question": "y" * 2001}, "The question is 2001 characters long; at most 2000 are allowed."),
+               ("get", {"path": "../outside.md"}, "'../outside.md' is outside the notes folder or hidden."),
+               ("get", {"path": str(outside)}, "is outside the notes folder: only paths relative to it are allowed."),
+               ("get", {"path": "nope.md"}, "'nope.md' " + not_indexed),
+               ("get", {"path": "binary.md"}, "'binary.md' " + not_indexed),
+               ("get", {"path": "networking.md", "start_line": 9999}, "start_line 9999 is past the end of"),
+               ("search", {"query": "vnet", "k": "lots"}, "validation error for searchArguments\nk\n")]
         for name, args, message in bad:
             r = await client.call_tool(name, args)
+            calls.append(name)
             assert r.is_error is True, (name, args)
             assert message in r.content[0].text, (name, args, r.content[0].text)
 
@@ -119,12 +137,15 @@ def test_mcp_over_stdio_with_the_sdk_client(real_index, tmp_path):
         assert_span(notes, hit["path"], hit["start_line"], hit["end_line"], "quokka colony")
         assert (await call("status")).structured_content["changed_since_build"]["count"] == 0
 
+    calls: list[str] = []
     anyio.run(session)
-    # stdout carried only protocol: every line one JSON-RPC message (the build's logs went to stderr)
-    sent = wire.read_text().splitlines()
-    assert len(sent) >= 15        # the replies to the calls above
-    for line in sent:
-        assert json.loads(line)["jsonrpc"] == "2.0", line[:200]
+    # stdout carried only protocol: every line one JSON-RPC message (the build's logs went to stderr), and
+    # one reply to each request: initialize, list_tools and every tool call above, in order
+    sent = [json.loads(line) for line in wire.read_text().splitlines()]
+    assert all(m["jsonrpc"] == "2.0" for m in sent)
+    replies = [m for m in sent if "id" in m and ("result" in m or "error" in m)]
+    assert len(replies) == len(calls) + 2
+    assert [m["id"] for m in replies] == list(range(replies[0]["id"], replies[0]["id"] + len(replies)))
 
 
 def test_mcp_answers_initialize_while_indexing_and_exits_when_stdin_closes(tmp_path):

@@ -2,8 +2,9 @@
 import pytest
 
 from azchat import Retriever, build_index
+from azchat.language import is_common_word
 from azchat.lexical import is_german
-from azchat.refusal import Refusal, RefusalSettings, name_phrases
+from azchat.refusal import Refusal
 
 from conftest import write
 
@@ -13,9 +14,8 @@ def retriever(vault, tmp_path, fake):
     write(vault, "fabric.md", "## Fabric\n\nPatterns are prompts; Stitches chain Patterns.\n\n"
                               "Install it: `git clone https://github.com/danielmiessler/fabric`\n\n"
                               "The selfservice portal resets passwords.\n\n"
-                              "The proxy manager renews every certificate; nginx serves the home page; let the assistant "
-                              "read it. "
-                              "Certificates come from letsencrypt.org; see the **Home**-*Page* checklist.\n")
+                              "```mermaid\ngraph TD\n  A[Zorblax] --> B\n```\n\n"
+                              "Use count_index to number the copies of a module.\n")
     build_index(vault, tmp_path / "index", embedder=fake)
     return Retriever(tmp_path / "index", embedder=fake)
 
@@ -23,58 +23,63 @@ def retriever(vault, tmp_path, fake):
 def test_a_name_inside_the_notes_text_is_not_unknown(retriever):
     refusal = retriever.refusal
     assert isinstance(refusal, Refusal)
-    # "danielmiessler" is one token of a URL: BM25 never sees "daniel" or "miessler", the notes still say them
-    assert refusal.unknown_names("What are Patterns and Stitches in Daniel Miessler's Fabric tool?") == []
-    assert refusal.unknown_names("What does Ansible say about Fabric Patterns?") == ["Ansible"]
+    # "danielmiessler" is one token of a URL: BM25 never sees "miessler", the notes still say it
+    assert refusal.unknown_terms("What are Patterns and Stitches in Miessler's Fabric tool?") == []
+    # a name in a diagram is a mention, too
+    assert refusal.unknown_terms("What does Zorblax do?") == []
+    assert refusal.unknown_terms("What does Ansible say about Fabric Patterns?") == ["Ansible"]
     # a short name inside a longer word is not a mention ("LFS" in "selfservice")
-    assert refusal.unknown_names("How do I track big files with Git LFS?") == ["LFS"]
+    assert refusal.unknown_terms("How do I track big files with Git LFS?") == ["LFS"]
 
 
-def test_a_name_made_of_ordinary_words_is_unknown_unless_the_notes_have_those_words_in_a_row(retriever):
+def test_an_unknown_name_is_found_whatever_its_case_or_the_questions_language(retriever):
     refusal = retriever.refusal
-    # every word is in the notes ("nginx", "proxy", "manager", "home", "let", "encrypt"...), never the name
-    assert refusal.unknown_names("How do I get certificates working with Nginx Proxy Manager?") == [
-        "Nginx Proxy Manager"]
-    assert refusal.unknown_names("How did I connect my lamps to Home Assistant?") == ["Home Assistant"]
-    # the words in a row, with any punctuation or case between them, or run together (a URL) are a mention
-    assert refusal.unknown_names("Which checklist is on the Home Page?") == []
-    assert refusal.unknown_names("Where do the Let's Encrypt certificates come from?") == []
-    # a German sentence capitalizes its nouns: no run of capitals is a name there
-    assert refusal.unknown_names("Wie verbinde ich meine Lampen mit dem Proxy Manager Dienst?") == []
+    for question, name in [("How do I run models locally with ollama?", "ollama"),
+                           ("Wie richte ich Tailscale auf meinem Server ein?", "Tailscale"),
+                           ("wie sichere ich daten mit restic?", "restic"),
+                           ("How do I peer networks with WireGuard?", "WireGuard"),
+                           ("How do I test a chart with helm-unittest?", "unittest")]:
+        assert name in refusal.unknown_terms(question), question
+    # a code identifier is looked up whole: count_index is in the notes, for_each is not
+    assert refusal.unknown_terms("How do I use count_index in a module?") == []
+    assert refusal.unknown_terms("How do I use for_each in a module?") == ["for_each"]
 
 
-def test_name_phrases_are_runs_of_capitals_inside_a_sentence():
-    assert name_phrases("How do I get Let's Encrypt certificates working with Nginx Proxy Manager?") == [
-        "Let's Encrypt", "Nginx Proxy Manager"]
-    # a sentence's first word is not part of a name; punctuation ends a run
-    assert name_phrases("Home Assistant: Where Is it? Proxy, Manager and more") == []
-    assert name_phrases("Set it up in Home Assistant, then in Nginx Proxy Manager.") == [
-        "Home Assistant", "Nginx Proxy Manager"]
-    assert name_phrases("Is purge protection of the Key Vault (Soft Delete) enabled?") == ["Key Vault", "Soft Delete"]
-    assert name_phrases('Where is "Nginx Proxy Manager" set up?') == ["Nginx Proxy Manager"]
-    # a question in Title Case has no runs to trust
-    assert name_phrases("How Do I Set Up WireGuard On My Home Server") == []
-
-
-def test_a_rare_word_inside_the_notes_text_is_not_unknown(retriever, monkeypatch):
+def test_ordinary_words_the_notes_never_use_are_no_names(retriever):
+    # a paraphrase uses words its note does not; in a German question every noun has its capital
     refusal = retriever.refusal
-    monkeypatch.setattr(refusal.embedder, "count_tokens", lambda ws: [3] * len(ws))   # every word is rare
-    assert refusal.rare_unknown_words("where is the miessler clone of fabric") == []
-    assert refusal.rare_unknown_words("where is the helmunittest clone of fabric") == ["helmunittest"]
+    assert refusal.unknown_terms("What happens to my forgotten passwords afterwards?") == []
+    assert refusal.unknown_terms("Wie viele Anmeldeversuche erlaubt die Zugriffsebene?") == []
+    assert refusal.unknown_terms("Wann beginnt die Sommerzeit?") == []
 
 
-def test_the_thresholds_grow_with_the_evidence_against_answering():
-    s = RefusalSettings()
-    assert 0 < s.min_confidence < s.name_confidence < s.rare_confidence < 1
+def test_common_words_and_compounds_are_told_from_names():
+    for word in ["recipe", "afterwards", "autumn", "gotchas", "Netzwerke", "Anmeldeversuche", "zurückschreiben",
+                 "Weboberfläche", "Speicherkonto", "abweist"]:
+        assert is_common_word(word), word
+    # names made of English words are no German compounds ("tail" + "scale", "wire" + "guard")
+    for word in ["Tailscale", "WireGuard", "Vaultwarden", "Jellyfin", "restic", "Podman", "Ollama", "for_each", "x86"]:
+        assert not is_common_word(word), word
 
 
-def test_a_low_confidence_question_is_refused_and_a_confident_one_answered(retriever, monkeypatch):
+def test_a_name_the_notes_never_mention_raises_the_bar(retriever, monkeypatch):
     s = retriever.refusal.settings
+    assert s.min_confidence < s.name_confidence
     scored = [(0, 1.0, 0.5, 1.0)]
-    for conf, refused in [(s.min_confidence - 0.01, True), (s.min_confidence + 0.01, False)]:
+    between = (s.min_confidence + s.name_confidence) / 2
+    for conf, question, refused in [
+            (between, "How do Patterns chain with Ansible?", True),       # a name the notes never mention
+            (between, "How do Patterns chain?", False),
+            (between, "How do Patterns chain in autumn?", False),         # an ordinary unknown word
+            (s.name_confidence + 0.01, "How do Patterns chain with Ansible?", False),
+            (s.min_confidence - 0.01, "How do Patterns chain?", True)]:
         monkeypatch.setattr(retriever.refusal, "confidence", lambda q, sc, best_cos=None, c=conf: c)
-        assert retriever.refusal.refuses("How do Patterns chain?", scored) is refused
-        assert retriever.ask("How do Patterns chain?").found is not refused
+        assert retriever.refusal.refuses(question, scored) is refused, (conf, question)
+        assert retriever.ask(question).found is not refused, (conf, question)
+
+
+def test_nothing_ranked_is_always_refused(retriever):
+    assert retriever.refusal.refuses("How do Patterns chain?", []) is True
 
 
 def test_german_is_told_by_function_words_that_are_not_english_ones():
@@ -84,3 +89,27 @@ def test_german_is_told_by_function_words_that_are_not_english_ones():
     # "man", "bin", "hat", "des" are words of technical English too
     assert not is_german("use du -sh and man pages in /usr/bin on Red Hat")
     assert not is_german("What was my one-liner for listing every service that listens on a port?")
+
+
+def test_the_index_word_table_answers_as_the_frequency_lists_do(tmp_path):
+    from azchat import language
+
+    words = ["Tailscale", "restic", "recipe", "afterwards", "Anmeldeversuche", "abweist", "Größe", "Straße",
+             "zurückschreiben", "for_each", "Ollama", "terabyte"]
+    before = [language.is_common_word(w) for w in words]
+    zipfs = [language.zipf(w) for w in ["größe", "recipe", "versuche"]]
+    try:
+        assert language.open_table(tmp_path) is False          # no table yet: the lists themselves are read
+        assert language.write_table(tmp_path) == language.table_path(tmp_path)
+        assert language.open_table(tmp_path) is True
+        assert [language.is_common_word(w) for w in words] == before
+        # the table keeps the words that matter to the decision exactly (Zipf >= 2, to the hundredth)
+        assert [language.zipf(w) for w in ["größe", "recipe", "versuche"]] == zipfs
+        assert language.zipf("xqzvvbnt") == 0.0
+        # a damaged table is not used
+        language.table_path(tmp_path).write_bytes(b"not a table")
+        language._table = None
+        assert language.open_table(tmp_path) is False
+    finally:
+        language._table = None
+        language._clear_caches()

@@ -42,7 +42,11 @@ def test_auth_is_required_when_azchat_auth_is_set(server):
     client, _ = server
     base = str(client.base_url)
     for method, path in [("GET", "/api/status"), ("GET", "/api/search?q=vnet"), ("POST", "/api/ask"),
-                         ("GET", "/api/notes/networking.md"), ("POST", "/mcp")]:
+                         ("GET", "/api/notes/networking.md"), ("POST", "/mcp"), ("GET", "/api/openapi.json"),
+                         ("GET", "/api/docs"), ("GET", "/api/redoc"), ("GET", "/api/docs/oauth2-redirect"),
+                         ("GET", "/openapi.json"), ("GET", "/"), ("GET", "/config"), ("GET", "/gradio_api/info"),
+                         ("GET", "/gradio_api/file=notes/networking.md"), ("GET", "/theme.css"),
+                         ("POST", "/gradio_api/call/search")]:
         r = httpx.request(method, base + path, json={"question": "vnet"} if method == "POST" else None)
         assert r.status_code == 401, (method, path, r.status_code)
         assert r.headers["www-authenticate"].startswith("Basic")
@@ -105,7 +109,7 @@ def test_notes_returns_numbered_lines(server):
     ("/api/notes/%2E%2E/outside.md", 404, "outside the notes folder"),
     ("/api/notes/storage/..%2F..%2Foutside.md", 404, "outside the notes folder"),
     ("/api/notes//etc/passwd", 404, "outside the notes folder"),
-    ("/api/notes/nope.md", 404, "does not exist"),
+    ("/api/notes/nope.md", 404, "is not a note in the index"),
     ("/api/notes/networking.txt", 404, "not a markdown note"),
 ])
 def test_errors_are_status_codes_with_one_sentence(server, path, status, message):
@@ -167,7 +171,8 @@ def test_the_gradio_api_stays(server):
 
 
 def test_mcp_over_http_refuses_a_foreign_host_or_origin(server):
-    """DNS rebinding: a page on another site that resolves to 127.0.0.1 must not reach /mcp."""
+    """DNS rebinding: a page on another site that resolves to 127.0.0.1 must not reach /mcp (the Gate; every
+    surface: test_gate.py)."""
     client, _ = server
     ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "status", "arguments": {}}}
     accept = {"accept": "application/json, text/event-stream"}

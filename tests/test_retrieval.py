@@ -104,22 +104,21 @@ def test_fusion_normalizes_each_list_and_notes_rank_by_their_best_chunk(retrieve
 
 
 def test_a_name_the_vault_never_mentions_raises_the_bar_for_answering(retriever, monkeypatch):
-    # name-like words (capitalized inside an English sentence, mixed case, all caps) absent from every chunk
-    assert retriever.refusal.unknown_names("How do I peer a Virtual Network with WireGuard and BigQuery?") \
+    # words absent from every chunk that are no ordinary English or German word
+    assert retriever.refusal.unknown_terms("How do I peer a Virtual Network with WireGuard and BigQuery?") \
         == ["WireGuard", "BigQuery"]
-    assert retriever.refusal.unknown_names("How do I peer virtual networks?") == []
-    assert retriever.refusal.unknown_names("Networking Basics: what is a VNet?") == []          # known to the vault
-    # German nouns are capitalized anyway: only mixed case / all caps / digits count there
-    assert retriever.refusal.unknown_names("Wie richte ich einen Zeitserver mit WireGuard ein?") == ["WireGuard"]
+    assert retriever.refusal.unknown_terms("How do I peer virtual networks?") == []
+    assert retriever.refusal.unknown_terms("Networking Basics: what is a VNet?") == []          # known to the vault
+    assert retriever.refusal.unknown_terms("Wie richte ich einen Zeitserver mit WireGuard ein?") == ["WireGuard"]
+    s = retriever.refusal.settings
     scored = [(0, 1.0, 0.5, 1.0)]
-    for conf, question, refused in [(0.35, "How do I peer a VNet with WireGuard?", True),
-                                    (0.35, "How do I peer a virtual network?", False),
-                                    (0.45, "How do I peer a VNet with WireGuard?", False),
-                                    (0.20, "How do I peer a virtual network?", True)]:
+    between = (s.min_confidence + s.name_confidence) / 2
+    for conf, question, refused in [(between, "How do I peer a VNet with WireGuard?", True),
+                                    (between, "How do I peer a virtual network?", False),
+                                    (s.name_confidence + 0.01, "How do I peer a VNet with WireGuard?", False),
+                                    (s.min_confidence - 0.01, "How do I peer a virtual network?", True)]:
         monkeypatch.setattr(retriever.refusal, "confidence", lambda q, s, best_cos=None, c=conf: c)
         assert retriever.refusal.refuses(question, scored) is refused, (conf, question)
-        assert retriever.ask(question).found is not refused
-    assert retriever.refusal.refuses("anything", []) is True
 
 
 def test_bm25_counts_more_when_the_model_splits_the_question_into_many_pieces(retriever, monkeypatch):
@@ -184,55 +183,10 @@ def piece_retriever(vault, tmp_path, fake):
     return Retriever(tmp_path / "index", embedder=PieceEmbedder(fake))
 
 
-def test_a_rare_word_the_vault_never_mentions_is_told_from_a_common_one(piece_retriever):
-    r = piece_retriever
-    # "venv" is unknown to the vault and several pieces to the model; "autumn" and "iPhone" are one piece each
-    assert r.refusal.rare_unknown_words("How do I peer virtual networks with venv?") == ["venv"]
-    assert r.refusal.rare_unknown_words("How do I peer virtual networks in autumn?") == []
-    assert r.refusal.rare_unknown_words("How do I peer a network from my iPhone?") == []
-    assert r.refusal.unknown_names("How do I peer a network from my iPhone?") == ["iPhone"]
-    assert r.refusal.rare_unknown_words("How do I peer virtual networks?") == []           # all known to the vault
-    # the unknown part of a hyphenated word; "helm" is a common word to the model
-    assert r.refusal.rare_unknown_words("How do I test a network with helm-unittest?") == ["unittest"]
-    # a code identifier is looked up whole: count_index is in the notes, for_each is not
-    assert r.refusal.unknown_names("How do I use count_index in a module?") == []
-    assert r.refusal.rare_unknown_words("How do I use count_index in a module?") == []
-    assert r.refusal.unknown_names("How do I use for_each in a module?") == ["for_each"]
-    assert r.refusal.rare_unknown_words("How do I use for_each in a module?") == ["for_each"]
-    # German words are many pieces to an English vocabulary: in a German question only name-shaped words count
-    assert r.refusal.rare_unknown_words("Wie richte ich venv ein?") == []
-    assert r.refusal.rare_unknown_words("Wie richte ich BigQuery ein?") == ["BigQuery"]
 
 
-def test_a_rare_unknown_word_needs_more_confidence_than_a_common_unknown_name(piece_retriever, monkeypatch):
-    r = piece_retriever
-    f = r.refusal.settings
-    assert f.min_confidence < f.name_confidence < f.rare_confidence
-    scored = [(0, 1.0, 0.5, 1.0)]
-    between = (f.name_confidence + f.rare_confidence) / 2
-    for conf, question, refused in [
-            (between, "How do I peer virtual networks with venv?", True),        # rare, not a name
-            (between, "How do I use for_each in a module?", True),              # an identifier the notes lack
-            (between, "How do I peer a network from my iPhone?", False),         # a common-word name
-            (between, "How do I peer virtual networks in autumn?", False),
-            (f.rare_confidence + 0.01, "How do I peer virtual networks with venv?", False),
-            (f.name_confidence - 0.01, "How do I peer a network from my iPhone?", True),
-            (f.min_confidence - 0.01, "How do I peer virtual networks?", True)]:
-        monkeypatch.setattr(r.refusal, "confidence", lambda q, s, best_cos=None, c=conf: c)
-        assert r.refusal.refuses(question, scored) is refused, (conf, question)
-        assert r.ask(question).found is not refused, (conf, question)
 
 
-def test_without_a_word_piece_vocabulary_the_rule_is_the_name_rule(retriever, monkeypatch):
-    # the plain fake counts every word as one token: no word is rare, an unknown identifier is still a name
-    f = retriever.refusal.settings
-    assert retriever.refusal.rare_unknown_words("How do I peer virtual networks with venv and for_each?") == []
-    scored = [(0, 1.0, 0.5, 1.0)]
-    for conf, question, refused in [(f.name_confidence - 0.01, "How do I use venv?", False),
-                                    (f.name_confidence - 0.01, "How do I use for_each?", True),
-                                    (f.name_confidence + 0.01, "How do I use for_each?", False)]:
-        monkeypatch.setattr(retriever.refusal, "confidence", lambda q, s, best_cos=None, c=conf: c)
-        assert retriever.refusal.refuses(question, scored) is refused, (conf, question)
 
 
 def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
@@ -250,10 +204,6 @@ def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
     assert min(counter.count(rare)) >= 2
 
 
-def test_a_hyphenated_german_compound_is_not_a_mixed_case_name(retriever):
-    # each part starts with a capital like any German noun; only a capital inside a part makes a name
-    assert retriever.refusal.unknown_names("Ab wie vielen Tagen gehören Blobs in die Archiv-Zugriffsebene?") == []
-    assert retriever.refusal.unknown_names("Wie verbinde ich Netzwerke mit Zeit-WireGuard?") == ["Zeit-WireGuard"]
 
 
 def test_a_note_copied_into_another_file_does_not_crowd_the_hits(vault, tmp_path, fake):

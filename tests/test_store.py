@@ -146,4 +146,4 @@ def test_what_refusal_asks_of_the_whole_text_comes_from_files_with_the_same_answ
         assert (p in ids) == (p in lids), p
     r = Retriever(index, embedder=fake)
     assert r.refusal._mentioned("miessler") and not r.refusal._mentioned("zebrafinch")
-    assert r.refusal._phrase_mentioned("Nginx Proxy Manager") and r.refusal._knows_identifier("for_each")
+    assert r.refusal._knows_identifier("for_each") and not r.refusal._knows_identifier("nope_nope")

@@ -75,12 +75,64 @@ def test_bad_input_is_a_one_sentence_input_error(tools, call, message):
     assert text.endswith(".") and "\n" not in text
 
 
-@pytest.mark.parametrize("path", ["../notes/networking.md", "/etc/passwd", "storage/../networking.md",
-                                  "~/networking.md", ".hidden/x.md", "nope.md", "networking.txt",
-                                  "storage\\storage.md", "a\x00.md"])
-def test_get_refuses_paths_that_are_not_notes_inside_the_folder(tools, path):
-    with pytest.raises(SourceError):
+NOT_INDEXED = "is not a note in the index: use a path that search returns."
+
+
+@pytest.mark.parametrize("path, message", [
+    ("../notes/networking.md", "'../notes/networking.md' is outside the notes folder or hidden."),
+    ("storage/../networking.md", "'storage/../networking.md' is outside the notes folder or hidden."),
+    ("./networking.md", "'./networking.md' is outside the notes folder or hidden."),
+    (".hidden/x.md", "'.hidden/x.md' is outside the notes folder or hidden."),
+    ("/etc/passwd", "'/etc/passwd' is outside the notes folder: only paths relative to it are allowed."),
+    ("~/networking.md", "'~/networking.md' is outside the notes folder: only paths relative to it are allowed."),
+    ("storage\\storage.md", "'storage\\\\storage.md' is not a valid note path."),
+    ("a\x00.md", "'a\\x00.md' is not a valid note path."),
+    ("networking.txt", "'networking.txt' is not a markdown note."),
+    ("nope.md", "'nope.md' " + NOT_INDEXED),
+])
+def test_get_refuses_paths_that_are_not_notes_inside_the_folder(tools, vault, path, message, monkeypatch):
+    """Each path gets its own sentence, decided from the text of the path and the index alone: no file is
+    opened or even looked at (`..` that leads back into the folder is refused all the same)."""
+    import azchat.sources as S
+
+    touched = []
+    monkeypatch.setattr(S, "read_regular", lambda *a: touched.append(a) or b"")
+    monkeypatch.setattr(S, "link_problem", lambda *a: touched.append(a) or "")
+    with pytest.raises(SourceError) as info:
         tools.get(path)
+    assert str(info.value) == message
+    assert touched == []
+
+
+def test_files_that_are_not_indexed_notes_all_get_the_same_error(vault, tmp_path, fake, monkeypatch):
+    """No probing: a missing file, a binary .md, a note too big to index and a note added since the build
+    (never indexed: refresh is off) answer with the same sentence, and none of them is opened."""
+    import azchat.sources as S
+    from azchat import notes as N
+
+    write(vault, "binary.md", b"\x00\x01\x02 binary \xff" * 50)
+    write(vault, "big.md", "# Big\n\n" + "a line of the big note\n" * 200)
+    monkeypatch.setattr(N, "MAX_NOTE_BYTES", 1000)
+    svc = NotesService(vault, tmp_path / "index", embedder=fake)
+    svc.open()
+    write(vault, "later.md", "# Later\n\nadded after the build\n")
+    tools = NotesTools(svc, refresh_every=None).opened()
+    indexed = set(svc.retriever.manifest["notes"])
+    assert not indexed & {"binary.md", "big.md", "later.md"}
+    opened = []
+    real = S.read_regular
+    monkeypatch.setattr(S, "read_regular", lambda *a: opened.append(a[0]) or real(*a))
+    errors = set()
+    for path in ["missing.md", "binary.md", "big.md", "later.md"]:
+        with pytest.raises(SourceError) as info:
+            tools.get(path)
+        errors.add(str(info.value).replace(repr(path), "PATH"))
+        with pytest.raises(SourceError) as info:
+            svc.section(path, 1)
+        errors.add(str(info.value).replace(repr(path), "PATH"))
+    assert errors == {"PATH " + NOT_INDEXED}
+    assert opened == []
+    assert tools.get("networking.md", 1, 1)["lines"] and opened      # an indexed note is read as before
 
 
 def test_get_refuses_a_symlink_out_of_the_folder(tools, vault, tmp_path):
@@ -158,7 +210,7 @@ def test_changed_notes_show_in_status_and_are_indexed_before_the_next_answer(too
     assert hits[0]["path"] == "zoo.md"
     assert "dns.md" not in {h["path"] for h in tools.search("Namensauflösung DNS-Zone", k=10)["hits"]}
     assert tools.status()["changed_since_build"]["count"] == 0
-    with pytest.raises(SourceError, match="does not exist"):
+    with pytest.raises(SourceError, match=NOT_INDEXED):      # deleted: out of the index with it
         tools.get("dns.md")
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from .lexical import tokenize
 from .referring import opens_referring_back
-from .syntax import _MERMAID_KEYWORDS, LineCleaner, clean_inline, fence_of, heading_of, indent_width
+from .syntax import LineCleaner, clean_inline, fence_of, heading_of, indent_width
 from .types import Answer, Chunk, Citation, Hit
 
 NOT_FOUND = "I could not find anything about this in your notes."
@@ -16,7 +16,6 @@ _QUOTE = re.compile(r"^\s*>")
 _ONE_LINE_FENCE = re.compile(r"^\s*`{3,}([^`]+)`{3,}\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 _DIAGRAM_STYLE = re.compile(r"^\s*(style|classDef|class|linkStyle)\s", re.IGNORECASE)   # mermaid's styling lines
-_PLAIN_NODE = re.compile(r"^\s*[^\W_](?:[^\[\]{}\"|:<>=(]|(?<=\s)\()*$")   # a mind-map node as its text, not mermaid syntax
 
 
 @dataclass
@@ -105,10 +104,6 @@ def segment(chunk: Chunk, open_block: tuple[str, str] | None = _UNKNOWN, in_inde
                     pass   # "style EI fill:#f9f,stroke:#333": how the diagram looks, not what it says
                 elif kind == "code" or ":" in clean:   # a diagram line that says something ("state X : ...")
                     units.append(Unit(raw.strip(), clean, line_no, line_no, kind))
-                elif _PLAIN_NODE.match(raw) and not _MERMAID_KEYWORDS.match(raw):
-                    # a mind map's node ("Azure CycleCloud": no arrow, bracket, quote or colon) names a thing:
-                    # it reads as written
-                    units.append(Unit(raw.strip(), raw.strip(), line_no, line_no, kind))
             continue
         if _TABLE_RULE.match(raw) and "-" in raw and units and units[-1].kind == "row" \
                 and units[-1].end_line == line_no - 1:
@@ -169,14 +164,6 @@ _NUMERIC_Q = re.compile(r"\b(how (many|much|long|often|big|large|deep)|wie (viel
                         r"which (port|version|size)|welche[rns]? (port|version))", re.IGNORECASE)
 
 
-_CAVEAT_Q = re.compile(r"\b(gotchas?|pitfalls?|caveats?|watch out|careful|warnings?|risks?|lose|lost|verloren|"
-                       r"achtung|beachten|vorsicht|stolperfallen?|risiken)\b", re.IGNORECASE)
-_CAVEAT = re.compile(r"^\s*(?:[-*+]\s*)?(?:\*\*)?(warnings?|caution|note|important|achtung|wichtig|hinweis|vorsicht)"
-                     r"(?:\*\*)?\s*:|zu beachten|^\s*\*\*[^*]+\*\*\s*$", re.IGNORECASE)
-_LINKS_Q = re.compile(r"\b(resources? (on|about|for)|links?|urls?|videos?|tutorials?|articles?|websites?|"
-                      r"quellen|artikel|webseiten?)\b", re.IGNORECASE)
-
-
 def score_units(question: str, units: list[Unit], idf: dict[str, float], context: str = "") -> list[float]:
     """How much of the question's (IDF-weighted) vocabulary each unit covers. Words of the chunk's title and
     heading (`context`) count half: a sentence under 'terraform fmt' answers 'what does terraform fmt do'."""
@@ -185,8 +172,6 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
     ctx_tokens = set(tokenize(context))
     ctx = ctx_tokens & q_tokens
     numeric = bool(_NUMERIC_Q.search(question))
-    caveat_q = bool(_CAVEAT_Q.search(question))
-    wants_links = bool(_LINKS_Q.search(question))   # "any resources on ...": then the links are the answer
     ctx = ctx | _near_matches(q_tokens - ctx, ctx_tokens)
     scores = []
     for unit in units:
@@ -204,10 +189,8 @@ def score_units(question: str, units: list[Unit], idf: dict[str, float], context
         brevity = 0.6 if words < 4 else 1.0
         bonus = 0.1 if numeric and any(ch.isdigit() for ch in unit.display) else 0.0
         direct = 1.0 if hit else 0.5        # matched only through its heading or table header: weaker
-        if _is_reference(unit) and not wants_links:
+        if _is_reference(unit):
             direct *= 0.2                    # a link list or an embedded image's file name answers nothing
-        if caveat_q and _CAVEAT.search(unit.text):
-            cover = max(cover, 0.5)   # "Warnings:", "**Dabei ist zu beachten ...**" answer "any gotchas?"
         scores.append(cover * brevity * direct + bonus * (cover > 0))
     return scores
 
@@ -231,7 +214,7 @@ def _near_matches(q_tokens: set[str], u_tokens: set[str]) -> set[str]:
     start of at least 6 letters that leaves at most 2 letters of the shorter and 3 of the longer word counts
     as the same word ('config' / 'confirm' share only 5)."""
     found = set()
-    for q in q_tokens:   # "size" / "resize", "name" / "renamed": the verb again
+    for q in q_tokens:   # "size" / "resize", "name" / "renamed": the verb again, with the prefix re-
         if len(q) >= 4 and any(u.startswith("re") and len(u) - 2 >= len(q) - 1 and u[2:2 + len(q) - 1] == q[:-1]
                                and len(u) - 2 <= len(q) + 1 for u in u_tokens):
             found.add(q)
@@ -331,9 +314,6 @@ def _is_code(unit: Unit) -> bool:
         and "\n" not in t
 
 
-_ANNOUNCES = re.compile(r"\b(following|below|example|folgende[nrs]?|unten|beispiel)\b", re.IGNORECASE)
-
-
 _COMPARE_Q = re.compile(r"\b(differ\w*|compar\w*|vs\.?|versus|unterschied\w*|unterscheide\w*|vergleich\w*)\b",
                         re.IGNORECASE)
 
@@ -419,20 +399,6 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
                 out.append((_merge(units, first, j, chunk, snippet=True), scores[i] + 0.02))
             elif comment and code_above:   # `cmd` then `# what it does`
                 out.append((_merge(units, i - 1, i, chunk, snippet=True), scores[i] + 0.02))
-        # "The following example retrieves ... . The computer is identified by ...": a sentence that announces
-        # the code below its paragraph reads with the rest of the paragraph and that code
-        if unit.kind == "sentence" and _ANNOUNCES.search(unit.display):
-            j = i
-            while j + 1 < len(units) and j - i < 3 and units[j + 1].kind == "sentence" \
-                    and units[j + 1].start_line <= units[j].end_line + 1:
-                j += 1
-            k = j
-            while k + 1 < len(units) and k - j < 3 and _is_code(units[k + 1]) \
-                    and (units[k + 1].start_line <= units[k].end_line + 2
-                         or _blank_between(lines, chunk, units[k].end_line, units[k + 1].start_line)):
-                k += 1
-            if j > i and k > j:
-                out.append((_merge(units, i, k, chunk, snippet=True), scores[i] + 0.02))
         # "This command takes the clipboard ...": a sentence that refers back to the short code block above it
         if unit.kind == "sentence" and opens_referring_back(unit.display) and i > 0 and _is_code(units[i - 1]) \
                 and units[i - 1].end_line >= unit.start_line - 3:
@@ -443,17 +409,6 @@ def _with_blocks(units: list[Unit], scores: list[float], chunk: Chunk, question:
             if first == 0 or not (_is_code(units[first - 1])
                                   and units[first - 1].end_line == units[first].start_line - 1):
                 out.append((_merge(units, first, i, chunk, snippet=True), scores[i] + 0.02))
-        # a diagram node reads with the deeper-indented lines below it (a mind map's branch: "Azure CycleCloud",
-        # ":: orchestrates", "High-Performance Computing (HPC) clusters")
-        if unit.kind == "diagram":
-            j = i
-            while j + 1 < len(units) and j - i < 4 and units[j + 1].kind == "diagram" \
-                    and units[j + 1].start_line <= units[j].end_line + 2 \
-                    and indent_width(lines[units[j + 1].start_line - chunk.start_line]) > \
-                    indent_width(lines[unit.start_line - chunk.start_line]):
-                j += 1
-            if j > i:
-                out.append((_merge(units, i, j, chunk, snippet=True), scores[i] + 0.02))
         # a line of nested code (YAML, a PowerShell hashtable) reads with its parent line and siblings:
         # "- name: Build" / "  run: hugo --minify", "$subnet = @{" / "Name = '...'" / "AddressPrefix = '...'" / "}"
         if unit.kind == "code":
@@ -504,13 +459,8 @@ def _repeats(c, chosen: list, hits: list[Hit]) -> bool:
 
 
 def _one_block(units: list[Unit], chunk: Chunk) -> bool:
-    """The chunk's text is one short code block (up to 6 lines), or one list of up to 8 items."""
-    if not units:
-        return False
-    if all(u.kind in ("code", "diagram") for u in units):
-        return len(units) <= 6
-    return all(u.kind == "item" for u in units) and 2 <= len(units) <= 8 \
-        and blocks(units, max_units=8, chunk=chunk) == [(0, len(units) - 1)]
+    """The chunk's text is one short code block (up to 6 lines)."""
+    return bool(units) and all(u.kind in ("code", "diagram") for u in units) and len(units) <= 6
 
 
 def _widened(chunk: Chunk, chunks: list[Chunk]) -> Chunk:
@@ -600,16 +550,12 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
         scored = _with_blocks(units, score_units(question, units, idf, f"{chunk.title} {chunk.heading}"), chunk,
                               question)
         if _one_block(units, chunk):
-            # a section that is only a code block or a short list: its own heading is the intro
-            # ("### Ordner kopieren", "### Hugo Deployment" over a list of hosting links)
+            # a section that is only a short code block: its own heading is the intro ("### Ordner kopieren")
             own = chunk.heading.rsplit(" > ", 1)[-1]
             intro = score_units(question, [Unit(own, own, 0, 0, "sentence")], idf, chunk.title)[0]
             if intro > 0:   # the whole block, not a piece of it, when a piece scores best
                 best_piece = max(sc for _, sc in scored) if scored else 0.0
-                if units[0].kind == "item":   # a list: only by its heading (its items have their own intro rule)
-                    scored.append((_merge(units, 0, len(units) - 1, chunk), intro + 0.02))
-                else:
-                    scored.append((_merge(units, 0, len(units) - 1, chunk, snippet=True), max(intro, best_piece) + 0.02))
+                scored.append((_merge(units, 0, len(units) - 1, chunk, snippet=True), max(intro, best_piece) + 0.02))
         for unit, s in scored:
             if unit.kind == "diagram" and len(unit.display.split()) < 2:
                 continue   # a bare edge label ("uses") says nothing alone

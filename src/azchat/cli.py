@@ -6,20 +6,10 @@ import json
 import sys
 import time
 
-from . import __version__, config
+from . import __version__, config, inputs
 from .errors import AzchatError, IndexLockedError, InputError
 
 LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
-    return n
 
 
 def _notes_and_index(p: argparse.ArgumentParser) -> None:
@@ -33,6 +23,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="embedding model: name or folder (default: bundled all-MiniLM-L6-v2, "
                                    "or $AZCHAT_MODEL)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _reranker(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reranker", metavar="NAME",
+                   help="rerank the best 30 passages with this cross-encoder: a folder, or a name already in the "
+                        "local Hugging Face cache (default $AZCHAT_RERANKER, else off; 'off' turns it off; "
+                        "none ships with azchat)")
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
@@ -54,13 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="show the best matching passages")
     _common(p)
+    _reranker(p)
     _filters(p)
     p.add_argument("query")
-    p.add_argument("-k", type=_positive, default=10, help="number of hits (default 10)")
+    p.add_argument("-k", default=10, help=f"number of hits, 1-{inputs.MAX_K} (default 10)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a question from your notes, with citations")
     _common(p)
+    _reranker(p)
     _filters(p)
     p.add_argument("question")
     p.add_argument("--llm", action="store_true", help="a written answer from your own model endpoint, cited "
@@ -69,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="open the chat in your browser (Gradio app and API)")
     _common(p)
+    _reranker(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to your network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="measure retrieval and answer quality on a question set or a BEIR folder")
     _common(p)
+    _reranker(p)
     _filters(p)
     p.add_argument("questions", nargs="?", help="JSONL: {question, gold_files, answer_terms} per line")
     p.add_argument("--beir", metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels) instead")
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "index, removed when it ends (default: the system temp dir)")
     p.add_argument("--split", choices=["all", "dev", "test"], default="all",
                    help="evaluate all questions, or the dev/test part (every third line is test)")
-    p.add_argument("-k", type=_positive, default=10, help="ranking depth for the metrics (default 10)")
+    p.add_argument("-k", default=10, help="ranking depth for the metrics (default 10)")
     p.add_argument("--llm", action="store_true", help="score the written answers of your own model endpoint "
                                                       "instead of the extractive ones")
     p.set_defaults(func=cmd_eval)
@@ -141,7 +142,7 @@ def _retriever(args):
         from .embedding import load_embedder
 
         embedder = load_embedder(args.model, index)
-    return Retriever(index, embedder=embedder)
+    return Retriever(index, embedder=embedder, reranker=args.reranker)
 
 
 def _prefetched_embedder(args, index):
@@ -179,12 +180,6 @@ def _print_build(stats, prefix: str = "") -> None:
         print(f"  warning {w['path']}: {w['message']}", flush=True)
 
 
-def _nonblank(text: str, what: str) -> str:
-    if not text.strip():
-        raise InputError(f"The {what} is empty: give a few words to {'search for' if what == 'query' else 'ask'}.")
-    return text
-
-
 def _filtered(retriever, args):
     """The retriever, once --tag and --folder are known to match some note (else a one-sentence error)."""
     problem = retriever.filter_problem(args.tag or None, args.folder)
@@ -194,7 +189,9 @@ def _filtered(retriever, args):
 
 
 def cmd_search(args) -> int:
-    _nonblank(args.query, "query")
+    inputs.text(args.query, "query")             # the checks and caps of every surface (inputs.py)
+    args.k = inputs.k(args.k)
+    args.tag, args.folder = inputs.tags(args.tag) or [], inputs.folder(args.folder)
     hits = _filtered(_retriever(args), args).search(args.query, k=args.k, tags=args.tag or None,
                                                     folder=args.folder)
     if args.json:
@@ -211,7 +208,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    _nonblank(args.question, "question")
+    inputs.text(args.question, "question")
+    args.tag, args.folder = inputs.tags(args.tag) or [], inputs.folder(args.folder)
     if args.llm:
         return _ask_written(args)
     answer = _filtered(_retriever(args), args).ask(args.question, tags=args.tag or None, folder=args.folder)
@@ -262,7 +260,7 @@ def cmd_serve(args) -> int:
     if args.share and auth is None:
         raise AzchatError("--share would publish every note on a public link: set AZCHAT_AUTH=user:password "
                           "first.")
-    service = NotesService(args.notes, args.index, model=args.model)
+    service = NotesService(args.notes, args.index, model=args.model, reranker=args.reranker)
     service.open(log=_say, progress=ProgressBar("Embedding"))
     _say("Starting the chat ...")
     from .ui import launch
@@ -286,14 +284,16 @@ def cmd_serve(args) -> int:
                           on_update=lambda stats: service.reload())
         watcher.start(initial_build=False)
         _say(f"Watching {watcher.notes_dir} for changes.")
+    from .gate import HostCheck, allowed_hosts_from_env
     from .rest import serve_kwargs
     from .tools import NotesTools
 
     # the REST API (/api) and MCP over HTTP (/mcp); without --watch they index changed notes before answering
     tools = NotesTools(service, refresh_every=None if args.watch else 2.0, log=_say).opened()
     try:
-        launch(service, host=args.host, port=args.port, share=args.share, auth=auth, on_ready=ready,
-               app_kwargs=serve_kwargs(tools, auth, args.host))
+        hosts = HostCheck(args.host, allowed_hosts_from_env())      # the names the Gate answers to
+        launch(service, host=args.host, port=args.port, share=args.share, on_ready=ready,
+               app_kwargs=serve_kwargs(tools, auth, args.host, hosts), hosts=hosts)
     finally:
         if watcher is not None:
             watcher.stop()
@@ -343,13 +343,15 @@ def cmd_watch(args) -> int:
 
 def cmd_eval(args) -> int:
     from . import eval as ev
+    args.k = inputs.whole(args.k, "k", 1)
     if bool(args.questions) == bool(args.beir):
         raise ev.EvalInputError("Give either a questions file or --beir DIR, not both or neither.")
     if args.beir:
         from .progress import ProgressBar
 
         result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=_say,
-                                  progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"))
+                                  progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"),
+                                  reranker=args.reranker)
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
         else:

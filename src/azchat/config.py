@@ -48,6 +48,13 @@ def model_name(value=None) -> str:
     return env_or(value, "AZCHAT_MODEL", DEFAULT_MODEL)
 
 
+def reranker_name(value=None) -> str | None:
+    """The cross-encoder that reranks the fused candidates (rerank.py): given, else AZCHAT_RERANKER; None
+    (the default) or "off" means no reranking."""
+    chosen = env_or(value, "AZCHAT_RERANKER", None)
+    return None if chosen is None or chosen.strip().lower() in ("", "0", "off", "none", "no", "false") else chosen
+
+
 @dataclass(frozen=True)
 class ChunkSettings:
     """How notes are cut; recorded in the manifest so a change forces a rebuild."""

@@ -18,11 +18,48 @@ Progress = Callable[[int, int], None]   # (done, total)
 class Embedder(Protocol):
     name: str        # recorded in the manifest; a different name forces a rebuild
     dim: int
-    max_tokens: int  # content tokens per text, special tokens excluded
+    max_tokens: int  # content tokens per text, special tokens and the passage prefix excluded
+    query_prefix: str     # the model's prompts (e5: "query: " / "passage: "); "" for most models.
+    passage_prefix: str   # Recorded in the manifest too: a changed prefix forces a rebuild
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], progress: Progress | None = None, prompt: str = "") -> np.ndarray:
+        """Normalized vectors of prompt + text for each text (prompt: a query or passage prefix)."""
+
+
+def prefixes(embedder) -> dict:
+    """{"query", "passage"}: the prefixes this embedder puts before questions and chunks (what the manifest
+    records). An embedder without the attributes (a test's fake) has none."""
+    return {"query": getattr(embedder, "query_prefix", "") or "",
+            "passage": getattr(embedder, "passage_prefix", "") or ""}
+
+
+def recorded_prefixes(manifest: dict) -> dict:
+    """The query and passage prefixes an index was built with (none for an index from before prefixes)."""
+    found = manifest.get("prefixes")
+    return found if isinstance(found, dict) else {"query": "", "passage": ""}
+
+
+def _embed_with(embedder, texts, prompt: str, progress=None) -> np.ndarray:
+    if not prompt:      # no prefix: any embedder's embed(texts) will do
+        return embedder.embed(texts, progress=progress)
+    return embedder.embed(texts, progress=progress, prompt=prompt)
+
+
+def embed_passages(embedder, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+    """Chunk vectors, as stored in the index: the model's passage prefix before each text."""
+    return _embed_with(embedder, list(texts), prefixes(embedder)["passage"], progress)
+
+
+def embed_queries(embedder, texts: Sequence[str]) -> np.ndarray:
+    """Question vectors, as searched with: the model's query prefix before each text."""
+    return _embed_with(embedder, list(texts), prefixes(embedder)["query"])
+
+
+def prefix_tokens(count_tokens, prefix: str) -> int:
+    """Tokens the prefix takes from a text's budget (0 without one)."""
+    return count_tokens([prefix.strip()])[0] if prefix.strip() else 0
 
 
 class WordPieceCounter:
@@ -51,9 +88,10 @@ class SentenceTransformerEmbedder:
         self.info = info
         self.name = info.name
         self.dim = info.dim
-        self.max_tokens = info.max_seq_length - 2
+        self.query_prefix, self.passage_prefix = info.query_prefix, info.passage_prefix
         self.batch_size = batch_size
         self._counter = WordPieceCounter(info.path)
+        self.max_tokens = info.max_seq_length - 2 - prefix_tokens(self._counter.count, info.passage_prefix)
         self._model = None
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -74,7 +112,7 @@ class SentenceTransformerEmbedder:
                 raise ModelError(f"Could not load the model at {self.info.path}: {exc}") from exc
         return self._model
 
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Progress | None = None, prompt: str = "") -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -84,7 +122,8 @@ class SentenceTransformerEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            vecs = model.encode([texts[i] for i in idx], batch_size=self.batch_size,
+            # prompt="" (never None): the model's default_prompt_name is not added behind azchat's back
+            vecs = model.encode([texts[i] for i in idx], batch_size=self.batch_size, prompt=prompt,
                                 normalize_embeddings=True, convert_to_numpy=True,
                                 show_progress_bar=False)
             out[idx] = vecs.astype(np.float32)
@@ -99,17 +138,19 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class HashEmbedder:
     """A fast deterministic fake for tests: bag of hashed words, normalized. Not semantic."""
 
-    def __init__(self, dim: int = 64, max_tokens: int = 120, name: str = "hash-test-embedder"):
+    def __init__(self, dim: int = 64, max_tokens: int = 120, name: str = "hash-test-embedder",
+                 query_prefix: str = "", passage_prefix: str = ""):
         self.name = name
         self.dim = dim
         self.max_tokens = max_tokens
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self.calls: list[int] = []   # how many texts each embed() call received
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(t)) for t in texts]
 
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        texts = list(texts)
+    def embed(self, texts: Sequence[str], progress: Progress | None = None, prompt: str = "") -> np.ndarray:
+        texts = [prompt + t for t in texts]
         self.calls.append(len(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):

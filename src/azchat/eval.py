@@ -73,23 +73,30 @@ class QueryCache:
     """Wraps a retriever's embedder: queries are embedded once, in batches, and reused by search and ask."""
 
     def __init__(self, inner):
+        from .embedding import prefixes
+
         self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
-        self._vecs: dict = {}
+        p = prefixes(inner)
+        self.query_prefix, self.passage_prefix = p["query"], p["passage"]
+        self._vecs: dict = {}     # (prompt, text) -> vector
 
     def count_tokens(self, texts):
         return self.inner.count_tokens(texts)
 
-    def prime(self, texts) -> None:
-        todo = sorted({t for t in texts if t not in self._vecs})
+    def prime(self, texts, prompt: str | None = None) -> None:
+        """Embed these questions (with the model's query prefix unless `prompt` says otherwise) in one go."""
+        prompt = self.query_prefix if prompt is None else prompt
+        todo = sorted({t for t in texts if (prompt, t) not in self._vecs})
         if todo:
-            self._vecs.update(zip(todo, self.inner.embed(todo)))
+            vecs = self.inner.embed(todo, prompt=prompt) if prompt else self.inner.embed(todo)
+            self._vecs.update(((prompt, t), v) for t, v in zip(todo, vecs))
 
-    def embed(self, texts, progress=None):
+    def embed(self, texts, progress=None, prompt: str = ""):
         texts = list(texts)
-        self.prime(texts)
+        self.prime(texts, prompt)
         import numpy as np
 
-        return np.stack([self._vecs[t] for t in texts]) if texts else self.inner.embed(texts)
+        return np.stack([self._vecs[prompt, t] for t in texts]) if texts else self.inner.embed(texts)
 
 
 def _cached(retriever, texts) -> None:
@@ -153,7 +160,9 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
         ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
         gold = set(q.gold_files)
         row = {"question": q.question, "gold_files": q.gold_files, "ranked": ranked[:k]}
-        row.update({key: q.extra[key] for key in GROUPS if key in q.extra})
+        row.update({key: q.extra[key] for key in ("kind", "lang") if key in q.extra})
+        if "kind" in q.extra and "lang" in q.extra:   # the class: kind x language ("paraphrase / de")
+            row["class"] = f"{q.extra['kind']} / {q.extra['lang']}"
         if gold:
             row.update({"hit@1": hit_at(ranked, gold, 1), "hit@5": hit_at(ranked, gold, 5),
                         "hit@10": hit_at(ranked, gold, 10), "mrr@10": mrr_at(ranked, gold, 10),
@@ -167,6 +176,7 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
                 row["has_term"] = ans.found and contains_term(ans.answer, q.answer_terms)
         rows.append(row)
     out = {"summary": summarize(rows, answers)}
+    _say_reranker(retriever, out)
     if written is not None:
         out["summary"].update(written.summary())
     for key in GROUPS:
@@ -177,7 +187,15 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
     return out
 
 
-GROUPS = ("kind", "lang")   # question fields the report is broken down by, when the question file has them
+def _say_reranker(retriever, out: dict) -> None:
+    """A run with a cross-encoder reranking (rerank.py) says which: "reranker" in the result."""
+    reranker = getattr(retriever, "reranker", None)
+    if reranker is not None:
+        out["reranker"] = getattr(reranker, "name", type(reranker).__name__)
+
+
+# question fields the report is broken down by, when the question file has them; "class" is kind x language
+GROUPS = ("kind", "lang", "class")
 
 
 def group_rows(rows: list[dict], key: str) -> dict[str, list[dict]]:
@@ -340,7 +358,8 @@ def _write_new(path: Path, data: bytes) -> None:
 
 
 def evaluate_beir(folder, work: Path | None = None, embedder=None, fusion=None, k: int = 10, model=None,
-                  log: Callable[[str], None] | None = None, progress=None, modes=("hybrid",)) -> dict:
+                  log: Callable[[str], None] | None = None, progress=None, modes=("hybrid",),
+                  reranker=None) -> dict:
     """Index the BEIR corpus and score its test queries. The notes and index go to a private folder made for
     this run (mode 0700, a fresh name under `work`, else under the system temp folder), removed at the end."""
     from .indexing import build_index
@@ -355,7 +374,8 @@ def evaluate_beir(folder, work: Path | None = None, embedder=None, fusion=None, 
         mapping = write_beir_notes(beir, notes)
         build_index(notes, index, embedder=embedder, model=model, log=log, progress=progress)
         out = {"dataset": str(folder), "documents": len(beir.corpus), "queries": len(beir.queries)}
-        r = Retriever(index, embedder=embedder, **({"fusion": fusion} if fusion else {}))
+        r = Retriever(index, embedder=embedder, reranker=reranker, **({"fusion": fusion} if fusion else {}))
+        _say_reranker(r, out)
         _cached(r, beir.queries.values())
         for mode in modes:
             ndcg, rec = [], []

@@ -29,6 +29,7 @@ MODES = ("extractive", "generative")
 PASSAGES = 5                       # passages the model sees at most
 MIN_SHARE = 0.5                    # ...each scoring at least this share of the best one
 REFUSAL = "NOT IN NOTES"           # what the model answers when the passages do not answer
+MAX_TOKENS = 1024                  # the most tokens the model may write for one answer
 
 SYSTEM_PROMPT = f"""You answer questions using only passages quoted from the user's own notes.
 
@@ -55,6 +56,7 @@ class GeneratedAnswer(Answer):
     notice: str = ""               # one line; "" when all went well
     dropped: int = 0               # sentences left out because they cited no passage
     invented: int = 0              # citation numbers removed because no passage has them
+    unsafe: int = 0                # parts left out for a link, image, HTML, URL or file name (_unsafe)
     failure: str = ""              # why it fell back: config|timeout|connection|auth|model|status|refused|uncited|error
 
     def to_dict(self) -> dict:
@@ -112,9 +114,53 @@ _CITES = r"(?:\s*\[[^\[\]\n]{1,40}\])*"
 # a sentence ends at . ! ? (closing quotes and citations after it belong to it) before a space and a character
 # that is not a lowercase letter ("e.g. the" goes on)
 _END = re.compile(r"[.!?]+[\"'”’)]*(" + _CITES + r")(\s+)(?=[^\s])")
+# a sentence end that more text could still complete: "." at the end, maybe with quotes, citations, spaces
+_PENDING = re.compile(r"[.!?]+[\"'”’)]*(?:\s*\[[^\[\]\n]{1,40}\])*(?:\s*\[[^\[\]\n]{0,40})?\s*\Z")
+_OPEN_CITE = re.compile(r"\[[^\[\]\n]{0,40}\Z")
+_RUN = re.compile(r"(?<![.!?])[.!?]")
+_PENDING_WINDOW = 256              # ...looked for in the last this many characters (longer: at the line's end)
 _PREFIX = re.compile(r"\s*(?:[-*+]\s+|\d{1,3}[.)]\s+|>\s*)?")
 _SOURCES = re.compile(r"\s*(?:\*\*|#+\s*)?(?:sources?|references?|quellen)\s*:?\s*(?:\*\*)?\s*:?\s*", re.IGNORECASE)
 _HEADING = re.compile(r"#{1,6}\s")
+
+
+# what a written answer may not carry unless the cited notes do (a note's injected text must not forge a
+# source or make a client that renders the markdown fetch a URL with passage text in it)
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)
+_IMAGE = re.compile(r"!\[[^\]\n]*\]\s*[(\[]")
+_LINK = re.compile(r"\]\(|\]\[[^\]\n]*\]|^\s*\[[^\]\n]+\]:\s*\S")
+_HTML = re.compile(r"<\s*/?\s*[A-Za-z][\w:-]*(?:\s[^<>]*)?/?\s*>|<!--|<\?|<!\w|&#")
+_URL = re.compile(r"(?:\b[A-Za-z][A-Za-z0-9+.-]{1,15}://|\bwww\.|\b(?:mailto|javascript|data|file|vbscript):)"
+                  r"[^\s<>()\[\]`]*", re.IGNORECASE)
+_NOTE_NAME = re.compile(r"[^\s`'\"<>()\[\]|*]*[\w-]\.(?:md|markdown|mdx)\b(?::\d+(?:-\d+)?)?", re.IGNORECASE)
+_FILE_PATH = re.compile(r"(?<![\w/.])(?:~|\.{1,2})?/(?:[\w.-]+/)*[\w.-]*\w|\b[A-Za-z]:\\[^\s]+")
+
+
+def _unsafe(text: str, passages: list[Citation]) -> str:
+    """Why a sentence or line of the model's may not be shown ("" when it may): an image, a link or raw HTML,
+    a URL or a file path that the passages it cites do not hold verbatim, or a note's file name that is
+    none of theirs ("According to secrets/vault.md:1-9, ..."). Code spans are shown as code, so they count
+    only for file names."""
+    plain = _CITE.sub(" ", _CODE_SPAN.sub(" ", text))
+    if _IMAGE.search(plain):
+        return "image"
+    if _HTML.search(plain):
+        return "html"
+    if any(_LINK.search(line) for line in plain.split("\n")):
+        return "link"
+    quoted = "\n".join(p.snippet for p in passages)
+    for m in _URL.finditer(plain):
+        if m.group(0).rstrip(".,;:!?'\"") not in quoted:
+            return "url"
+    for m in _FILE_PATH.finditer(plain):
+        if m.group(0) not in quoted:
+            return "path"
+    names = [p.path for p in passages]
+    for m in _NOTE_NAME.finditer(text):
+        name = m.group(0).split(":")[0].lstrip("./")
+        if not any(n.endswith(name) and (len(n) == len(name) or not n[-len(name) - 1].isalnum()) for n in names):
+            return "file name"
+    return ""
 
 
 def _norm(text: str) -> str:
@@ -150,17 +196,25 @@ class CitationCheck:
         self._code: list[str] | None = None    # the lines of an open code fence
         self._last_cited: set[int] = set()
         self.claims: dict[int, list[str]] = {}     # passage -> the kept sentences (or code lines) citing it
+        self.unsafe = 0                # parts left out for a link, image, HTML or file name (_unsafe)
+        self._passages = list(passages)
+        # the partial line is scanned once, not again for every piece: sentence ends before _scan are settled;
+        # _ticks backticks lie in _buf[:_tick_pos] (code spans: a "." inside one ends nothing)
+        self._scan = self._tick_pos = self._ticks = 0
 
     # the stream ---------------------------------------------------------------------------------
     def feed(self, piece: str) -> str:
         if self.refused or self.ended:
             return ""
+        start = len(self._buf)         # a newline can only be in the new piece
         self._buf += piece
         out: list[str] = []
         while not self.refused and not self.ended:
-            nl = self._buf.find("\n")
+            nl = self._buf.find("\n", start)
             if nl >= 0:
                 line, self._buf = self._buf[:nl], self._buf[nl + 1:]
+                self._rescan()
+                start = 0
                 out.append(self._line(line, final=True))
                 continue
             out.append(self._line(None, final=False))
@@ -171,6 +225,7 @@ class CitationCheck:
         out = ""
         if not self.refused and not self.ended:
             line, self._buf = self._buf, ""
+            self._rescan()
             out = self._line(line, final=True)
             if self._code is not None:        # a fence the model never closed
                 out += self._close_code()
@@ -181,6 +236,40 @@ class CitationCheck:
         return text
 
     # lines and sentences ------------------------------------------------------------------------
+    def _rescan(self) -> None:
+        """The buffer starts afresh (a new line, or the rest after a sentence): scan it from its start."""
+        self._scan = self._tick_pos = self._ticks = 0
+
+    def _ends(self, text: str, partial: bool):
+        """The sentence ends (_END matches) in text that lie outside code spans; in a partial line from where
+        the last scan of the buffer left off (each character is scanned about once, however small the pieces)."""
+        if not partial:
+            ticks = 0
+            last = 0
+            for m in _END.finditer(text):
+                ticks += text.count("`", last, m.start())
+                last = m.start()
+                if ticks % 2 == 0:
+                    yield m
+            return
+        for m in _END.finditer(text, self._scan):
+            if _OPEN_CITE.match(text, m.end()):
+                break                  # "e.g. [2": the citation may still grow this sentence end; later
+            self._ticks += text.count("`", self._tick_pos, m.start())
+            self._tick_pos = m.start()
+            self._scan = m.end()
+            if self._ticks % 2 == 0:
+                yield m
+
+    def _settle(self, text: str) -> None:
+        """After a partial scan: resume the next one at the first sentence end that more text could still
+        complete (a "." at the end, maybe with quotes, citations or spaces after it), else at the end."""
+        for run in _RUN.finditer(text, max(self._scan, len(text) - _PENDING_WINDOW)):
+            if _PENDING.match(text, run.start()):
+                self._scan = run.start()
+                return
+        self._scan = len(text)
+
     def _line(self, line: str | None, final: bool) -> str:
         """Process a whole line (final) or what has arrived of the current one (line None: the buffer)."""
         partial = line is None
@@ -193,8 +282,11 @@ class CitationCheck:
             self._code.append(text)
             return ""
         if self._line_start:
-            if partial and not any(_outside_code(text, m.start()) for m in _END.finditer(text)):
-                return ""                               # not one whole sentence yet: what kind of line is it?
+            if partial:
+                if next(self._ends(text, partial=True), None) is None:
+                    self._settle(text)
+                    return ""                           # not one whole sentence yet: what kind of line is it?
+                self._rescan()                          # the line's kind is known: its sentences from the start
             if not partial and _SOURCES.fullmatch(text):
                 self.ended = True                       # the model's own list of sources: ours follows
                 return ""
@@ -210,11 +302,13 @@ class CitationCheck:
                 return ""
             self._prefix = _PREFIX.match(text).group(0)
             text = text[len(self._prefix):]
+            if partial:
+                self._buf = text
             self._line_start = False
         out: list[str] = []
         pos = 0
-        for m in _END.finditer(text):
-            if m.start() < pos or not _outside_code(text, m.start()):
+        for m in self._ends(text, partial):
+            if m.start() < pos:
                 continue
             if text[m.end()].islower() or (not m.group(1).strip() and _abbreviation(text, m.start())):
                 continue
@@ -222,7 +316,11 @@ class CitationCheck:
             pos = m.end()
         rest = text[pos:]
         if partial:
+            if pos:                                     # the rest is the buffer now: its own positions
+                self._scan = max(self._scan - pos, 0)
+                self._tick_pos = self._ticks = 0        # code spans are counted from the rest's start
             self._buf = rest
+            self._settle(rest)
             return "".join(out)
         if rest.strip():
             out.append(self._sentence(rest.strip(), last=True))
@@ -246,6 +344,11 @@ class CitationCheck:
         if not self.kept and not self._any and _norm(sentence).upper().strip(".!").startswith(REFUSAL):
             self.refused = True
             return ""
+        cited = self._valid_citations(sentence)
+        if cited and _unsafe(sentence, [self._passages[k - 1] for k in cited]):
+            self.unsafe += 1                  # a link, image, HTML or a file name the cited notes do not hold
+            self._held = [h for h in self._held if h.startswith("#")]
+            return ""
         checked = self._cite(sentence)
         if checked is None:
             if last and self._line_units == 1 and sentence.endswith(":"):
@@ -253,7 +356,19 @@ class CitationCheck:
             else:
                 self._dropped()
             return ""
+        unsafe_held = [h for h in self._held if _unsafe(h, self._passages)]
+        if unsafe_held:                       # a heading or "...:" line with one: left out, the sentence stays
+            self.unsafe += len(unsafe_held)
+            self._held = [h for h in self._held if h not in unsafe_held]
         return self._write(checked)
+
+    def _valid_citations(self, sentence: str) -> list[int]:
+        """The passage numbers the sentence cites that exist (what _cite keeps), without numbering them."""
+        found: list[int] = []
+        for m in _CITE.finditer(sentence):
+            if _outside_code(sentence, m.start()):
+                found += [k for k in _numbers(m.group(1)) if 1 <= k <= self.count]
+        return list(dict.fromkeys(found))
 
     def _dropped(self) -> None:
         """A part left out: the "...:" line that introduced it goes too (a heading stays for what follows)."""
@@ -451,7 +566,9 @@ def _call(config, messages: list[dict], stream: bool) -> Iterator[str]:
     from .llm import client_for
 
     client = client_for(config)
-    extra = {} if config.temperature is None else {"temperature": config.temperature}
+    extra = {"max_tokens": MAX_TOKENS}           # a written answer is a few sentences; a runaway one stops here
+    if config.temperature is not None:
+        extra["temperature"] = config.temperature
     if not stream:
         reply = client.chat.completions.create(model=config.model, messages=messages, **extra)
         choice = reply.choices[0] if reply.choices else None
@@ -579,13 +696,16 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
     if check.dropped:
         problems.append(f"left out {check.dropped} part{'s' if check.dropped != 1 else ''} that cited no "
                         f"passage")
+    if check.unsafe:
+        problems.append(f"left out {check.unsafe} part{'s' if check.unsafe != 1 else ''} with a link, image, "
+                        f"HTML or file name that the cited notes do not hold")
     if check.invented:
         problems.append(f"removed {check.invented} citation{'s' if check.invented != 1 else ''} of passages "
                         f"that do not exist")
     notice = ("Checked the model's answer: " + " and ".join(problems) + ".") if problems else ""
     yield GeneratedAnswer(answer.question, written_header(config.model) + check.text + "\n\nSources:\n" + _sources(citations), True, citations,
                           list(answer.hits), mode="generative", model=config.model, notice=notice,
-                          dropped=check.dropped, invented=check.invented)
+                          dropped=check.dropped, invented=check.invented, unsafe=check.unsafe)
 
 
 def write_answer(answer: Answer, config=None, on_text: Callable[[str], None] | None = None) -> GeneratedAnswer:

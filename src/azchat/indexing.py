@@ -13,7 +13,7 @@ import numpy as np
 from . import dense
 from .chunking import chunk_note
 from .config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
-from .embedding import Embedder, Progress
+from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import LexicalIndex
 from .notes import Skipped, find_notes, read_note, relative_path
@@ -53,6 +53,8 @@ def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings)
         return f"the model changed ({manifest.get('embedder')} -> {embedder.name})"
     if manifest.get("dim") != embedder.dim:
         return "the embedding dimension changed"
+    if recorded_prefixes(manifest) != prefixes(embedder):
+        return f"the model's query/passage prefixes changed ({recorded_prefixes(manifest)} -> {prefixes(embedder)})"
     if manifest.get("chunker") != settings.to_dict():
         return "the chunker settings changed"
     return ""
@@ -125,6 +127,15 @@ def _int_env(name: str, default: int) -> int:
         return int(os.environ.get(name, default))
     except ValueError:
         return default
+
+
+def _word_table(index_dir: Path, log: Log) -> None:
+    """The word-frequency table the refusal reads (language.py), written once per index folder."""
+    from . import language
+
+    if not language.table_path(index_dir).is_file():
+        log("Writing the English/German word-frequency table (once)")
+        language.write_table(index_dir)
 
 
 def _light_export(index_dir: Path, embedder, log: Log) -> Path | None:
@@ -251,6 +262,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             tidy(index_dir)
             if auto:
                 _light_export(index_dir, embedder, log)   # an index from before exports gets one now
+                _word_table(index_dir, log)
             stats.chunks = len(old.chunks)
             stats.seconds = time.perf_counter() - t0
             return stats
@@ -258,7 +270,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         # Embedding cache: any old chunk with the same embedded text keeps its vector (found by its key column).
         cached = np.full(len(fresh), -1, dtype=np.int64)
         if old is not None and old.manifest.get("embedder") == embedder.name \
-                and old.manifest.get("dim") == embedder.dim and not full and fresh:
+                and old.manifest.get("dim") == embedder.dim and not full and fresh \
+                and recorded_prefixes(old.manifest) == prefixes(embedder):
             cached = _find_keys(np.asarray(old.chunks.keys), [embed_key(c.embed_text) for c in fresh])
         need = [i for i in range(len(fresh)) if cached[i] < 0]
         fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
@@ -274,14 +287,17 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
 
                 use = SentenceTransformerEmbedder(resolve_model(embedder.name))
             log(f"Embedding {len(need)} chunks with {embedder.name}")
-            fresh_vecs[need] = use.embed([fresh[i].embed_text for i in need], progress=progress)
+            fresh_vecs[need] = embed_passages(use, [fresh[i].embed_text for i in need], progress=progress)
         stats.embedded = len(need)
         onnx_dir = _light_export(index_dir, embedder, log) if auto else None
+        if auto:
+            _word_table(index_dir, log)
 
         common = {
             "model": embedder.name,
             "embedder": embedder.name,
             "dim": embedder.dim,
+            "prefixes": prefixes(embedder),      # before each question / each chunk when embedded
             "max_tokens": embedder.max_tokens,
             "chunker": settings.to_dict(),
             "notes_dir": str(notes_dir.resolve()),

@@ -96,19 +96,33 @@ def tokenize(text: str) -> list[str]:
     return [stem(t) for t in words(text)]
 
 
-def document_tokens(text: str) -> list[str]:
+def document_tokens(text: str, german: bool = False) -> list[str]:
     """What BM25 indexes: every stemmed word, stopwords included, so a note about `du -sh`, `man` pages or
-    /usr/bin keeps its commands (a question drops the stopwords of its own language: query_tokens)."""
+    /usr/bin keeps its commands (a question drops the stopwords of its own language: query_tokens). german: the
+    passage is German, and its words are stemmed as German words (stem_german)."""
     text = unicodedata.normalize("NFKC", text).lower()
-    return [stem(t) for t in _TOKEN.findall(text) if len(t) >= 2 or t.isdigit()]
+    cut = stem_german if german else stem
+    return [cut(t) for t in _TOKEN.findall(text) if len(t) >= 2 or t.isdigit()]
 
 
-def question_tokens(text: str) -> list[str]:
+@lru_cache(maxsize=200_000)
+def stem_german(tok: str) -> str:
+    """Snowball's German stem, for every word of a German passage ("Befehle" -> "befehl", "Container" ->
+    "contain"); digits and short words stay as they are."""
+    if tok.isdigit() or len(tok) < 4:
+        return tok
+    st = _stemmer("german")
+    return st.stemWord(tok) if st else stem(tok)
+
+
+def question_tokens(text: str, cut=None) -> list[str]:
     """A question's stemmed words without the stopwords of its language: a German question drops German and
-    English function words, an English one only English ones ("du", "man", "bin", "hat" stay)."""
+    English function words, an English one only English ones ("du", "man", "bin", "hat" stay). cut: the
+    stemmer (stem, or stem_german)."""
     stop = STOPWORDS if is_german(text) else ENGLISH_STOPWORDS
+    cut = cut or stem
     text = unicodedata.normalize("NFKC", text).lower()
-    return [stem(t) for t in _TOKEN.findall(text) if t not in stop and (len(t) >= 2 or t.isdigit())]
+    return [cut(t) for t in _TOKEN.findall(text) if t not in stop and (len(t) >= 2 or t.isdigit())]
 
 
 def split_compound(tok: str, vocab, min_part: int = 4) -> list[str]:
@@ -142,8 +156,9 @@ class LexicalSettings:
     compounds: bool = True      # add the parts of compound words found in the corpus vocabulary
     # the tokenization rules an index was built with, read back on load so questions are cut the same way:
     # 2 drops English and German stopwords everywhere; 3 indexes every word and drops only the question's
-    # own language's stopwords (document_tokens / question_tokens)
-    version: int = 3
+    # own language's stopwords (document_tokens / question_tokens); 4 also stems a German passage as German and
+    # matches a question in both analyses, each against the passages of its language
+    version: int = 4
 
     def to_dict(self) -> dict:
         return {"k1": self.k1, "b": self.b, "meta_repeat": self.meta_repeat, "compounds": self.compounds,
@@ -168,10 +183,15 @@ class LexicalIndex:
         if not texts:
             return cls(None, 0, settings)
         docs = []
-        cut = document_tokens if settings.version >= 3 else tokenize
         for t in texts:
             meta, _, body = t.partition("\n")
-            docs.append(cut(meta) * max(settings.meta_repeat, 1) + cut(body))
+            if settings.version >= 4:
+                german = is_german(body)
+                docs.append(document_tokens(meta, german) * max(settings.meta_repeat, 1)
+                            + document_tokens(body, german))
+            else:
+                cut = document_tokens if settings.version >= 3 else tokenize
+                docs.append(cut(meta) * max(settings.meta_repeat, 1) + cut(body))
         if settings.compounds:
             vocab = Counter(tok for d in docs for tok in set(d))
             splits = {tok: split_compound(tok, vocab) for tok in vocab}
@@ -209,7 +229,13 @@ class LexicalIndex:
             return []
         vocab = self._bm25.vocab_dict
         out = []
-        for tok in (question_tokens if self.settings.version >= 3 else tokenize)(query):
+        toks = (question_tokens if self.settings.version >= 3 else tokenize)(query)
+        if self.settings.version >= 4 and is_german(query):
+            # a German question read as German too, for the German passages (its English stems still meet the
+            # English ones: a German question about an English note shares its technical words)
+            german = question_tokens(query, stem_german)
+            toks = list(dict.fromkeys(toks + german))
+        for tok in toks:
             if tok in vocab:
                 out.append(tok)
             if self.settings.compounds:
@@ -382,8 +408,11 @@ class BM25Writer:
 
     def cut(self, text: str) -> list[str]:
         """A chunk's search_text as LexicalIndex.build cuts it (before compound parts)."""
-        cut = document_tokens if self.settings.version >= 3 else tokenize
         meta, _, body = text.partition("\n")
+        if self.settings.version >= 4:
+            german = is_german(body)
+            return document_tokens(meta, german) * max(self.settings.meta_repeat, 1) + document_tokens(body, german)
+        cut = document_tokens if self.settings.version >= 3 else tokenize
         return cut(meta) * max(self.settings.meta_repeat, 1) + cut(body)
 
     def ids(self, tokens: Sequence[str]) -> np.ndarray:

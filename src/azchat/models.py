@@ -32,6 +32,13 @@ class ModelInfo:
     pooling: str           # "mean" or "cls"
     normalize: bool
     bundled: bool
+    query_prefix: str = ""     # put before a question before it is embedded ("query: " for e5 models)
+    passage_prefix: str = ""   # put before every chunk's text at index time ("passage: " for e5 models)
+    include_prompt: bool = True   # False: the pooling leaves the prefix's tokens out (INSTRUCTOR-style)
+
+    @property
+    def prefixes(self) -> dict:
+        return {"query": self.query_prefix, "passage": self.passage_prefix}
 
 
 def _bundled_dir() -> Path | None:
@@ -88,13 +95,53 @@ def resolve_model(name: str) -> ModelInfo:
     modules = _read_json(path / "modules.json", [])
     check_safetensors(path, modules if isinstance(modules, list) else [])
     max_len = int(st_cfg.get("max_seq_length") or min(cfg.get("max_position_embeddings", 512), 512))
-    dim = int(pool_cfg.get("word_embedding_dimension") or cfg.get("hidden_size") or 0)
-    pooling = "cls" if pool_cfg.get("pooling_mode_cls_token") else "mean"
+    dim = int(pool_cfg.get("word_embedding_dimension") or pool_cfg.get("embedding_dimension")   # (ST >= 6)
+              or cfg.get("hidden_size") or 0)
+    pooling = "cls" if pool_cfg.get("pooling_mode_cls_token") or pool_cfg.get("pooling_mode") == "cls" else "mean"
     normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    query, passage = model_prefixes(path, name)
     info = ModelInfo(name=name, path=path, max_seq_length=max_len, dim=dim, pooling=pooling,
-                     normalize=normalize, bundled=bundled)
+                     normalize=normalize, bundled=bundled, query_prefix=query, passage_prefix=passage,
+                     include_prompt=pool_cfg.get("include_prompt", True) is not False)
     ensure_bundled_weights(info)
     return info
+
+
+# Models that want a prefix but whose files may not say so (an older config_sentence_transformers.json
+# without "prompts"): matched on the model's name, its folder's name, or the name in its config.json.
+# (pattern, query prefix, passage prefix); the first match wins.
+PREFIX_TABLE: tuple[tuple[str, str, str], ...] = (
+    (r"(^|[/_-])e5-(?!.*instruct)", "query: ", "passage: "),       # intfloat/(multilingual-)e5-small/base/large(-v2)
+    (r"(^|[/_-])bge-(small|base|large)-en-v1\.5", "Represent this sentence for searching relevant passages: ", ""),
+)
+_QUERY_KEYS = ("query", "search_query")
+_PASSAGE_KEYS = ("passage", "document", "corpus", "search_document")
+
+
+def model_prefixes(path: Path, name: str = "") -> tuple[str, str]:
+    """(query prefix, passage prefix) for the model in `path`.
+
+    From the model's own config_sentence_transformers.json when its "prompts" name a query or passage
+    prompt: "query" (or "search_query"), and the first non-empty of "passage", "document", "corpus",
+    "search_document"; a role without its own prompt gets the `default_prompt_name` one, as
+    sentence-transformers' encode() would. Otherwise the small PREFIX_TABLE by model name; else none."""
+    import re
+
+    cfg = _read_json(path / "config_sentence_transformers.json", {})
+    prompts = cfg.get("prompts") if isinstance(cfg, dict) else None
+    prompts = {k: v for k, v in prompts.items() if isinstance(v, str)} if isinstance(prompts, dict) else {}
+    default = prompts.get(cfg.get("default_prompt_name") or "", "") if isinstance(cfg, dict) else ""
+    query = next((prompts[k] for k in _QUERY_KEYS if prompts.get(k)), "")
+    passage = next((prompts[k] for k in _PASSAGE_KEYS if prompts.get(k)), "")
+    if query or passage or default:
+        return query or default, passage or default
+    hf_cfg = _read_json(path / "config.json", {})
+    names = [name, path.name, hf_cfg.get("_name_or_path", "") if isinstance(hf_cfg, dict) else ""]
+    for candidate in (str(n).lower().replace("--", "/") for n in names if n):
+        for pattern, query, passage in PREFIX_TABLE:
+            if re.search(pattern, candidate):
+                return query, passage
+    return "", ""
 
 
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")

@@ -5,11 +5,15 @@ The export is made at index time from the sentence-transformers reference and st
     index/models/<model>-<weights sha256[:16]>/
       model.onnx       the transformer (input_ids, attention_mask, token_type_ids -> last_hidden_state)
       tokenizer.json   the model's own tokenizer
-      export.json      name, dim, max_seq_length, pooling, normalize, weights hash, source file stamp
+      export.json      name, dim, max_seq_length, pooling, normalize, weights hash, source file stamp,
+                       the query and passage prefixes (e5: "query: " / "passage: ")
 
 Pooling (mean over the attention mask, or CLS) and L2 normalization happen in numpy, exactly as the
-sentence-transformers Pooling + Normalize modules do. Export folders are written to a temporary name and
-renamed into place, so a reader never sees half an export; generations are pruned, exports are not.
+sentence-transformers Pooling + Normalize modules do. A prefix (e5's "query: ") is put before the text before
+it is tokenized, as sentence-transformers' `prompt=` does; the export is checked against sentence-transformers'
+own prompted encode() with each of the model's prefixes, so a model whose pooling treats the prefix otherwise
+(include_prompt=False) is not exported. Export folders are written to a temporary name and renamed into place,
+so a reader never sees half an export; generations are pruned, exports are not.
 """
 from __future__ import annotations
 
@@ -68,8 +72,11 @@ def _read_meta(folder: Path) -> dict | None:
     return meta
 
 
+_NO_PREFIXES = {"query": "", "passage": ""}
+
+
 def find_export(index_dir: Path, info: ModelInfo) -> Path | None:
-    """An export of exactly this model's files under index_dir (stat only, no hashing), or None."""
+    """An export of exactly this model's files and prefixes under index_dir (stat only, no hashing), or None."""
     root = Path(index_dir) / EXPORTS
     if not root.is_dir():
         return None
@@ -81,7 +88,8 @@ def find_export(index_dir: Path, info: ModelInfo) -> Path | None:
         return None
     for folder in sorted(root.glob(_slug(info.name) + "-*")):
         meta = _read_meta(folder)
-        if meta and meta.get("name") == info.name and meta.get("source") == stamp:
+        if meta and meta.get("name") == info.name and meta.get("source") == stamp \
+                and meta.get("prefixes", _NO_PREFIXES) == info.prefixes:
             return folder
     return None
 
@@ -124,13 +132,15 @@ def export_model(index_dir: Path, info: ModelInfo, st_model=None) -> Path:
         with open(part, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
+    if info.prefixes != _NO_PREFIXES:       # other prefixes: another export, checked with them
+        digest.update(json.dumps(info.prefixes, sort_keys=True).encode())
     sha = digest.hexdigest()
     root = Path(index_dir) / EXPORTS
     final = root / f"{_slug(info.name)}-{sha[:16]}"
     meta = {
         "version": EXPORT_VERSION, "name": info.name, "dim": info.dim, "max_seq_length": info.max_seq_length,
         "pooling": info.pooling, "normalize": info.normalize, "sha256": sha, "source": _stamp(weights),
-        "opset": OPSET,
+        "opset": OPSET, "prefixes": info.prefixes,
     }
     if final.is_dir() and _read_meta(final):
         # Same weights (e.g. the file was touched): refresh the stamp atomically.
@@ -172,12 +182,16 @@ def export_model(index_dir: Path, info: ModelInfo, st_model=None) -> Path:
         shutil.copyfile(info.path / "tokenizer.json", tmp / "tokenizer.json")
         _write_json_atomic(tmp / "export.json", meta)
         light = OnnxEmbedder(tmp)
-        ref = st_model.encode(_VERIFY_TEXTS, normalize_embeddings=info.normalize, convert_to_numpy=True,
-                              show_progress_bar=False)
-        got = light.embed(_VERIFY_TEXTS)
-        cos = np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
-        if float(cos.min()) < 0.9999:
-            raise ModelError(f"The ONNX export of {info.name} differs from the model (cosine {cos.min():.5f}).")
+        # each prefix the index uses, applied by sentence-transformers' own prompt= on one side (its pooling
+        # may leave the prefix out) and by the light embedder on the other
+        for prompt in sorted({info.query_prefix, info.passage_prefix}):
+            ref = st_model.encode(_VERIFY_TEXTS, prompt=prompt, normalize_embeddings=info.normalize,
+                                  convert_to_numpy=True, show_progress_bar=False)
+            got = light.embed(_VERIFY_TEXTS, prompt=prompt)
+            cos = np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
+            if float(cos.min()) < 0.9999:
+                raise ModelError(f"The ONNX export of {info.name} differs from the model "
+                                 f"(cosine {cos.min():.5f}{f' with the prefix {prompt!r}' if prompt else ''}).")
         del light
         for path in tmp.iterdir():
             fsync_file(path)
@@ -220,7 +234,8 @@ class OnnxEmbedder:
         self.name = meta["name"]
         self.dim = int(meta["dim"])
         self.max_seq_length = int(meta["max_seq_length"])
-        self.max_tokens = self.max_seq_length - 2
+        found = meta.get("prefixes") if isinstance(meta.get("prefixes"), dict) else _NO_PREFIXES
+        self.query_prefix, self.passage_prefix = str(found.get("query", "")), str(found.get("passage", ""))
         self.pooling = meta["pooling"]
         self.normalize = bool(meta["normalize"])
         self.batch_size = batch_size
@@ -228,6 +243,9 @@ class OnnxEmbedder:
         self._counter = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self._counter.no_truncation()
         self._counter.no_padding()
+        from .embedding import prefix_tokens
+
+        self.max_tokens = self.max_seq_length - 2 - prefix_tokens(self.count_tokens, self.passage_prefix)
         self._tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self._tok.enable_truncation(max_length=self.max_seq_length)
         self._tok.no_padding()
@@ -303,8 +321,8 @@ class OnnxEmbedder:
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return pooled
 
-    def embed(self, texts: Sequence[str], progress=None) -> np.ndarray:
-        texts = list(texts)
+    def embed(self, texts: Sequence[str], progress=None, prompt: str = "") -> np.ndarray:
+        texts = [prompt + t for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._load()

@@ -1,13 +1,11 @@
 """The JSON REST API (/api/...) and MCP over streamable HTTP (/mcp) that `azchat serve` mounts beside the chat.
 
 A thin adapter over tools.py: plain FastAPI routes, served outside Gradio's queue; errors are HTTP status codes
-with a one-sentence {"detail"}; AZCHAT_AUTH, when set, is required as HTTP Basic credentials on both.
+with a one-sentence {"detail"}. AZCHAT_AUTH and the Host/Origin check belong to the Gate (gate.py), in front of
+every route of `azchat serve`; build_api's own password check guards the API when it is used on its own.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import os
 import threading
 from typing import Annotated, Literal
@@ -19,27 +17,9 @@ from pydantic import BaseModel, Field
 
 from . import __version__
 from .errors import AzchatError, IndexCorruptError, IndexNotFoundError, SourceError
+from .gate import AUTH_HINT, CHALLENGE, Gate, HostCheck, allowed_hosts_from_env, credentials_ok  # noqa: F401
 from .tools import (MAX_K, AskResult, NoteLines, NotesTools, NotReadyError, SearchResult, StatusResult,
                     ToolInputError)
-
-AUTH_HINT = "Sign in with the AZCHAT_AUTH user and password (HTTP Basic, e.g. curl -u user:password)."
-
-
-def credentials_ok(authorization: str | None, auth: tuple[str, str] | None) -> bool:
-    """Whether an Authorization header carries the AZCHAT_AUTH user and password (always true without auth)."""
-    if auth is None:
-        return True
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    ok_user = hmac.compare_digest(user.encode(), auth[0].encode())
-    ok_password = hmac.compare_digest(password.encode(), auth[1].encode())
-    return bool(sep) and ok_user and ok_password
-
 
 class _Unauthorized(Exception):
     pass
@@ -87,8 +67,9 @@ def build_api(tools: NotesTools, auth: tuple[str, str] | None = None) -> FastAPI
         with slots:
             return fn(*args)
 
-    def signed_in(request: Request) -> None:
-        if not credentials_ok(request.headers.get("authorization"), auth):
+    def signed_in(request: Request) -> None:      # behind serve's Gate this holds already; standalone it guards
+        if not request.scope.get("azchat.signed_in") and \
+                not credentials_ok(request.headers.get("authorization"), auth):
             raise _Unauthorized()
 
     api = FastAPI(title="azchat API", version=__version__, dependencies=[Depends(signed_in)],
@@ -97,8 +78,7 @@ def build_api(tools: NotesTools, auth: tuple[str, str] | None = None) -> FastAPI
 
     @api.exception_handler(_Unauthorized)
     def unauthorized(request, exc):
-        return JSONResponse({"detail": AUTH_HINT}, status_code=401,
-                            headers={"WWW-Authenticate": 'Basic realm="azchat", charset="UTF-8"'})
+        return JSONResponse({"detail": AUTH_HINT}, status_code=401, headers={"WWW-Authenticate": CHALLENGE})
 
     @api.exception_handler(AzchatError)
     def azchat_error(request, exc: AzchatError):
@@ -153,22 +133,30 @@ class McpEndpoint:
     async def __call__(self, scope, receive, send) -> None:
         headers = dict(scope.get("headers") or [])
         header = headers.get(b"authorization", b"").decode("latin-1")
-        if scope["type"] == "http" and not credentials_ok(header, self.auth):
-            response = JSONResponse({"detail": AUTH_HINT}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Basic realm="azchat", charset="UTF-8"'})
+        if scope["type"] == "http" and not scope.get("azchat.signed_in") and not credentials_ok(header, self.auth):
+            response = JSONResponse({"detail": AUTH_HINT}, status_code=401, headers={"WWW-Authenticate": CHALLENGE})
             await response(scope, receive, send)
             return
         await self.server.session_manager.handle_request(scope, receive, send)
 
 
-def serve_kwargs(tools: NotesTools, auth: tuple[str, str] | None, host: str) -> dict:
+def serve_kwargs(tools: NotesTools, auth: tuple[str, str] | None, host: str,
+                 hosts: HostCheck | None = None) -> dict:
     """What `azchat serve` passes to Gradio's launch(app_kwargs=...): the /api and /mcp routes (matched before
-    Gradio's own) and a lifespan that runs the MCP session manager."""
+    Gradio's own), a lifespan that runs the MCP session manager, and the Gate in front of every route (the
+    Host/Origin check and AZCHAT_AUTH for the chat, Gradio's API and files, /api with its docs, and /mcp)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.middleware import Middleware
     from starlette.routing import Mount, Route
 
     from .mcp_server import build_server
 
+    hosts = hosts or HostCheck(host, allowed_hosts_from_env())
     server = build_server(tools)
-    server.streamable_http_app(stateless_http=True, json_response=True, host=host)   # makes session_manager
+    # the Gate checks Host and Origin for every route, /mcp included, with the names the user allows
+    # (AZCHAT_ALLOWED_HOSTS), which the SDK's own check would refuse
+    server.streamable_http_app(stateless_http=True, json_response=True, host=host,   # makes session_manager
+                               transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
     return {"routes": [Mount("/api", app=build_api(tools, auth)), Route("/mcp", McpEndpoint(server, auth))],
-            "lifespan": lambda app: server.session_manager.run()}
+            "lifespan": lambda app: server.session_manager.run(),
+            "middleware": [Middleware(Gate, auth=auth, hosts=hosts)]}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dense
+from . import dense, language
 from .answer import compose
 from .config import index_dir as default_index
-from .embedding import Embedder
+from .embedding import Embedder, embed_queries, prefixes, recorded_prefixes
 from .errors import IndexCorruptError
 from .lexical import LexicalIndex, is_german, tokenize
 from .refusal import Refusal, RefusalSettings
@@ -63,9 +63,15 @@ class Retriever:
     """Opens a built index; search() returns Hits, ask() an extractive Answer with citations."""
 
     def __init__(self, index_dir=None, embedder: Embedder | None = None,
-                 fusion: FusionSettings = FusionSettings(), refusal: RefusalSettings = RefusalSettings()):
+                 fusion: FusionSettings = FusionSettings(), refusal: RefusalSettings = RefusalSettings(),
+                 reranker=None):
+        """reranker: a cross-encoder's name or folder, "off", or an object with rerank() (rerank.py); None:
+        $AZCHAT_RERANKER, else none."""
+        from .rerank import load_reranker
+
         self.index_dir = Path(default_index(index_dir))
         self.fusion = fusion
+        self.reranker = reranker if hasattr(reranker, "rerank") else load_reranker(reranker)
         self._gen: Generation = load_generation(self.index_dir, also=_open_search_indexes)
         manifest = self._gen.manifest
         if embedder is None:
@@ -76,9 +82,14 @@ class Retriever:
             raise IndexCorruptError(
                 f"The index in {self.index_dir} was built with {manifest.get('embedder')!r}, not "
                 f"{embedder.name!r}. Run `azchat index` with that model, or `--full` to rebuild.")
+        if prefixes(embedder) != recorded_prefixes(manifest):
+            raise IndexCorruptError(
+                f"The index in {self.index_dir} was built with the prefixes {recorded_prefixes(manifest)}, but "
+                f"{embedder.name!r} now asks for {prefixes(embedder)}. Run `azchat index` to rebuild it.")
         self.embedder = embedder
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
         self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
+        language.open_table(self.index_dir)   # word frequencies for the refusal, read in milliseconds
         self._german: dict[int, bool] = {}   # chunk row -> is its text German, guessed when first a candidate
         self._note_views: dict[str, tuple] = {}   # note path -> (its lines, blocks_open_at), when first asked
 
@@ -126,7 +137,7 @@ class Retriever:
         allowed = self._allowed(tags, folder)
         if allowed is not None and len(allowed) == 0:
             return empty
-        qv = self.embedder.embed([query])[0]
+        qv = embed_queries(self.embedder, [query])[0]      # with the model's query prefix
         parts = []
         if mode != "lexical":
             d_ids, _ = dense.search(self._dense, qv, pool, allowed)
@@ -206,6 +217,9 @@ class Retriever:
         if mode == "hybrid":
             fused = self._cross_language(query, cand, d, fused, wd)
         order = np.argsort(-fused, kind="stable")
+        if self.reranker is not None and mode == "hybrid":     # optional cross-encoder stage (rerank.py)
+            order, fused = self.reranker.rerank(query, order, fused,
+                                                lambda i: self._gen.chunks[int(cand[i])].embed_text)
         picked, seen = [], set()
         for i in order:
             if distinct:

@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import config
+from . import config, inputs
 from .referring import refers_back
-from .errors import AzchatError, SourceError
+from .errors import AzchatError
 from .sources import Section, read_section
 from .types import Answer, BuildStats, Hit
 
@@ -31,10 +31,12 @@ def is_follow_up(question: str) -> bool:
 
 
 class NotesService:
-    def __init__(self, notes_dir=None, index_dir=None, model: str | None = None, embedder=None):
+    def __init__(self, notes_dir=None, index_dir=None, model: str | None = None, embedder=None,
+                 reranker=None):
         self.notes_dir = Path(config.notes_dir(notes_dir, index_dir))
         self.index_dir = Path(config.index_dir(index_dir))
         self.model = model
+        self.reranker = reranker       # a cross-encoder's name, "off", or None: $AZCHAT_RERANKER (rerank.py)
         self._embedder = embedder
         self._lock = threading.Lock()          # guards _retriever and the rebuild state
         self._retriever = None
@@ -89,7 +91,9 @@ class NotesService:
             embedder = self._retriever.embedder
         if embedder is None and self.model is not None:
             embedder = self._embedder_for_build()
-        return Retriever(self.index_dir, embedder=embedder)
+        old = self._retriever
+        reranker = old.reranker if old is not None and old.reranker is not None else self.reranker
+        return Retriever(self.index_dir, embedder=embedder, reranker=reranker)   # a reranker loaded once
 
     def reload(self) -> None:
         """Open the index as it is on disk now (after another indexer, e.g. watch mode, updated it)."""
@@ -109,13 +113,17 @@ class NotesService:
 
     # -- questions -----------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, tags=None, folder=None) -> list[Hit]:
-        return self.retriever.search(query, k=k, tags=tags or None, folder=folder or None)
+        query, k = inputs.text(query, "query"), inputs.k(k)
+        tags, folder = inputs.tags(tags), inputs.folder(folder)
+        return self.retriever.search(query, k=k, tags=tags, folder=folder)
 
     def ask(self, question: str, tags=None, folder=None, previous: list[str] | None = None) -> Answer:
         """Answer the question; in a conversation (`previous` questions, oldest first) a short question that
         refers back ("and how do I delete it?") and finds nothing alone is read together with the last one."""
+        question = inputs.text(question, "question")
+        tags, folder = inputs.tags(tags), inputs.folder(folder)
         r = self.retriever
-        answer = r.ask(question, tags=tags or None, folder=folder or None)
+        answer = r.ask(question, tags=tags, folder=folder)
         if answer.found or not previous or not is_follow_up(question):
             return answer
         context = previous[-1]
@@ -127,11 +135,10 @@ class NotesService:
         return combined
 
     def section(self, path: str, line: int) -> Section:
-        """The whole section around a cited line; only notes that are in the index can be read."""
-        section = read_section(self.notes_dir, path, line)     # refuses anything outside the notes folder
-        if path not in self.retriever.manifest.get("notes", {}):
-            raise SourceError(f"{path!r} is not a note in the index.")
-        return section
+        """The whole section around a cited line; only notes that are in the index can be read (the index is
+        asked before the disk, so no error tells which other files exist)."""
+        path, line = inputs.note_path(path), inputs.whole(line, "line", 1)
+        return read_section(self.notes_dir, path, line, manifest=self.retriever.manifest)
 
     def tags(self) -> list[str]:
         return self.retriever.tags()
@@ -229,6 +236,7 @@ class NotesService:
             "chunks": manifest.get("chunk_count", 0),
             "built_at": manifest.get("built_at", ""),
             "model": manifest.get("model", ""),
+            "reranker": getattr(getattr(r, "reranker", None), "name", None),   # None: no reranking
             "rebuilding": self.rebuilding,
             "phase": self._phase if self.rebuilding else "",
             "progress": {"done": done, "total": total},

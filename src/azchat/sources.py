@@ -26,13 +26,9 @@ class Section:
         return asdict(self)
 
 
-def resolve_note_path(notes_dir, rel: str) -> Path:
-    """The file for a path relative to the notes folder, or SourceError when it could leave the folder.
-
-    Rejects absolute paths, `..`, hidden parts, NUL bytes, backslashes, non-note suffixes, and any
-    symlink (of the file or a folder on the way) that the indexer refuses too (notes.link_problem): one
-    that resolves outside the notes folder or to a hidden file inside it.
-    """
+def check_note_path(rel: str) -> PurePosixPath:
+    """The path as a relative note path, checked on its text alone (the disk is not asked): SourceError for
+    an absolute path, `..`, hidden parts, NUL bytes, backslashes or a suffix that is not a note's."""
     if not isinstance(rel, str) or not rel.strip():
         raise SourceError("No note path was given.")
     if "\x00" in rel or "\\" in rel:
@@ -44,6 +40,25 @@ def resolve_note_path(notes_dir, rel: str) -> Path:
         raise SourceError(f"{rel!r} is outside the notes folder or hidden.")
     if not rel.lower().endswith(NOTE_SUFFIXES):
         raise SourceError(f"{rel!r} is not a markdown note.")
+    return pure
+
+
+def require_indexed(rel: str, manifest: dict) -> None:
+    """SourceError unless `rel` is a note in the index (manifest["notes"]). Asked before any file is opened,
+    so that one sentence answers for every other file: missing, too big, binary or never indexed alike."""
+    check_note_path(rel)
+    if rel not in (manifest or {}).get("notes", {}):
+        raise SourceError(f"{rel!r} is not a note in the index: use a path that search returns.")
+
+
+def resolve_note_path(notes_dir, rel: str) -> Path:
+    """The file for a path relative to the notes folder, or SourceError when it could leave the folder.
+
+    Rejects what check_note_path rejects, and any symlink (of the file or a folder on the way) that the
+    indexer refuses too (notes.link_problem): one that resolves outside the notes folder or to a hidden file
+    inside it.
+    """
+    pure = check_note_path(rel)
     root = Path(notes_dir)
     try:
         real_root = root.resolve(strict=True)
@@ -74,6 +89,12 @@ def read_lines(notes_dir, rel: str) -> list[str]:
     return split_lines(decode(data)[0])
 
 
+def indexed_lines(notes_dir, rel: str, manifest: dict) -> list[str]:
+    """read_lines for a note of the index only; the index is asked first (require_indexed)."""
+    require_indexed(rel, manifest)
+    return read_lines(notes_dir, rel)
+
+
 def _heading_levels(lines: list[str]) -> list[int]:
     """Heading level of each line (0 for none), ignoring `#` lines inside code fences (read as the chunker
     reads them: syntax.Fences)."""
@@ -85,9 +106,11 @@ def _heading_levels(lines: list[str]) -> list[int]:
     return levels
 
 
-def read_section(notes_dir, rel: str, line: int, max_lines: int = MAX_SECTION_LINES) -> Section:
-    """The whole section that contains 1-based `line` of the note at `rel`."""
-    lines = read_lines(notes_dir, rel)
+def read_section(notes_dir, rel: str, line: int, max_lines: int = MAX_SECTION_LINES,
+                 manifest: dict | None = None) -> Section:
+    """The whole section that contains 1-based `line` of the note at `rel` (with `manifest`: only a note of
+    that index, asked before the file is opened)."""
+    lines = read_lines(notes_dir, rel) if manifest is None else indexed_lines(notes_dir, rel, manifest)
     if not isinstance(line, int) or isinstance(line, bool) or not 1 <= line <= len(lines):
         raise SourceError(f"{rel!r} has no line {line} (it has {len(lines)}).")
     levels = _heading_levels(lines)
@@ -108,5 +131,6 @@ def read_section(notes_dir, rel: str, line: int, max_lines: int = MAX_SECTION_LI
     return Section(rel, heading, start + 1, end, "\n".join(lines[start:end]), truncated)
 
 
-__all__ = ["Section", "SourceError", "read_section", "read_lines", "resolve_note_path"]
+__all__ = ["Section", "SourceError", "check_note_path", "indexed_lines", "read_section", "read_lines",
+           "require_indexed", "resolve_note_path"]
 

@@ -1,8 +1,9 @@
 """The agent tools behind the REST API and the MCP server: search, ask, get, status over a NotesService.
 
-One place for what both front ends promise: the CLI's `--json` shapes, input checks with one-sentence errors,
-size caps with a "truncated" marker, note paths strictly inside the notes folder (sources.read_lines), and an
-incremental index update before answering when notes changed. No HTTP or MCP code here.
+One place for what both front ends promise: the CLI's `--json` shapes, the input checks of every surface
+(inputs.py) before any waiting, size caps with a "truncated" marker, indexed notes only and strictly inside the
+notes folder (sources.indexed_lines: the index is asked before the disk), and an incremental index update
+before answering when notes changed. No HTTP or MCP code here.
 """
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from typing import get_type_hints
 
 from typing_extensions import NotRequired, TypedDict   # pydantic (MCP output schemas, OpenAPI) wants these before 3.12
 
-from .errors import AzchatError, SourceError
-from .sources import MAX_SECTION_LINES, read_lines
+from . import inputs
+from .errors import AzchatError, InputError
+from .inputs import MAX_K, MAX_QUERY_CHARS  # noqa: F401 (the caps live in inputs.py, for every surface)
+from .sources import MAX_SECTION_LINES, indexed_lines
 from .types import Citation, Hit
-
-MAX_K = 50                  # hits per search
-MAX_QUERY_CHARS = 2000      # a question longer than this is not a question
 MAX_TEXT_CHARS = 4000       # one hit's text, one citation's snippet, the answer
 MAX_LINE_CHARS = 2000       # one line returned by get
 MAX_GET_LINES = MAX_SECTION_LINES
@@ -93,6 +93,7 @@ class StatusResult(TypedDict):
     chunks: int
     built_at: str
     model: str
+    reranker: str | None     # the cross-encoder reranking the hits, None when off
     rebuilding: bool
     phase: str
     progress: Progress
@@ -102,10 +103,7 @@ class StatusResult(TypedDict):
     changed_since_build: Changes
 
 
-class ToolInputError(AzchatError):
-    """The caller's input is wrong (empty query, bad k, bad line range): HTTP 400, an MCP tool error."""
-
-    exit_code = 2
+ToolInputError = InputError    # the caller's input is wrong: HTTP 400, an MCP tool error (inputs.py checks it)
 
 
 class NotReadyError(AzchatError):
@@ -118,43 +116,7 @@ def _cut(text: str, limit: int) -> tuple[str, bool]:
     return text[:limit] + MARK, True
 
 
-def _text(value, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ToolInputError(f"The {name} is empty: give a few words to search for.")
-    value = value.strip()
-    if len(value) > MAX_QUERY_CHARS:
-        raise ToolInputError(f"The {name} is {len(value)} characters long; at most {MAX_QUERY_CHARS} are allowed.")
-    return value
-
-
-def _int(value, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ToolInputError(f"{name} must be a whole number, not {value!r}.")
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ToolInputError(f"{name} must be {bounds}, not {value}.")
-    return value
-
-
-def tag_list(tag) -> list[str] | None:
-    """Tags as a list: None, one tag, a list, or a comma-separated string ("azure, networking")."""
-    if tag is None or tag == "":
-        return None
-    items = [tag] if isinstance(tag, str) else tag
-    if not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
-        raise ToolInputError(f"tag must be a tag or a list of tags, not {tag!r}.")
-    out = [p.strip().lstrip("#") for t in items for p in t.split(",") if p.strip().lstrip("#")]
-    return out or None
-
-
-def _folder(folder) -> str | None:
-    if folder is None or folder == "":
-        return None
-    if not isinstance(folder, str):
-        raise ToolInputError(f"folder must be a folder path, not {folder!r}.")
-    return folder.strip().strip("/") or None
+tag_list = inputs.tags
 
 
 def _fit(items: list[dict], budget: int) -> tuple[list[dict], int]:
@@ -272,9 +234,8 @@ class NotesTools:
     def search(self, query, k=10, tag=None, folder=None) -> SearchResult:
         """`azchat search --json`: {"query", "hits": [{"rank", "path", "title", "heading", "start_line",
         "end_line", "score", "text"}]} plus "truncated" (a hit's text or trailing hits were cut)."""
-        query = _text(query, "query")
-        k = _int(k, "k", 1, MAX_K)
-        tags, folder = tag_list(tag), _folder(folder)
+        query, k = inputs.text(query, "query"), inputs.k(k)
+        tags, folder = inputs.tags(tag), inputs.folder(folder)
         self.refresh()
         self._check_filters(tags, folder)
         hits = [h.to_dict() for h in self.service.search(query, k=k, tags=tags, folder=folder)]
@@ -288,10 +249,8 @@ class NotesTools:
     def ask(self, question, tag=None, folder=None, mode=None) -> AskResult:
         """`azchat ask --json`: {"question", "answer", "found", "citations": [{"n", "path", "title", "heading",
         "start_line", "end_line", "snippet"}]} plus "truncated"."""
-        question = _text(question, "question")
-        tags, folder = tag_list(tag), _folder(folder)
-        if mode not in (None, "", "extractive", "generative"):
-            raise ToolInputError(f"mode must be 'extractive' or 'generative', not {mode!r}.")
+        question, mode = inputs.text(question, "question"), inputs.mode(mode)
+        tags, folder = inputs.tags(tag), inputs.folder(folder)
         self.refresh()
         self._check_filters(tags, folder)
         answer = self.service.ask(question, tags=tags, folder=folder)
@@ -312,16 +271,14 @@ class NotesTools:
         """Lines start_line..end_line (1-based, inclusive, as on disk) of an indexed note: {"path", "title",
         "start_line", "end_line", "total_lines", "lines": [{"line", "text"}], "truncated", "next_start_line"}.
         At most MAX_GET_LINES lines and MAX_RESULT_CHARS characters; next_start_line says where to go on."""
-        if not isinstance(path, str) or not path.strip():
-            raise ToolInputError("No note path was given: use a path from search, e.g. 'folder/note.md'.")
-        path = path.strip()
-        start = _int(1 if start_line is None else start_line, "start_line", 1)
-        end = None if end_line is None else _int(end_line, "end_line", 1)
+        path = inputs.note_path(path)
+        start = inputs.whole(1 if start_line is None else start_line, "start_line", 1)
+        end = None if end_line is None else inputs.whole(end_line, "end_line", 1)
         self.refresh()
-        lines = read_lines(self.service.notes_dir, path)        # SourceError for anything outside the notes
-        note = self.service.retriever.manifest.get("notes", {}).get(path)
-        if note is None:
-            raise SourceError(f"{path!r} is not a note in the index.")
+        retriever = self.service.retriever
+        # the index is asked before the disk: a file that is not an indexed note is never opened, so the
+        # errors cannot tell which other files exist (SourceError for anything outside the notes, too)
+        lines = indexed_lines(self.service.notes_dir, path, retriever.manifest)
         total = len(lines)
         if start > max(total, 1):
             raise ToolInputError(f"start_line {start} is past the end of {path!r} ({total} lines).")
@@ -339,7 +296,7 @@ class NotesTools:
             used += len(text) + 16
             cut = cut or c
         last = rows[-1]["line"] if rows else start - 1
-        table = self.service.retriever.chunks
+        table = retriever.chunks
         note_rows = table.rows_of_path(path)                 # from the path column, not every chunk
         title = table.title(int(note_rows[0])) if len(note_rows) else ""
         return {"path": path, "title": title, "start_line": start, "end_line": last, "total_lines": total,

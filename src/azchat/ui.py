@@ -113,7 +113,8 @@ SHOW_QUESTION = """() => { const show = () => {
 
 
 def _filters(tags, folder) -> tuple[list[str] | None, str | None]:
-    tags = [t for t in (tags or []) if t] or None
+    if not isinstance(tags, str):              # a string is one tag or "a, b": inputs.tags reads it
+        tags = ([t for t in tags if t] if isinstance(tags, (list, tuple)) else tags) or None
     folder = folder if folder and folder != ALL_FOLDERS else None
     return tags, folder
 
@@ -243,8 +244,8 @@ def build_app(service: NotesService) -> gr.Blocks:
         def search(query: str, k: int = 10, tags: list[str] | None = None, folder: str | None = None) -> dict:
             """The k best passages for the query: {"query", "hits": [...]}, as `azchat search --json`."""
             t, f = _filters(tags, folder)
-            hits = _call(service.search, query, k=int(k), tags=t, folder=f)
-            return {"query": query, "hits": [h.to_dict() for h in hits]}
+            hits = _call(service.search, query, k=k, tags=t, folder=f)      # service checks query, k, filters
+            return {"query": query.strip(), "hits": [h.to_dict() for h in hits]}
 
         def ask(question: str, tags: list[str] | None = None, folder: str | None = None) -> dict:
             """An extractive answer with citations, as `azchat ask --json`."""
@@ -253,7 +254,7 @@ def build_app(service: NotesService) -> gr.Blocks:
 
         def section(path: str, line: int) -> dict:
             """The whole section around a line of an indexed note: {"path", "heading", "start_line", ...}."""
-            return _call(service.section, path, int(line)).to_dict()
+            return _call(service.section, path, line).to_dict()
 
         def status_api() -> dict:
             """Index status: notes, chunks, last build, model, rebuild progress."""
@@ -280,22 +281,34 @@ def _written_toggle():
                        elem_id="azchat-written")
 
 
-def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           auth: tuple[str, str] | None = None, on_ready=None, app_kwargs: dict | None = None) -> None:
-    """Serve the app until interrupted. `on_ready(url)` is called once it listens. `app_kwargs` go to the
-    FastAPI app under it (rest.serve_kwargs: the /api and /mcp routes)."""
+def start(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+          app_kwargs: dict | None = None, hosts=None):
+    """Start serving in the background; returns (the Blocks app, its URL). `app_kwargs` go to the FastAPI app
+    under it (rest.serve_kwargs: the /api and /mcp routes and the Gate, which asks for AZCHAT_AUTH on every
+    route, so Gradio's own sign-in is not used). `hosts` (gate.HostCheck) learns the share link's host."""
     app = build_app(service)
     app.queue(default_concurrency_limit=4)
     try:
         _, local_url, share_url = app.launch(
-            server_name=host, server_port=port, share=share, auth=auth, prevent_thread_lock=True,
+            server_name=host, server_port=port, share=share, prevent_thread_lock=True,
             quiet=True, show_error=True, ssr_mode=False, css=CSS, head=HEAD, footer_links=["api"],
-            auth_message="azchat: sign in (AZCHAT_AUTH)" if auth else None, app_kwargs=app_kwargs)
+            app_kwargs=app_kwargs)
     except OSError:
         raise AzchatError(f"Cannot listen on {host}:{port}: the port is in use or not allowed; "
                           "choose another --port.") from None
+    if share_url and hosts is not None:
+        from urllib.parse import urlsplit
+
+        hosts.allow(urlsplit(share_url).hostname or "")
+    return app, share_url or local_url
+
+
+def launch(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+           on_ready=None, app_kwargs: dict | None = None, hosts=None) -> None:
+    """Serve the app until interrupted (start(), then wait). `on_ready(url)` is called once it listens."""
+    app, url = start(service, host, port, share, app_kwargs, hosts)
     if on_ready:
-        on_ready(share_url or local_url)
+        on_ready(url)
     previous = _stop_on_sigterm()
     try:
         while True:
