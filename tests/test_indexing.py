@@ -94,9 +94,10 @@ def test_crash_while_writing_keeps_the_last_good_index(vault, tmp_path, fake, mo
     write(vault, "new.md", "# New\n\nfresh text\n")
     import azchat.lexical as lexical
 
-    def boom(self, folder):
+    def boom(self, folder, *args, **kwargs):
         raise OSError("disk full")
     monkeypatch.setattr(lexical.LexicalIndex, "save", boom)
+    monkeypatch.setattr(lexical.BM25Writer, "save", boom)      # (what writes a build's BM25 arrays)
     with pytest.raises(OSError):
         build_index(vault, idx, embedder=fake)
     assert current_folder(idx) == before
