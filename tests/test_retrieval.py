@@ -154,43 +154,11 @@ def test_refusal_reads_the_best_cosine_of_the_whole_pool_not_only_the_fused_top(
     low = [(row, f, 0.0, lex) for row, f, _, lex in scored]       # the top hit alone says cosine 0
     assert retriever.refusal.signals(question, low, best_cos=best)[0] == pytest.approx(best)
     assert retriever.refusal.signals(question, low)[0] == 0.0
-class PieceEmbedder:
-    """The fake embedder with a notion of word pieces, like a WordPiece vocabulary: the words in COMMON are one
-    piece, any other word is cut into three-letter pieces, and an underscore is a piece of its own."""
-
-    COMMON = {"how", "do", "i", "a", "the", "with", "my", "use", "peer", "network", "networks", "virtual",
-              "in", "autumn", "iphone", "helm", "from", "test", "wie", "richte", "ich", "ein"}
-
-    def __init__(self, inner):
-        self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
-
-    def count_tokens(self, texts):
-        import re
-
-        return [sum(1 if w.lower() in self.COMMON or w == "_" else -(-len(w) // 3)
-                    for w in re.findall(r"[^\W_]+|_", t)) for t in texts]
-
-    def embed(self, texts, progress=None):
-        return self.inner.embed(texts, progress)
-
-
-@pytest.fixture
-def piece_retriever(vault, tmp_path, fake):
-    from conftest import write
-
-    write(vault, "terraform.md", "## Loops\n\nUse count_index to number the copies of a module.\n")
-    build_index(vault, tmp_path / "index", embedder=fake)
-    return Retriever(tmp_path / "index", embedder=PieceEmbedder(fake))
-
-
-
-
-
-
 
 
 def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
-    # what rare_unknown_words relies on, checked on the bundled model's own tokenizer (no torch needed)
+    # the word-piece counts the fusion's fertility reads (Retriever.dense_weight), checked on the bundled
+    # model's own tokenizer (no torch needed)
     import azchat.models as models
     from azchat.embedding import WordPieceCounter
 

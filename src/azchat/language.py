@@ -82,18 +82,6 @@ def open_table(index_dir) -> bool:
     return True
 
 
-def _lookup(word: str, lang: str) -> float:
-    table = _table
-    if table is None:
-        from wordfreq import zipf_frequency
-
-        return zipf_frequency(word, lang)
-    keys = table["keys"]
-    k = np.uint64(_key(word.casefold()))   # as wordfreq reads a word ("Größe" -> "grösse")
-    i = int(np.searchsorted(keys, k))
-    return table[lang][i] / 100.0 if i < len(keys) and keys[i] == k else 0.0
-
-
 @lru_cache(maxsize=100_000)
 def zipf(word: str) -> float:
     """The word's frequency on the Zipf scale (log10 of occurrences per billion words), the larger of English
@@ -116,7 +104,17 @@ def is_common_word(word: str, threshold: float = COMMON_ZIPF) -> bool:
 
 @lru_cache(maxsize=100_000)
 def _zipf_in(word: str, lang: str) -> float:
-    return _lookup(word, lang)
+    """The word's Zipf frequency in one language: from the index's table when open_table found one, else from
+    wordfreq's own lists."""
+    table = _table
+    if table is None:
+        from wordfreq import zipf_frequency
+
+        return zipf_frequency(word, lang)
+    keys = table["keys"]
+    k = np.uint64(_key(word.casefold()))   # as wordfreq reads a word ("Größe" -> "grösse")
+    i = int(np.searchsorted(keys, k))
+    return table[lang][i] / 100.0 if i < len(keys) and keys[i] == k else 0.0
 
 
 def _clear_caches() -> None:

@@ -165,6 +165,19 @@ class LexicalSettings:
                 "version": self.version}
 
 
+def passage_tokens(search_text: str, settings: LexicalSettings) -> list[str]:
+    """What BM25 indexes of one chunk's search_text (before compound parts): its first line (title, aliases,
+    tags, heading) `meta_repeat` times, then the body; from version 4 a German body and its first line are
+    stemmed as German."""
+    meta, _, body = search_text.partition("\n")
+    repeat = max(settings.meta_repeat, 1)
+    if settings.version >= 4:
+        german = is_german(body)
+        return document_tokens(meta, german) * repeat + document_tokens(body, german)
+    cut = document_tokens if settings.version >= 3 else tokenize
+    return cut(meta) * repeat + cut(body)
+
+
 class LexicalIndex:
     """A BM25 index over the chunk table's search_text, saved as bm25s arrays (no pickle)."""
 
@@ -182,16 +195,7 @@ class LexicalIndex:
 
         if not texts:
             return cls(None, 0, settings)
-        docs = []
-        for t in texts:
-            meta, _, body = t.partition("\n")
-            if settings.version >= 4:
-                german = is_german(body)
-                docs.append(document_tokens(meta, german) * max(settings.meta_repeat, 1)
-                            + document_tokens(body, german))
-            else:
-                cut = document_tokens if settings.version >= 3 else tokenize
-                docs.append(cut(meta) * max(settings.meta_repeat, 1) + cut(body))
+        docs = [passage_tokens(t, settings) for t in texts]
         if settings.compounds:
             vocab = Counter(tok for d in docs for tok in set(d))
             splits = {tok: split_compound(tok, vocab) for tok in vocab}
@@ -408,12 +412,7 @@ class BM25Writer:
 
     def cut(self, text: str) -> list[str]:
         """A chunk's search_text as LexicalIndex.build cuts it (before compound parts)."""
-        meta, _, body = text.partition("\n")
-        if self.settings.version >= 4:
-            german = is_german(body)
-            return document_tokens(meta, german) * max(self.settings.meta_repeat, 1) + document_tokens(body, german)
-        cut = document_tokens if self.settings.version >= 3 else tokenize
-        return cut(meta) * max(self.settings.meta_repeat, 1) + cut(body)
+        return passage_tokens(text, self.settings)
 
     def ids(self, tokens: Sequence[str]) -> np.ndarray:
         vocab = self.vocab

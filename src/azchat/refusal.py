@@ -38,9 +38,9 @@ Scored = Sequence[tuple[int, float, float, float]]
 class Refusal:
     """Decides whether the notes answer a question, from the hits and what the notes' words are."""
 
-    def __init__(self, chunks: Sequence[Chunk], lexical: LexicalIndex, embedder,
+    def __init__(self, chunks: Sequence[Chunk], lexical: LexicalIndex,
                  settings: RefusalSettings = RefusalSettings()):
-        self.chunks, self.lexical, self.embedder, self.settings = chunks, lexical, embedder, settings
+        self.chunks, self.lexical, self.settings = chunks, lexical, settings
         self._identifiers: frozenset[str] | None = None   # the notes' code identifiers, read when first asked
         self._text: tuple[frozenset[str], str] | None = None   # the notes' words and lowercased text
         self._seen: dict[str, bool] = {}    # word -> mentioned (the substring search is ~1 ms on a large vault)

@@ -88,7 +88,7 @@ class Retriever:
                 f"{embedder.name!r} now asks for {prefixes(embedder)}. Run `azchat index` to rebuild it.")
         self.embedder = embedder
         self._lexical, self._dense = self._gen.extra["lexical"], self._gen.extra["dense"]
-        self.refusal = Refusal(self._gen.chunks, self._lexical, embedder, refusal)   # "not in your notes"
+        self.refusal = Refusal(self._gen.chunks, self._lexical, refusal)   # "not in your notes"
         language.open_table(self.index_dir)   # word frequencies for the refusal, read in milliseconds
         self._german: dict[int, bool] = {}   # chunk row -> is its text German, guessed when first a candidate
         self._note_views: dict[str, tuple] = {}   # note path -> (its lines, blocks_open_at), when first asked
