@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="rebuild everything from scratch")
     p.add_argument("--wait", type=float, default=LOCK_WAIT, metavar="SECONDS",
                    help=f"when another indexer is running, wait this long for it (default {LOCK_WAIT:g})")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed the chunks on a Ray cluster (pip install \"azchat[ray]\"): no ADDRESS starts a local "
+                        "one, 'auto' joins the one running here, or a cluster address")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="with --ray: embedding actors (default: one per CPU of the cluster)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the best matching passages")
@@ -117,6 +122,12 @@ def _build(args, wait: float | None = None):
     from .progress import ProgressBar
 
     wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
+    if getattr(args, "ray", None) is not None:
+        from .ray_build import build_on_ray
+
+        return build_on_ray(args.notes, args.index, address=args.ray, workers=args.ray_workers, log=_say,
+                            full=args.full, model=args.model, progress=ProgressBar("Embedding"),
+                            wait_seconds=wait)
     return build_index(args.notes, args.index, full=getattr(args, "full", False), model=args.model,
                        progress=ProgressBar("Embedding"), log=_say, wait_seconds=wait)
 
@@ -162,10 +173,15 @@ def _prefetched_embedder(args, index):
 
 def cmd_index(args) -> int:
     stats = _build(args)
+    ray = getattr(stats, "ray", None)     # --ray: where and how the chunks were embedded
     if args.json:
-        print(json.dumps(stats.to_dict(), ensure_ascii=False))
+        print(json.dumps({**stats.to_dict(), **({"ray": ray} if ray is not None else {})}, ensure_ascii=False))
         return 0
     _print_build(stats)
+    if ray is not None:
+        from .ray_build import ray_summary
+
+        print(ray_summary(ray), flush=True)
     return 0
 
 
