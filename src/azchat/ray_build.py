@@ -139,11 +139,13 @@ def _loopback_only() -> None:
     """Make a cluster started by this process a single-node one on 127.0.0.1: Ray then takes the loopback
     address as the node's address, and its servers (GCS, raylet, object manager, workers) listen on 127.0.0.1
     instead of every interface. Ray reads the switch when it is imported (and its processes inherit it).
-    Clients need a token (Ray's token authentication): a fresh one in the environment unless one is set."""
+    Clients need a token (Ray's token authentication): a fresh one in the environment unless one is set (or
+    Ray is imported already: then Ray's own, ~/.ray/auth_token)."""
     os.environ[LOOPBACK_ENV] = "0"
     import sys
 
-    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+    # (Ray reads its token settings when it is imported: a token set later would leave this driver without)
+    if "ray" not in sys.modules and not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
         import secrets        # Ray's token authentication, with a token of this build's own (none is saved)
 
         os.environ.setdefault("RAY_AUTH_MODE", "token")
