@@ -277,3 +277,29 @@ def test_index_ray_flag_starts_a_local_cluster(tmp_path):
 
     assert_same_index(tmp_path / "local", tmp_path / "ray", SentenceTransformerEmbedder(resolve_model(str(model))),
                       atol=1e-5)
+
+
+def test_a_worker_refuses_another_model_under_the_same_name():
+    """What a worker builds from the manifest's name must be the driver's model (dimension, prefixes): a node
+    where the name resolves to something else stops the build instead of writing other vectors."""
+    from conftest import bundled_model_dir
+
+    from azchat.embedding import SentenceTransformerEmbedder
+    from azchat.errors import AzchatError, ModelError
+    from azchat.models import resolve_model
+    from azchat.ray_build import embedder_from_spec, embedder_spec
+
+    bundled_model_dir()
+    spec = embedder_spec(SentenceTransformerEmbedder(resolve_model("all-MiniLM-L6-v2")))
+    assert spec["kind"] == "sentence-transformers" and spec["name"] == "all-MiniLM-L6-v2"
+    assert embedder_from_spec(spec).dim == 384               # built from the name alone (no torch yet)
+    with pytest.raises(ModelError, match="not the one the build uses"):
+        embedder_from_spec({**spec, "dim": 768})
+    with pytest.raises(ModelError, match="not the one the build uses"):
+        embedder_from_spec({**spec, "prefixes": {"query": "query: ", "passage": "passage: "}})
+
+    class Other:
+        name, dim, max_tokens = "other", 8, 10
+
+    with pytest.raises(AzchatError, match="cannot send the embedder"):
+        embedder_spec(Other())
