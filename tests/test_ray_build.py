@@ -58,7 +58,7 @@ def _cluster_pids(token: str, temp: str) -> list[int]:
 
 def _stop(token: str, temp: str) -> None:
     """Stop the cluster's processes by their ids (SIGTERM, then SIGKILL for the ones still there)."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         pids = _cluster_pids(token, temp)
         for pid in pids:
             try:
@@ -228,56 +228,62 @@ def test_ray_build_is_the_local_build(tmp_path, ray_driver):
     assert nothing.embedded == 0 and nothing.ray["texts"] == 0      # nothing to embed: Ray is not touched
 
 
-@pytest.mark.slow
-def test_ray_build_with_a_real_model_by_name(tmp_path, ray_driver):
-    """A sentence-transformers model (tiny, random weights) that each worker loads from the name the manifest
-    records: the vectors equal the local build's within float tolerance, and so do the answers."""
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A sentence-transformers model with random weights, made here (loads torch: slow tests only)."""
     from tiny_models import make_embedding_model
 
+    return make_embedding_model(tmp_path_factory.mktemp("tiny") / "tiny-model")
+
+
+@pytest.mark.slow
+def test_ray_build_with_a_real_model_by_name(tmp_path, ray_driver, tiny_model):
+    """`model=` as `azchat index --model` gives it: each worker loads the model from the name the manifest
+    records (sentence-transformers), then on a --full rebuild the ONNX export the first build made (its folder
+    is on this machine); the vectors equal the local build's within float tolerance, and so do the answers."""
     from azchat.embedding import SentenceTransformerEmbedder
     from azchat.models import resolve_model
     from azchat.ray_build import build_on_ray
 
-    model = make_embedding_model(tmp_path / "tiny-model")
     notes = made_up_vault(tmp_path)
-    local_embedder = SentenceTransformerEmbedder(resolve_model(str(model)))
-    build_index(notes, tmp_path / "local", embedder=local_embedder)
-    stats = build_on_ray(notes, tmp_path / "ray", address=ray_driver, workers=2, block_rows=8,
-                         embedder=SentenceTransformerEmbedder(resolve_model(str(model))))
-    assert stats.ray["workers"] == 2 and stats.ray["texts"] == stats.embedded, stats.ray
-    assert load_generation(tmp_path / "ray").manifest["embedder"] == str(model)
-    assert_same_index(tmp_path / "local", tmp_path / "ray", local_embedder, atol=1e-5)
+    build_index(notes, tmp_path / "local", model=str(tiny_model))
+    stats = build_on_ray(notes, tmp_path / "ray", address=ray_driver, workers=2, model=str(tiny_model))
+    assert stats.ray["workers"] == 2 and stats.ray["embedder"] == "sentence-transformers", stats.ray
+    assert stats.ray["texts"] == stats.embedded > 30
+    assert load_generation(tmp_path / "ray").manifest["embedder"] == str(tiny_model)
+    reference = SentenceTransformerEmbedder(resolve_model(str(tiny_model)))
+    assert_same_index(tmp_path / "local", tmp_path / "ray", reference, atol=1e-5)
+
+    again = build_on_ray(notes, tmp_path / "ray", address=ray_driver, workers=2, model=str(tiny_model), full=True)
+    assert again.ray["embedder"] == "onnx" and again.ray["texts"] == stats.embedded, again.ray
+    assert_same_index(tmp_path / "local", tmp_path / "ray", reference, atol=1e-5)
 
 
 @pytest.mark.slow
-def test_index_ray_flag_starts_a_local_cluster(tmp_path):
-    """`azchat index --ray --json` with no address starts its own cluster (127.0.0.1), reports the Ray part
-    and the same build numbers as `azchat index --json`, and the two indexes answer alike."""
+def test_index_ray_flag_starts_a_local_cluster(tmp_path, tiny_model):
+    """`azchat index --ray --json` with no address starts its own cluster (127.0.0.1) and stops it, reports
+    the Ray part beside the usual build numbers, and writes the index the local build writes."""
     _ray_or_skip()
-    from tiny_models import make_embedding_model
-
-    model = make_embedding_model(tmp_path / "tiny-model")
-    notes = made_up_vault(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "AZCHAT_CACHE_DIR": str(tmp_path)}
-
-    def index(name: str, *extra: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", "azchat", "index", "--notes", str(notes), "--index",
-                               str(tmp_path / name), "--model", str(model), "--json", *extra],
-                              env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout)
-
-    local = index("local")
-    ray = index("ray", "--ray", "--ray-workers", "2")
-    assert ray.pop("ray")["workers"] == 2
-    for key in ("notes", "chunks", "added", "embedded", "skipped", "warnings"):
-        assert ray[key] == local[key], key
     from azchat.embedding import SentenceTransformerEmbedder
     from azchat.models import resolve_model
 
-    assert_same_index(tmp_path / "local", tmp_path / "ray", SentenceTransformerEmbedder(resolve_model(str(model))),
+    notes = made_up_vault(tmp_path)
+    local = build_index(notes, tmp_path / "local", model=str(tiny_model)).to_dict()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "AZCHAT_CACHE_DIR": str(tmp_path)}
+    for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "azchat", "index", "--notes", str(notes), "--index",
+                           str(tmp_path / "ray"), "--model", str(tiny_model), "--json", "--ray", "--ray-workers", "2"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ray = json.loads(done.stdout)
+    info = ray.pop("ray")
+    assert info["address"] == "local" and info["workers"] == 2, info
+    assert "Embedding:" in done.stderr and "/s" in done.stderr         # progress: rate (and time left)
+    for key in ("notes", "chunks", "added", "embedded", "skipped", "warnings"):
+        assert ray[key] == local[key], key
+    assert_same_index(tmp_path / "local", tmp_path / "ray", SentenceTransformerEmbedder(resolve_model(str(tiny_model))),
                       atol=1e-5)
-
 
 def test_a_worker_refuses_another_model_under_the_same_name():
     """What a worker builds from the manifest's name must be the driver's model (dimension, prefixes): a node

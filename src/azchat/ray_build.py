@@ -267,7 +267,8 @@ class RayEmbed:
             raise AzchatError(f"Ray returned vectors for {int(seen.sum())} of {len(texts)} chunks; the index "
                               "was not changed.")
         t2 = time.perf_counter()
-        self.info.update(workers=workers, workers_used=len(pids), threads_per_worker=self.threads, texts=self.info["texts"] + len(texts),
+        self.info.update(workers=workers, workers_used=len(pids), threads_per_worker=self.threads,
+                         embedder=spec["kind"], texts=self.info["texts"] + len(texts),
                          blocks=self.info["blocks"] + len(blocks),
                          connect_seconds=round(self.info["connect_seconds"] + t1 - t0, 3),
                          embed_seconds=round(self.info["embed_seconds"] + t2 - t1, 3),
