@@ -1,6 +1,7 @@
 """The Ray build against the local build, in the same run: wall time, scaling 1 -> 2 workers, same answers.
 
-    python bench/ray_build.py [--corpora vault,scifact] [--workers 2,1] [--work DIR] [--json OUT.json]
+    python bench/ray_build.py [--corpora vault,scifact] [--workers 2,1] [--repeat N] [--work DIR] [--json OUT.json]
+    python bench/ray_build.py --compare-only ...     # compare the indexes a run left in --work
 
 Each build is a fresh `azchat index --json` in its own process and its own new index folder (a first build:
 every chunk embedded, the ONNX export made), timed from the outside (imports, the cluster's start and stop
@@ -112,10 +113,15 @@ def scifact_scores(index: Path, mapping: dict, beir) -> dict:
     return out
 
 
-def run_corpus(name: str, notes: Path, work: Path, workers: list[int], extra=None) -> dict:
-    builds = [build(notes, work / f"{name}-local", None)]
-    for n in workers:
-        builds.append(build(notes, work / f"{name}-ray{n}", n))
+def run_corpus(name: str, notes: Path, work: Path, workers: list[int], extra=None, repeat: int = 1,
+               compare_only: bool = False) -> dict:
+    """Builds (local, then Ray with each worker count; `repeat` rounds, interleaved), then the comparisons on
+    the last round's indexes. `compare_only`: no builds, compare the indexes already in `work`."""
+    builds = []
+    for _ in range(0 if compare_only else repeat):
+        builds.append(build(notes, work / f"{name}-local", None))
+        for n in workers:
+            builds.append(build(notes, work / f"{name}-ray{n}", n))
     local = work / f"{name}-local"
     res = {"corpus": name, "builds": builds, "compare": {}}
     if name == "vault":
@@ -139,8 +145,15 @@ def run_corpus(name: str, notes: Path, work: Path, workers: list[int], extra=Non
         for n in workers:
             res["scores"][f"ray x{n}"] = scifact_scores(work / f"{name}-ray{n}", mapping, beir)
         say(json.dumps(res["scores"]))
-    t_local = builds[0]["wall_s"]
-    res["overhead"] = {b["build"]: round(b["wall_s"] / t_local, 3) for b in builds[1:]}
+    if builds:     # median wall time of each kind of build, and its ratio to the local build's
+        import statistics
+
+        walls: dict[str, list[float]] = {}
+        for b in builds:
+            walls.setdefault(b["build"], []).append(b["wall_s"])
+        med = {k: statistics.median(v) for k, v in walls.items()}
+        res["median_wall_s"] = med
+        res["overhead"] = {k: round(v / med["local"], 3) for k, v in med.items() if k != "local"}
     return res
 
 
@@ -150,6 +163,8 @@ def main():
     ap.add_argument("--workers", default="2,1", help="Ray worker counts to build with, in this order")
     ap.add_argument("--work", default="/tmp/azray-bench")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of builds, interleaved (local, ray N, ...)")
+    ap.add_argument("--compare-only", action="store_true", help="no builds: compare the indexes in --work")
     a = ap.parse_args()
     sys.path.insert(0, str(REPO / "src"))
     import ray  # noqa: F401  (fail here, not after the local build, when Ray is missing)
@@ -161,15 +176,19 @@ def main():
            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": []}
     for name in a.corpora.split(","):
         if name == "vault":
-            out["results"].append(run_corpus("vault", VAULT, work, workers))
+            out["results"].append(run_corpus("vault", VAULT, work, workers, repeat=a.repeat,
+                                              compare_only=a.compare_only))
         elif name == "scifact":
             from azchat import eval as ev
 
             beir = ev.load_beir(SCIFACT)
             notes = work / "scifact-notes"
-            shutil.rmtree(notes, ignore_errors=True)
-            mapping = ev.write_beir_notes(beir, notes)
-            out["results"].append(run_corpus("scifact", notes, work, workers, (mapping, beir)))
+            if not a.compare_only:
+                shutil.rmtree(notes, ignore_errors=True)
+            mapping = {ev._safe_name(d) + ".md": d for d in beir.corpus} if a.compare_only \
+                else ev.write_beir_notes(beir, notes)         # (note name -> doc id, as written)
+            out["results"].append(run_corpus("scifact", notes, work, workers, (mapping, beir), repeat=a.repeat,
+                                              compare_only=a.compare_only))
         if a.json:
             Path(a.json).write_text(json.dumps(out, indent=1), encoding="utf-8")
     out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -191,6 +191,7 @@ def test_missing_ray_names_the_extra(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.setitem(sys.modules, "ray.data", None)
+    monkeypatch.setattr(os, "environ", os.environ.copy())     # what require_ray sets for Ray stays in this test
     with pytest.raises(RayMissingError, match=r'pip install "azchat\[ray\]"'):
         require_ray()
     notes = write_fixture_vault(tmp_path / "notes")
