@@ -229,6 +229,25 @@ def test_ray_build_is_the_local_build(tmp_path, ray_driver):
     assert nothing.embedded == 0 and nothing.ray["texts"] == 0      # nothing to embed: Ray is not touched
 
 
+def test_a_worker_with_another_model_stops_the_build(tmp_path, ray_driver):
+    """The actors build the model from its name; when that is not the driver's model (here: the driver claims
+    another dimension) the build stops with one sentence and writes nothing."""
+    from conftest import bundled_model_dir
+
+    from azchat.embedding import SentenceTransformerEmbedder
+    from azchat.errors import AzchatError
+    from azchat.models import resolve_model
+    from azchat.ray_build import build_on_ray
+
+    bundled_model_dir()
+    claims = SentenceTransformerEmbedder(resolve_model("all-MiniLM-L6-v2"))
+    claims.dim = 64
+    notes = write_fixture_vault(tmp_path / "notes")
+    with pytest.raises(AzchatError, match="Embedding on Ray failed: .*not the one the build uses"):
+        build_on_ray(notes, tmp_path / "ray", address=ray_driver, workers=1, embedder=claims)
+    assert not (tmp_path / "ray" / "CURRENT").exists()
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A sentence-transformers model with random weights, made here (loads torch: slow tests only)."""

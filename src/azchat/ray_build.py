@@ -197,6 +197,16 @@ def _local_object_store() -> int:
     return max(mb, 80) * 1024 * 1024
 
 
+def _reason(exc: BaseException) -> str:
+    """The azchat error a Ray exception carries (a worker's ModelError), else its first line."""
+    text = str(exc)
+    for name in ("ModelError", "AzchatError"):
+        if f"{name}: " in text:
+            return text.rsplit(f"{name}: ", 1)[1].strip().splitlines()[0]
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
 def _cluster_cpus(ray) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
@@ -254,15 +264,20 @@ class RayEmbed:
         seen = np.zeros(len(texts), dtype=bool)
         pids: set[int] = set()
         done = 0
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-            rows = np.asarray(batch["row"], dtype=np.int64)
-            vecs = np.asarray(batch["vector"], dtype=np.float32).reshape(len(rows), embedder.dim)
-            out[rows] = vecs
-            seen[rows] = True
-            pids.update(int(x) for x in np.unique(batch["worker"]))
-            done += len(rows)
-            if progress:
-                progress(min(done, len(texts)), len(texts))
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+                rows = np.asarray(batch["row"], dtype=np.int64)
+                vecs = np.asarray(batch["vector"], dtype=np.float32).reshape(len(rows), embedder.dim)
+                out[rows] = vecs
+                seen[rows] = True
+                pids.update(int(x) for x in np.unique(batch["worker"]))
+                done += len(rows)
+                if progress:
+                    progress(min(done, len(texts)), len(texts))
+        except AzchatError:
+            raise
+        except Exception as exc:      # a worker's error arrives wrapped in Ray's: one sentence, not a traceback
+            raise AzchatError(f"Embedding on Ray failed: {_reason(exc)}. The index was not changed.") from exc
         if not seen.all():
             raise AzchatError(f"Ray returned vectors for {int(seen.sum())} of {len(texts)} chunks; the index "
                               "was not changed.")
