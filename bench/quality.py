@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from azchat import eval as ev                                  # noqa: E402
-from azchat.indexing import build_index                        # noqa: E402
-from azchat.lexical import LexicalIndex, LexicalSettings       # noqa: E402
-from azchat.retrieval import FusionSettings, Retriever          # noqa: E402
+from azchat.apps import evaluation as ev                                  # noqa: E402
+from azchat.index.building import build_index                        # noqa: E402
+from azchat.index.lexical import LexicalIndex, LexicalSettings       # noqa: E402
+from azchat.search.retrieval import FusionSettings, Retriever          # noqa: E402
 
 CACHE = Path(os.environ.get("AZQ_CACHE", "/tmp/azq"))
 # the shared data sits beside the checkout (/work/main -> /work/shared) or one level up (a worktree under /work/wt)
@@ -62,7 +62,7 @@ CONFIGS = {
 
 def legacy_tokenize(text):
     """The trunk tokenizer (lowercase, stopwords, crude plural fold), for the baseline rows."""
-    from azchat import lexical
+    from azchat.index import lexical
 
     out = []
     for tok in lexical.words(text):
@@ -79,7 +79,7 @@ class MemoEmbedder:
     """The real embedder with a cache of query vectors, so configurations compare without re-embedding."""
 
     def __init__(self, inner):
-        from azchat.embedding import prefixes
+        from azchat.index.embedding import prefixes
 
         self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
         self.query_prefix, self.passage_prefix = prefixes(inner)["query"], prefixes(inner)["passage"]
@@ -100,7 +100,7 @@ class MemoEmbedder:
 
 
 def retriever_for(index: Path, lex: LexicalSettings, fusion: FusionSettings, legacy: bool) -> Retriever:
-    from azchat import lexical
+    from azchat.index import lexical
 
     if index not in _EMBEDDERS:
         _EMBEDDERS[index] = MemoEmbedder(Retriever(index).embedder)
@@ -139,7 +139,9 @@ class Legacy:
         self.answers = answers
 
     def __enter__(self):
-        from azchat import answer, lexical, retrieval
+        from azchat.answer import extractive as answer
+        from azchat.index import lexical
+        from azchat.search import retrieval
 
         self.saved = (lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose)
         if self.on:
@@ -148,7 +150,9 @@ class Legacy:
             retrieval.compose = trunk_compose()
 
     def __exit__(self, *exc):
-        from azchat import answer, lexical, retrieval
+        from azchat.answer import extractive as answer
+        from azchat.index import lexical
+        from azchat.search import retrieval
 
         lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose = self.saved
 

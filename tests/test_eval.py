@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from azchat import eval as ev
-from azchat.cli import main
+from azchat.apps import evaluation as ev
+from azchat.apps.cli import main
 
 from conftest import write
 
@@ -49,9 +49,9 @@ def test_question_file_errors_are_clear(tmp_path):
 
 @pytest.fixture
 def fake_model(monkeypatch, fake):
-    import azchat.embedding
+    import azchat.index.embedding
 
-    monkeypatch.setattr(azchat.embedding, "load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr(azchat.index.embedding, "load_embedder", lambda model=None, index_dir=None: fake)
     return fake
 
 

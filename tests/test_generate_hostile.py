@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from azchat import Retriever, build_index, generate
-from azchat.cli import main
-from azchat.generate import MAX_TOKENS, CitationCheck
+from azchat import Retriever, build_index
+from azchat.answer import written as generate
+from azchat.apps.cli import main
+from azchat.answer.written import MAX_TOKENS, CitationCheck
 from azchat.types import Citation
 
 from conftest import write
@@ -127,7 +128,7 @@ QUESTION = "when do backups run and how long are they kept"
 def hostile(vault, tmp_path, fake, monkeypatch):
     write(vault, "ops/backup.md", HOSTILE_NOTE)
     build_index(vault, tmp_path / "index", embedder=fake)
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     return vault, tmp_path / "index", Retriever(tmp_path / "index", embedder=fake)
 
 
@@ -139,8 +140,8 @@ def assert_clean(answer: str) -> None:
 
 def test_a_note_that_injects_a_source_and_an_image_is_caught_everywhere(hostile, endpoint, capsys):
     notes, index, r = hostile
-    from azchat.service import NotesService
-    from azchat.tools import NotesTools
+    from azchat.apps.service import NotesService
+    from azchat.apps.tools import NotesTools
 
     endpoint.responder = lambda body: OBEYED
     ans = r.ask(QUESTION, mode="generative", on_text=lambda piece: None)          # the library, streamed

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from azchat import build_index
-from azchat.embedding import HashEmbedder
+from azchat.index.embedding import HashEmbedder
 from azchat.errors import IndexLockedError, NotesNotFoundError
-from azchat.store import build_lock, current_folder, load_generation
+from azchat.index.store import build_lock, current_folder, load_generation
 
 from conftest import write
 
@@ -92,7 +92,7 @@ def test_crash_while_writing_keeps_the_last_good_index(vault, tmp_path, fake, mo
     build_index(vault, idx, embedder=fake)
     before = current_folder(idx)
     write(vault, "new.md", "# New\n\nfresh text\n")
-    import azchat.lexical as lexical
+    import azchat.index.lexical as lexical
 
     def boom(self, folder, *args, **kwargs):
         raise OSError("disk full")

@@ -11,13 +11,13 @@ __all__ = ["build_index", "Retriever", "Answer", "Hit", "Citation", "BuildStats"
 
 if TYPE_CHECKING:
     from .errors import AzchatError
-    from .indexing import build_index
-    from .retrieval import Retriever
+    from .index.building import build_index
+    from .search.retrieval import Retriever
     from .types import Answer, BuildStats, Citation, Hit
 
 _LAZY = {
-    "build_index": ("indexing", "build_index"),
-    "Retriever": ("retrieval", "Retriever"),
+    "build_index": ("index.building", "build_index"),
+    "Retriever": ("search.retrieval", "Retriever"),
     "Answer": ("types", "Answer"),
     "Hit": ("types", "Hit"),
     "Citation": ("types", "Citation"),

@@ -35,7 +35,7 @@ def _built_from(index: Path) -> Path | None:
     if not (index / "CURRENT").is_file():
         return None
     from .errors import AzchatError
-    from .store import read_manifest
+    from .index.store import read_manifest
 
     try:
         recorded = (read_manifest(index) or {}).get("notes_dir")

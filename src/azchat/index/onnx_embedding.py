@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 from .models import ModelInfo
 from .store import fsync_file
 

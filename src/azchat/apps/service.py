@@ -11,11 +11,12 @@ import threading
 import time
 from pathlib import Path
 
-from . import config, inputs
-from .referring import refers_back
-from .errors import AzchatError
-from .sources import Section, read_section
-from .types import Answer, BuildStats, Hit
+from .. import config
+from . import inputs
+from ..notes.referring import refers_back
+from ..errors import AzchatError
+from ..notes.sections import Section, read_section
+from ..types import Answer, BuildStats, Hit
 
 
 _FOLLOW_START = ("and ", "what about", "how about", "und ", "und was", "was ist mit", "also ")
@@ -49,7 +50,7 @@ class NotesService:
     # -- opening -------------------------------------------------------------------------------
     def open(self, log=None, progress=None) -> BuildStats | None:
         """Build or update the index when it is missing or stale, then open it. Returns the build's stats."""
-        from .indexing import check_notes_or_index, is_stale
+        from ..index.building import check_notes_or_index, is_stale
 
         stats = None
         check_notes_or_index(self.notes_dir, self.index_dir)
@@ -67,13 +68,13 @@ class NotesService:
         r = self._retriever
         if r is not None and self.model is None:
             return r.embedder            # keep the model the index was built with: incremental update
-        from .embedding import load_embedder
+        from ..index.embedding import load_embedder
 
         self._embedder = load_embedder(self.model)
         return self._embedder
 
     def _build(self, full: bool = False, progress=None, log=None) -> BuildStats:
-        from .indexing import build_index
+        from ..index.building import build_index
 
         embedder = self._embedder
         if embedder is None and self._retriever is not None and self.model is None:
@@ -84,7 +85,7 @@ class NotesService:
                            progress=progress, log=log, wait_seconds=30.0)
 
     def _open_retriever(self):
-        from .retrieval import Retriever
+        from ..search.retrieval import Retriever
 
         embedder = self._embedder
         if embedder is None and self._retriever is not None:
@@ -250,7 +251,7 @@ class NotesService:
     def pending_changes(self) -> dict | None:
         """Notes added, touched or removed since the last build (stat only): {"added", "changed",
         "removed"}; None when unknown (no index yet, other chunking rules, the notes folder unreadable)."""
-        from .indexing import pending_changes
+        from ..index.building import pending_changes
 
         try:
             return pending_changes(self.notes_dir, self.index_dir)

@@ -9,7 +9,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 from .models import ModelInfo, resolve_model
 
 Progress = Callable[[int, int], None]   # (done, total)
@@ -175,7 +175,7 @@ def load_embedder(model: str | None = None, index_dir=None):
     With `index_dir`, the light ONNX export of exactly this model stored beside that index is preferred
     (same name, same vectors, no torch); otherwise the sentence-transformers reference.
     """
-    from .config import model_name
+    from ..config import model_name
 
     info = resolve_model(model_name(model))
     if index_dir is not None and light_enabled():

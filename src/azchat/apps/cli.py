@@ -6,8 +6,9 @@ import json
 import sys
 import time
 
-from . import __version__, config, inputs
-from .errors import AzchatError, IndexLockedError, InputError
+from .. import __version__, config
+from . import inputs
+from ..errors import AzchatError, IndexLockedError, InputError
 
 LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
@@ -113,8 +114,8 @@ def _say(message: str) -> None:
 
 
 def _build(args, wait: float | None = None):
-    from .indexing import build_index
-    from .progress import ProgressBar
+    from ..index.building import build_index
+    from ..progress import ProgressBar
 
     wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
     return build_index(args.notes, args.index, full=getattr(args, "full", False), model=args.model,
@@ -123,8 +124,8 @@ def _build(args, wait: float | None = None):
 
 def _retriever(args):
     """Open the index, building or updating it first when it is missing or stale."""
-    from .indexing import check_notes_or_index, is_stale
-    from .retrieval import Retriever
+    from ..index.building import check_notes_or_index, is_stale
+    from ..search.retrieval import Retriever
 
     notes, index = config.notes_dir(args.notes, args.index), config.index_dir(args.index)
     check_notes_or_index(notes, index)
@@ -139,7 +140,7 @@ def _retriever(args):
                 raise
             _say("Another azchat indexer is updating the index; answering from the current index.")
     if embedder is None and args.model:
-        from .embedding import load_embedder
+        from ..index.embedding import load_embedder
 
         embedder = load_embedder(args.model, index)
     return Retriever(index, embedder=embedder, reranker=args.reranker)
@@ -147,8 +148,8 @@ def _retriever(args):
 
 def _prefetched_embedder(args, index):
     """The index's ONNX embedder, its session already loading in the background; None if there is none."""
-    from .embedding import light_enabled, load_embedder
-    from .store import read_manifest
+    from ..index.embedding import light_enabled, load_embedder
+    from ..index.store import read_manifest
 
     if not light_enabled():
         return None
@@ -250,7 +251,7 @@ def _ask_written(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .progress import ProgressBar
+    from ..progress import ProgressBar
     from .service import NotesService
 
     auth = config.auth_from_env()     # a malformed AZCHAT_AUTH fails before any work
@@ -277,7 +278,7 @@ def cmd_serve(args) -> int:
 
     watcher = None
     if args.watch:
-        from .watch import Watcher
+        from ..index.watch import Watcher
 
         watcher = Watcher(args.notes, args.index, model=args.model, log=_say,
                           embedder=service.retriever.embedder,     # the index's model, loaded once
@@ -301,13 +302,13 @@ def cmd_serve(args) -> int:
 
 
 def cmd_mcp(args) -> int:
-    from .mcp_server import serve_stdio
+    from .mcp import serve_stdio
 
     return serve_stdio(args.notes, args.index, model=args.model)
 
 
 def cmd_watch(args) -> int:
-    from .watch import Watcher
+    from ..index.watch import Watcher
 
     def report(stats) -> None:
         if args.json:
@@ -316,7 +317,7 @@ def cmd_watch(args) -> int:
             return
         _print_build(stats, prefix=f"{time.strftime('%H:%M:%S')} ")
 
-    from .progress import ProgressBar
+    from ..progress import ProgressBar
 
     bar: dict = {"bar": None, "last": (0, 0)}
 
@@ -342,12 +343,12 @@ def cmd_watch(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from . import eval as ev
+    from . import evaluation as ev
     args.k = inputs.whole(args.k, "k", 1)
     if bool(args.questions) == bool(args.beir):
         raise ev.EvalInputError("Give either a questions file or --beir DIR, not both or neither.")
     if args.beir:
-        from .progress import ProgressBar
+        from ..progress import ProgressBar
 
         result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=_say,
                                   progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"),
@@ -363,7 +364,7 @@ def cmd_eval(args) -> int:
     questions = ev.split_questions(ev.load_questions(args.questions), args.split)
     mode = "extractive"
     if args.llm:
-        from .llm import load_config
+        from ..answer.llm import load_config
 
         if load_config() is None:
             raise ev.EvalInputError("eval --llm needs a model endpoint: set AZCHAT_LLM_BASE_URL and "

@@ -2,7 +2,7 @@
 one-sentence errors (InputError: CLI exit 2, HTTP 400, an MCP tool error, a chat error)."""
 from __future__ import annotations
 
-from .errors import InputError
+from ..errors import InputError
 
 MAX_K = 50                  # hits per search
 MAX_QUERY_CHARS = 2000      # a question longer than this is not a question

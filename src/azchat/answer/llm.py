@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import AzchatError
+from ..errors import AzchatError
 
 DEFAULT_TIMEOUT = 60.0
 MAX_RETRIES = 1                    # one retry (a 429 or a dropped connection); a timeout is not waited twice

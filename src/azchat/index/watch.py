@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
+from ..config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
 from .embedding import Embedder
-from .errors import AzchatError, NotesNotFoundError
-from .notes import NOTE_SUFFIXES
-from .types import BuildStats
+from ..errors import AzchatError, NotesNotFoundError
+from ..notes.reading import NOTE_SUFFIXES
+from ..types import BuildStats
 
 TEMP_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".temp", ".part", ".crdownload", ".bak", ".orig", ".kate-swp")
 TEMP_NAMES = frozenset({"4913"})          # vim's write test file
@@ -238,7 +238,7 @@ class Watcher:
             self._crashed = exc
 
     def _stale(self) -> bool:
-        from .indexing import is_stale
+        from .building import is_stale
 
         try:
             return is_stale(self.notes_dir, self.index_dir)
@@ -247,7 +247,7 @@ class Watcher:
 
     def build(self) -> BuildStats | None:
         """One incremental build now; calls on_update when the index changed. Errors go to on_error."""
-        from .indexing import build_index
+        from .building import build_index
 
         try:
             stats = build_index(self.notes_dir, self.index_dir, embedder=self.embedder, settings=self.settings,

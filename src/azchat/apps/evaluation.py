@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .errors import AzchatError
+from ..errors import AzchatError
 
 
 class EvalInputError(AzchatError):
@@ -73,7 +73,7 @@ class QueryCache:
     """Wraps a retriever's embedder: queries are embedded once, in batches, and reused by search and ask."""
 
     def __init__(self, inner):
-        from .embedding import prefixes
+        from ..index.embedding import prefixes
 
         self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
         p = prefixes(inner)
@@ -153,7 +153,7 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
     rows = []
     written = None
     if mode != "extractive":
-        from .generate import WrittenTally
+        from ..answer.written import WrittenTally
 
         written = WrittenTally()
     for q in questions:
@@ -248,7 +248,7 @@ def format_summary(s: dict) -> str:
         if s["unanswerable"]:
             lines.append(f"  unanswerable refused {s['unanswerable_refused']}/{s['unanswerable']}")
     if s.get("mode") == "generative":
-        from .generate import WrittenTally
+        from ..answer.written import WrittenTally
 
         lines.append(WrittenTally.format(s))
     return "\n".join(lines)
@@ -362,8 +362,8 @@ def evaluate_beir(folder, work: Path | None = None, embedder=None, fusion=None, 
                   reranker=None) -> dict:
     """Index the BEIR corpus and score its test queries. The notes and index go to a private folder made for
     this run (mode 0700, a fresh name under `work`, else under the system temp folder), removed at the end."""
-    from .indexing import build_index
-    from .retrieval import Retriever
+    from ..index.building import build_index
+    from ..search.retrieval import Retriever
 
     beir = load_beir(folder)
     if work is not None:

@@ -11,15 +11,15 @@ from typing import Callable
 import numpy as np
 
 from . import dense
-from .chunking import chunk_note
-from .config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
+from ..notes.chunking import chunk_note
+from ..config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
-from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
+from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import BM25Writer, LexicalIndex
-from .notes import Skipped, find_notes, read_note, relative_path
+from ..notes.reading import Skipped, find_notes, read_note, relative_path
 from .columns import embed_key
 from .store import CURRENT, Generation, build_lock, load_generation, read_manifest, tidy, write_generation
-from .types import BuildStats, Chunk
+from ..types import BuildStats, Chunk
 
 Log = Callable[[str], None]
 
@@ -131,7 +131,7 @@ def _int_env(name: str, default: int) -> int:
 
 def _word_table(index_dir: Path, log: Log) -> None:
     """The word-frequency table the refusal reads (language.py), written once per index folder."""
-    from . import language
+    from ..notes import language
 
     if not language.table_path(index_dir).is_file():
         log("Writing the English/German word-frequency table (once)")

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from . import __version__
-from .errors import AzchatError, IndexCorruptError, IndexNotFoundError, SourceError
+from .. import __version__
+from ..errors import AzchatError, IndexCorruptError, IndexNotFoundError, SourceError
 from .gate import AUTH_HINT, CHALLENGE, Gate, HostCheck, allowed_hosts_from_env, credentials_ok  # noqa: F401
 from .tools import (MAX_K, AskResult, NoteLines, NotesTools, NotReadyError, SearchResult, StatusResult,
                     ToolInputError)
@@ -149,7 +149,7 @@ def serve_kwargs(tools: NotesTools, auth: tuple[str, str] | None, host: str,
     from starlette.middleware import Middleware
     from starlette.routing import Mount, Route
 
-    from .mcp_server import build_server
+    from .mcp import build_server
 
     hosts = hosts or HostCheck(host, allowed_hosts_from_env())
     server = build_server(tools)

@@ -30,8 +30,8 @@ import numpy as np
 
 from .columns import ChunkColumns, ChunkList, write_columns
 from .models import file_sha256
-from .errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
-from .types import Chunk
+from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from ..types import Chunk
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)

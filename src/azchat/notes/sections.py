@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import SourceError
-from .notes import NOTE_SUFFIXES, decode, link_problem, looks_binary, read_regular, split_lines
+from ..errors import SourceError
+from .reading import NOTE_SUFFIXES, decode, link_problem, looks_binary, read_regular, split_lines
 from .syntax import Fences, heading_of
 
 MAX_SECTION_LINES = 400

@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .errors import AzchatError
-from .syntax import Fences, fence_of
-from .types import Answer, Citation
+from ..errors import AzchatError
+from ..notes.syntax import Fences, fence_of
+from ..types import Answer, Citation
 
 MODES = ("extractive", "generative")
 PASSAGES = 5                       # passages the model sees at most
@@ -471,7 +471,7 @@ def narrow(passage: Citation, claims: list[str]) -> Citation:
     """The citation narrowed to the lines its sentences come from: for each sentence, the passage line that
     shares most of its words (at least half of them, and two), a code line its whole fenced block. The whole
     passage when any sentence has no such line (a paraphrase, or words from several lines)."""
-    from .lexical import tokenize
+    from ..index.lexical import tokenize
 
     lines = passage.snippet.split("\n")
     tokens = [set(tokenize(line)) for line in lines]

@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .types import Chunk
+from ..types import Chunk
 
 SEGMENT_FROM = 10_000        # bases with fewer rows are rewritten whole (it is cheap): AZCHAT_SEGMENT_FROM
 

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dense, language
-from .answer import compose
-from .config import index_dir as default_index
-from .embedding import Embedder, embed_queries, prefixes, recorded_prefixes
-from .errors import IndexCorruptError
-from .lexical import LexicalIndex, is_german, tokenize
+from ..index import dense
+from ..notes import language
+from ..answer.extractive import compose
+from ..config import index_dir as default_index
+from ..index.embedding import Embedder, embed_queries, prefixes, recorded_prefixes
+from ..errors import IndexCorruptError
+from ..index.lexical import LexicalIndex, is_german, tokenize
 from .refusal import Refusal, RefusalSettings
-from .store import Generation, load_generation
-from .syntax import blocks_open_at, indented_code_at
-from .types import Answer, Chunk, Hit
+from ..index.store import Generation, load_generation
+from ..notes.syntax import blocks_open_at, indented_code_at
+from ..types import Answer, Chunk, Hit
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _open_search_indexes(gen: Generation) -> dict:
     """BM25 and FAISS of a generation; opened inside load_generation, which retries when a build pruned it.
     A base + segment generation (segments.py) opens both and searches them as one."""
     if gen.base is not None:
-        from .segments import DenseView, LexicalView
+        from ..index.segments import DenseView, LexicalView
 
         base = _open_search_indexes(gen.base)
         seg = gen.segment
@@ -75,7 +76,7 @@ class Retriever:
         self._gen: Generation = load_generation(self.index_dir, also=_open_search_indexes)
         manifest = self._gen.manifest
         if embedder is None:
-            from .embedding import load_embedder
+            from ..index.embedding import load_embedder
 
             embedder = load_embedder(manifest.get("model"), self.index_dir)   # ONNX export when there is one
         if embedder.name != manifest.get("embedder") or embedder.dim != manifest.get("dim"):
@@ -296,7 +297,7 @@ class Retriever:
         answer = compose(question, hits, chunks, idf, found, opening=self.opening)
         if mode == "extractive":
             return answer
-        from .generate import answer_in_mode
+        from ..answer.written import answer_in_mode
 
         return answer_in_mode(answer, mode, on_text=on_text)
 

@@ -12,8 +12,8 @@ from typing import Callable
 
 from .editor import EditorLinks
 from .note_html import plain_text, render_markdown
-from .syntax import Fences
-from .types import Answer, Citation, Hit
+from ..notes.syntax import Fences
+from ..types import Answer, Citation, Hit
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # after html.escape: no tags, links, emphasis, code
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import AzchatError
+from ..errors import AzchatError
 
 DEFAULT_TEMPLATE = "vscode://file/{path}:{line}"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")

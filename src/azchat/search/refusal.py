@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from .language import is_common_word
-from .lexical import STOPWORDS, LexicalIndex, tokenize
-from .types import Chunk
+from ..notes.language import is_common_word
+from ..index.lexical import STOPWORDS, LexicalIndex, tokenize
+from ..types import Chunk
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 # Never reach for the network: models come from disk only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

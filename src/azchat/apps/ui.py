@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # no calls home; mu
 import gradio as gr  # noqa: E402
 
 from .editor import EditorLinks  # noqa: E402
-from .errors import AzchatError  # noqa: E402
+from ..errors import AzchatError  # noqa: E402
 from .note_html import code_css  # noqa: E402
 from .render import chat_markdown, md_text, sources_html, status_html  # noqa: E402
 from .service import NotesService  # noqa: E402
@@ -129,8 +129,8 @@ def _call(fn, *args, **kwargs):
 def written_turn(service: NotesService, message: str, history: list, asked: list, tags, folder):
     """The chat turn with a written answer from your model endpoint (generate.py): yields (history, sources
     HTML or None, asked) as the checked text streams in, the last one with the sources and any notice."""
-    from .generate import stream_answer
-    from .types import Answer
+    from ..answer.written import stream_answer
+    from ..types import Answer
 
     t, f = _filters(tags, folder)
     answer = _call(service.ask, message, tags=t, folder=f, previous=asked)
@@ -269,7 +269,7 @@ def build_app(service: NotesService) -> gr.Blocks:
 
 def _written_toggle():
     """"Written answer by <model>" when a model endpoint is configured (AZCHAT_LLM_* or AZURE_OPENAI_*)."""
-    from .llm import LLMConfigError, configured, load_config
+    from ..answer.llm import LLMConfigError, configured, load_config
 
     if not configured():
         return None

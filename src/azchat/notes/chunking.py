@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .config import ChunkSettings
+from ..config import ChunkSettings
 from .syntax import LineCleaner, heading_of
-from .types import Chunk, Note
+from ..types import Chunk, Note
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from .lexical import tokenize
-from .referring import opens_referring_back
-from .syntax import LineCleaner, clean_inline, fence_of, heading_of, indent_width
-from .types import Answer, Chunk, Citation, Hit
+from ..index.lexical import tokenize
+from ..notes.referring import opens_referring_back
+from ..notes.syntax import LineCleaner, clean_inline, fence_of, heading_of, indent_width
+from ..types import Answer, Chunk, Citation, Hit
 
 NOT_FOUND = "I could not find anything about this in your notes."
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`*_]?[A-ZÄÖÜ0-9])")

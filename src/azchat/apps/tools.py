@@ -14,10 +14,10 @@ from typing import get_type_hints
 from typing_extensions import NotRequired, TypedDict   # pydantic (MCP output schemas, OpenAPI) wants these before 3.12
 
 from . import inputs
-from .errors import AzchatError, InputError
+from ..errors import AzchatError, InputError
 from .inputs import MAX_K, MAX_QUERY_CHARS  # noqa: F401 (the caps live in inputs.py, for every surface)
-from .sources import MAX_SECTION_LINES, indexed_lines
-from .types import Citation, Hit
+from ..notes.sections import MAX_SECTION_LINES, indexed_lines
+from ..types import Citation, Hit
 MAX_TEXT_CHARS = 4000       # one hit's text, one citation's snippet, the answer
 MAX_LINE_CHARS = 2000       # one line returned by get
 MAX_GET_LINES = MAX_SECTION_LINES
@@ -194,7 +194,7 @@ class NotesTools:
 
     def refresh(self) -> None:
         """Index the notes changed since the last build (incrementally) when the last check is old enough."""
-        from .indexing import note_changes
+        from ..index.building import note_changes
 
         self._wait_ready()
         if self.refresh_every is None or time.monotonic() - self._checked < self.refresh_every:
@@ -255,7 +255,7 @@ class NotesTools:
         self._check_filters(tags, folder)
         answer = self.service.ask(question, tags=tags, folder=folder)
         if mode == "generative":                # your model writes it from the same passages (generate.py)
-            from .generate import write_answer
+            from ..answer.written import write_answer
 
             answer = write_answer(answer)
         out = answer.to_dict()
@@ -306,7 +306,7 @@ class NotesTools:
     def status(self) -> StatusResult:
         """The index's status (notes, chunks, built_at, model, rebuild progress, as the chat's /status) and
         changed_since_build: the notes added, changed or removed since (not yet indexed)."""
-        from .indexing import note_changes
+        from ..index.building import note_changes
 
         svc = self.service
         changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 DEPTH = 30        # fused candidates the cross-encoder reads: one forward pass (question, chunk) each
 BLEND_K = 60      # the reciprocal-rank constant (as in RRF)
@@ -35,7 +35,7 @@ def blend(scores: Sequence[float], k: int = BLEND_K) -> list[int]:
 def resolve_reranker(name: str) -> Path:
     """The local folder of a cross-encoder: a path, or a hub name already in the Hugging Face cache (a bare
     name is looked up under cross-encoder/). Raises ModelError; never downloads."""
-    from .models import _read_json, check_safetensors, local_folder
+    from ..index.models import _read_json, check_safetensors, local_folder
 
     path = local_folder(name, name if "/" in name else f"cross-encoder/{name}", "Reranker", "cross-encoder")
     if not (path / "config.json").is_file():
@@ -59,7 +59,7 @@ class CrossEncoderReranker:
     def _load(self):
         with self._lock:
             if self._model is None:
-                from .models import _read_json
+                from ..index.models import _read_json
 
                 cfg = _read_json(self.path / "config.json", {})
                 longest = min(int(cfg.get("max_position_embeddings") or 512), 512)
@@ -101,7 +101,7 @@ class CrossEncoderReranker:
 
 def load_reranker(name: str | None = None):
     """The reranker named here, else by $AZCHAT_RERANKER; None when neither names one (or says "off")."""
-    from .config import reranker_name
+    from ..config import reranker_name
 
     chosen = reranker_name(name)
     return None if chosen is None else CrossEncoderReranker(chosen)

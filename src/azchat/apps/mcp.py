@@ -16,8 +16,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
-from . import __version__
-from .errors import AzchatError
+from .. import __version__
+from ..errors import AzchatError
 from .tools import MAX_GET_LINES, MAX_K, AskResult, NoteLines, NotesTools, SearchResult, StatusResult
 
 INSTRUCTIONS = (
@@ -90,7 +90,7 @@ def build_server(tools: NotesTools) -> MCPServer:
 
 def serve_stdio(notes=None, index=None, model=None) -> int:
     """`azchat mcp`: open the index in the background and speak MCP on stdin/stdout until stdin closes."""
-    from .progress import ProgressBar
+    from ..progress import ProgressBar
     from .service import NotesService
 
     def log(message: str) -> None:

@@ -28,7 +28,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .types import Chunk
+from ..types import Chunk
 
 TEXT_FIELDS = ("id", "heading", "text", "embed_text", "search_text")
 FOLDER = "chunks"
@@ -137,7 +137,7 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
     keys: list[bytes] = []
     paths: dict[str, int] = {}
     metas: dict[str, int] = {}
-    from .refusal import _IDENTIFIER, _PART
+    from ..search.refusal import _IDENTIFIER, _PART
 
     words: set[str] = set()
     identifiers: set[str] = set()
@@ -381,18 +381,18 @@ class ChunkList(_Table, Sequence[Chunk]):
         return getattr(self._chunks[i], name)
 
     def notes_text(self):
-        from .refusal import _PART
+        from ..search.refusal import _PART
 
         text = "\n".join(c.text for c in self._chunks).lower()
         return frozenset(_PART.findall(text)), text
 
     def compact_text(self):
-        from .refusal import _PART
+        from ..search.refusal import _PART
 
         return "".join(_PART.findall(self.notes_text()[1]))
 
     def identifiers(self):
-        from .refusal import _IDENTIFIER
+        from ..search.refusal import _IDENTIFIER
 
         return frozenset(m.lower().strip("_") for c in self._chunks if "_" in c.search_text
                          for m in _IDENTIFIER.findall(c.search_text))

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .errors import NotesNotFoundError
+from ..errors import NotesNotFoundError
 from .syntax import Fences
-from .types import Note
+from ..types import Note
 
 NOTE_SUFFIXES = (".md", ".markdown", ".mdx")
 MAX_NOTE_BYTES = 20 * 1024 * 1024
