@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO / "src"))
 from azchat.apps import evaluation as ev                                  # noqa: E402
 from azchat.index.building import build_index                        # noqa: E402
 from azchat.index.lexical import LexicalIndex, LexicalSettings       # noqa: E402
-from azchat.search.retrieval import FusionSettings, Retriever          # noqa: E402
+from azchat import Retriever
+from azchat.search.retrieval import FusionSettings          # noqa: E402
 
 CACHE = Path(os.environ.get("AZQ_CACHE", "/tmp/azq"))
 # the shared data sits beside the checkout (/work/main -> /work/shared) or one level up (a worktree under /work/wt)

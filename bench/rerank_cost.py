@@ -48,7 +48,7 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     from azchat.search.rerank import DEPTH, CrossEncoderReranker
-    from azchat.search.retrieval import Retriever
+    from azchat import Retriever
 
     r = Retriever(args.index, reranker="off")
     from tokenizers.normalizers import BertNormalizer

@@ -261,7 +261,7 @@ def rss():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
 import numpy as np, faiss
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 from azchat.index.store import read_manifest
 index, mode, questions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 out = {}

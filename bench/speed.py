@@ -74,7 +74,7 @@ WARM_CHILD = r"""
 import json, sys, time, statistics
 import numpy as np
 index, qs = sys.argv[1], json.load(open(sys.argv[2]))
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 r = Retriever(index)
 r.ask(qs[0])
 light = []

@@ -20,7 +20,7 @@ from azchat import build_index
 from azchat.apps.cli import main
 from azchat.index.embedding import HashEmbedder
 from azchat.errors import IndexCorruptError, IndexLockedError
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 from azchat.index.store import build_lock, current_folder, load_generation
 
 from conftest import REPO, write

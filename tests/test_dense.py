@@ -4,7 +4,7 @@ import pytest
 
 from azchat import build_index
 from azchat.index import dense
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 from azchat.index.store import current_folder, read_manifest
 
 from conftest import write

@@ -47,7 +47,7 @@ def app_with_auth(tmp_path_factory):
     """The real serve app (chat, Gradio API, /api, /mcp, the Gate) on a free port, in this process so that
     its route table can be walked; the fake embedder keeps it fast."""
     from azchat.apps import ui
-    from azchat.apps.rest import serve_kwargs
+    from azchat.apps.server import serve_kwargs
 
     root = tmp_path_factory.mktemp("gate")
     write_fixture_vault(root / "notes")

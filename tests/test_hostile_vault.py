@@ -12,7 +12,7 @@ from azchat import build_index
 from azchat.apps.cli import main
 from azchat.index.embedding import HashEmbedder
 from azchat.index.building import is_stale
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 from azchat.index.store import load_generation
 
 from conftest import assert_span, file_lines, write

@@ -70,7 +70,7 @@ def test_hash_embedder_index_records_prefixes_and_a_changed_prefix_rebuilds(vaul
     from azchat import build_index
     from azchat.index.embedding import HashEmbedder
     from azchat.errors import IndexCorruptError
-    from azchat.search.retrieval import Retriever
+    from azchat import Retriever
     from azchat.index.store import load_generation, read_manifest
 
     index = tmp_path / "index"
@@ -141,7 +141,7 @@ def test_prefixes_end_to_end_on_the_onnx_light_path(tiny, reference, vault, tmp_
     from azchat import build_index
     from azchat.index.embedding import SentenceTransformerEmbedder
     from azchat.index.onnx_embedding import OnnxEmbedder, find_export
-    from azchat.search.retrieval import Retriever
+    from azchat import Retriever
     from azchat.index.store import load_generation
 
     index = tmp_path / "index"
@@ -192,7 +192,7 @@ def test_a_changed_prompt_means_a_rebuild_and_a_new_checked_export(tiny, vault, 
 
     from azchat import build_index
     from azchat.errors import IndexCorruptError
-    from azchat.search.retrieval import Retriever
+    from azchat import Retriever
     from azchat.index.store import read_manifest
     from tiny_models import set_prompts
 
@@ -222,7 +222,7 @@ def test_the_export_check_compares_prompted_encodings(tmp_path, vault):
     from azchat.index.embedding import SentenceTransformerEmbedder
     from azchat.errors import ModelError
     from azchat.index.onnx_embedding import export_model, failed_before
-    from azchat.search.retrieval import Retriever
+    from azchat import Retriever
     from azchat.index.store import load_generation
     from tiny_models import make_embedding_model
 

@@ -85,7 +85,7 @@ def test_export_is_found_for_the_same_model_only(real_index, tmp_path):
 
 
 def test_fallback_to_reference_when_disabled(real_index, monkeypatch):
-    from azchat.search.retrieval import Retriever
+    from azchat import Retriever
 
     _, index, _ = real_index
     assert isinstance(Retriever(index).embedder, OnnxEmbedder)

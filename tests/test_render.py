@@ -230,8 +230,11 @@ def test_pending_changes_counts_new_edited_and_deleted_notes(tmp_path):
 def test_a_quoted_command_shows_as_code_in_the_chat():
     from azchat.apps.render import chat_markdown
 
-    body = "From your notes:\n\n- `echo <b>hi</b> | grep `x`` [1]\n- A `sentence` with *stars*. [2]\n\nSources:\n[1] x"
+    from azchat.types import Part, answer_text
+
+    parts = [Part("echo <b>hi</b> | grep `x`", 1, "code"), Part("A `sentence` with *stars*.", 2)]
     cits = [Citation(n, "a.md", "A", "A", n, n, "s") for n in (1, 2)]
-    out = chat_markdown(Answer("q", body, True, cits, []))
+    out = chat_markdown(Answer("q", answer_text("From your notes:", parts, cits), True, cits, [],
+                               "From your notes:", parts))
     assert "- `` echo <b>hi</b> | grep `x` `` \\[1\\]" in out                 # a code span: literal
     assert r"- A \`sentence\` with \*stars\*. \[2\]" in out                 # prose stays escaped

@@ -9,7 +9,7 @@ import pytest
 from azchat import build_index
 from azchat.errors import ModelError
 from azchat.search.rerank import CrossEncoderReranker, blend
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 
 QUESTION = "how do I peer two virtual networks"
 

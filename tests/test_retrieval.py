@@ -257,6 +257,6 @@ def test_a_window_that_starts_in_indented_command_output_is_known_to_be_code(tmp
     inside = [c for c in r.chunks if c.text.startswith("    root")]
     assert inside and all(r.opening(c) == (None, True) for c in inside)
     assert r.opening(r.chunks[0]) == (None, False)
-    from azchat.answer.extractive import segment
+    from azchat.answer.segmenting import segment
     units = segment(inside[0], *r.opening(inside[0]))
     assert units and all(u.kind == "code" and u.start_line == u.end_line for u in units if "root" in u.text)

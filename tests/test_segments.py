@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from azchat import build_index
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 from azchat.index.store import current_folder, load_generation
 
 from conftest import write

@@ -10,7 +10,7 @@ import pytest
 from azchat import build_index
 from azchat.index.columns import ChunkColumns, ChunkList, write_columns
 from azchat.errors import IndexCorruptError
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 from azchat.index.store import current_folder, load_generation
 from azchat.types import Chunk
 

@@ -15,7 +15,7 @@ import pytest
 
 from azchat.index.embedding import HashEmbedder
 from azchat.errors import IndexLockedError
-from azchat.search.retrieval import Retriever
+from azchat import Retriever
 from azchat.index.store import build_lock, load_generation
 from azchat.index.watch import Watcher, is_note_path
 

@@ -96,17 +96,43 @@ class Citation:
             return f"{self.path}:{self.start_line}"
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
+    def source_line(self) -> str:
+        """The answer's line for this source: "[n] title › heading — path:lines" (the one spelling of it)."""
+        heading = f" › {self.heading}" if self.heading and self.heading != self.title else ""
+        return f"[{self.n}] {self.title}{heading} — {self.location}"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @dataclass
+class Part:
+    """One piece of an answer's body as it is shown: a quoted unit of a note (extractive) or the text the model
+    wrote (written), with the citation it ends with."""
+
+    text: str
+    n: int | None = None        # the citation number the piece ends with ("[n]"); None for written text
+    style: str = "text"         # text | code (one command line, shown as code) | block (lines kept, indented
+                                # under their bullet: a list, a table, code with its explanation) | written
+
+
+@dataclass
 class Answer:
+    """An answer as every surface renders it: the whole text (`answer`, what the CLI prints and the JSON
+    carries) and its structure (intro, parts, citations) for renderers that show more than text.
+
+    A written answer (answer/written.py) is an Answer too: mode "generative" when the model's checked text is
+    shown; when it was asked for and could not be used, mode stays "extractive" (the quotes are shown) and
+    `notice` says why."""
+
     question: str
     answer: str
     found: bool
     citations: list[Citation] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    intro: str = ""                    # "From your notes:", "Written by <model> from your notes:"
+    parts: list[Part] = field(default_factory=list)
+    read_as: str = ""                  # a follow-up question was read together with this earlier question
 
     def to_dict(self) -> dict:
         return {
@@ -115,6 +141,19 @@ class Answer:
             "found": self.found,
             "citations": [c.to_dict() for c in self.citations],
         }
+
+
+def answer_text(intro: str, parts: list[Part], citations: list[Citation]) -> str:
+    """The one plain-text form of an answer: the intro, one bullet per quoted part ending in its [n] (a written
+    part as the model wrote it), then the sources, one line each."""
+    body = []
+    for part in parts:
+        if part.style == "written":
+            body.append(part.text)
+            continue
+        shown = {"code": f"`{part.text}`", "block": "\n  ".join(part.text.split("\n"))}.get(part.style, part.text)
+        body.append(f"- {shown} [{part.n}]")
+    return f"{intro}\n\n" + "\n".join(body) + "\n\nSources:\n" + "\n".join(c.source_line() for c in citations)
 
 
 @dataclass

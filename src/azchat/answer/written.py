@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 from ..errors import AzchatError
 from ..notes.syntax import Fences, fence_of
-from ..types import Answer, Citation
+from ..types import Answer, Citation, Part, answer_text
 
 MODES = ("extractive", "generative")
 PASSAGES = 5                       # passages the model sees at most
@@ -628,7 +628,7 @@ def _reason(exc: BaseException, config) -> tuple[str, str]:
 def _fallback(answer: Answer, config, kind: str, reason: str) -> GeneratedAnswer:
     reason = _norm(reason)
     return GeneratedAnswer(answer.question, answer.answer, answer.found, list(answer.citations), list(answer.hits),
-                           mode="extractive", model=config.model if config is not None else "",
+                           answer.intro, list(answer.parts), answer.read_as, mode="extractive", model=config.model if config is not None else "",
                            notice=f"No written answer: {reason}; showing the quotes from your notes instead.",
                            failure=kind)
 
@@ -636,11 +636,6 @@ def _fallback(answer: Answer, config, kind: str, reason: str) -> GeneratedAnswer
 def written_header(model: str) -> str:
     """The first line of a written answer (the extractive one starts "From your notes:")."""
     return f"Written by {model} from your notes:\n\n"
-
-
-def _sources(citations: list[Citation]) -> str:
-    return "\n".join(f"[{c.n}] {c.title}" + (f" › {c.heading}" if c.heading and c.heading != c.title else "")
-                     + f" — {c.location}" for c in citations)
 
 
 def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[str | GeneratedAnswer]:
@@ -660,7 +655,8 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
         return
     if not answer.found or not answer.hits:      # "not in your notes": the model is not asked
         yield GeneratedAnswer(answer.question, answer.answer, answer.found, list(answer.citations),
-                              list(answer.hits), mode="extractive", model=config.model)
+                              list(answer.hits), answer.intro, list(answer.parts), answer.read_as,
+                              mode="extractive", model=config.model)
         return
     passages = select_passages(answer)
     check = CitationCheck(passages)
@@ -703,8 +699,9 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
         problems.append(f"removed {check.invented} citation{'s' if check.invented != 1 else ''} of passages "
                         f"that do not exist")
     notice = ("Checked the model's answer: " + " and ".join(problems) + ".") if problems else ""
-    yield GeneratedAnswer(answer.question, written_header(config.model) + check.text + "\n\nSources:\n" + _sources(citations), True, citations,
-                          list(answer.hits), mode="generative", model=config.model, notice=notice,
+    intro, parts = written_header(config.model).strip(), [Part(check.text, style="written")]
+    yield GeneratedAnswer(answer.question, answer_text(intro, parts, citations), True, citations,
+                          list(answer.hits), intro, parts, mode="generative", model=config.model, notice=notice,
                           dropped=check.dropped, invented=check.invented, unsafe=check.unsafe)
 
 

@@ -8,7 +8,7 @@ import time
 
 from .. import __version__, config
 from . import inputs
-from ..errors import AzchatError, IndexLockedError, InputError
+from ..errors import AzchatError
 
 LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
 
@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "index, removed when it ends (default: the system temp dir)")
     p.add_argument("--split", choices=["all", "dev", "test"], default="all",
                    help="evaluate all questions, or the dev/test part (every third line is test)")
-    p.add_argument("-k", default=10, help="ranking depth for the metrics (default 10)")
+    p.add_argument("-k", default=10, help="with --beir: the depth of nDCG@k; with a question file: how many ranked "
+                                          "notes each --json row lists (default 10)")
     p.add_argument("--llm", action="store_true", help="score the written answers of your own model endpoint "
                                                       "instead of the extractive ones")
     p.set_defaults(func=cmd_eval)
@@ -122,28 +123,18 @@ def _build(args, wait: float | None = None):
                        progress=ProgressBar("Embedding"), log=_say, wait_seconds=wait)
 
 
-def _retriever(args):
-    """Open the index, building or updating it first when it is missing or stale."""
-    from ..index.building import check_notes_or_index, is_stale
-    from ..search.retrieval import Retriever
+def _service(args):
+    """The notes service of the CLI's commands, opened: the index built or updated first when it is missing or
+    stale (when another indexer holds the lock, answers come from the current index)."""
+    from ..progress import ProgressBar
+    from .service import NotesService
 
-    notes, index = config.notes_dir(args.notes, args.index), config.index_dir(args.index)
-    check_notes_or_index(notes, index)
-    embedder = _prefetched_embedder(args, index)
-    if notes.is_dir() and is_stale(notes, index):
-        _say(f"Updating the index in {index} from {notes} ...")
-        have_index = (index / "CURRENT").exists()
-        try:
-            _build(args, wait=0.0 if have_index else LOCK_WAIT)
-        except IndexLockedError:
-            if not have_index:
-                raise
-            _say("Another azchat indexer is updating the index; answering from the current index.")
-    if embedder is None and args.model:
-        from ..index.embedding import load_embedder
-
-        embedder = load_embedder(args.model, index)
-    return Retriever(index, embedder=embedder, reranker=args.reranker)
+    index = config.index_dir(args.index)
+    service = NotesService(args.notes, args.index, model=args.model, reranker=args.reranker,
+                           embedder=_prefetched_embedder(args, index))
+    service.open(log=_say, progress=ProgressBar("Embedding"), wait_seconds=getattr(args, "wait", LOCK_WAIT),
+                 busy_ok=True)
+    return service
 
 
 def _prefetched_embedder(args, index):
@@ -181,20 +172,18 @@ def _print_build(stats, prefix: str = "") -> None:
         print(f"  warning {w['path']}: {w['message']}", flush=True)
 
 
-def _filtered(retriever, args):
-    """The retriever, once --tag and --folder are known to match some note (else a one-sentence error)."""
-    problem = retriever.filter_problem(args.tag or None, args.folder)
-    if problem:
-        raise InputError(problem)
-    return retriever
+def _filtered(service, args):
+    """The service, once --tag and --folder are known to match some note (else a one-sentence error)."""
+    service.check_filters(args.tag or None, args.folder)
+    return service
 
 
 def cmd_search(args) -> int:
     inputs.text(args.query, "query")             # the checks and caps of every surface (inputs.py)
     args.k = inputs.k(args.k)
     args.tag, args.folder = inputs.tags(args.tag) or [], inputs.folder(args.folder)
-    hits = _filtered(_retriever(args), args).search(args.query, k=args.k, tags=args.tag or None,
-                                                    folder=args.folder)
+    hits = _filtered(_service(args), args).search(args.query, k=args.k, tags=args.tag or None,
+                                                  folder=args.folder)
     if args.json:
         print(json.dumps({"query": args.query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return 0
@@ -213,7 +202,7 @@ def cmd_ask(args) -> int:
     args.tag, args.folder = inputs.tags(args.tag) or [], inputs.folder(args.folder)
     if args.llm:
         return _ask_written(args)
-    answer = _filtered(_retriever(args), args).ask(args.question, tags=args.tag or None, folder=args.folder)
+    answer = _filtered(_service(args), args).ask(args.question, tags=args.tag or None, folder=args.folder)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
@@ -224,15 +213,15 @@ def cmd_ask(args) -> int:
 def _ask_written(args) -> int:
     """`ask --llm`: the model's checked text streams to the terminal, then the sources; a fallback to the
     quotes says why on stderr. With --json: one request, the `ask --json` shape plus mode, model, notice."""
-    retriever = _filtered(_retriever(args), args)
+    service = _filtered(_service(args), args)
     streamed: list[str] = []
 
     def show(piece: str) -> None:
         streamed.append(piece)
         print(piece, end="", flush=True)
 
-    answer = retriever.ask(args.question, tags=args.tag or None, folder=args.folder, mode="generative",
-                           on_text=None if args.json else show)
+    answer = service.ask(args.question, tags=args.tag or None, folder=args.folder, mode="generative",
+                         on_text=None if args.json else show)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return 0
@@ -286,7 +275,7 @@ def cmd_serve(args) -> int:
         watcher.start(initial_build=False)
         _say(f"Watching {watcher.notes_dir} for changes.")
     from .gate import HostCheck, allowed_hosts_from_env
-    from .rest import serve_kwargs
+    from .server import serve_kwargs
     from .tools import NotesTools
 
     # the REST API (/api) and MCP over HTTP (/mcp); without --watch they index changed notes before answering
@@ -370,8 +359,9 @@ def cmd_eval(args) -> int:
             raise ev.EvalInputError("eval --llm needs a model endpoint: set AZCHAT_LLM_BASE_URL and "
                                     "AZCHAT_LLM_MODEL, or AZURE_OPENAI_* (see the README).")
         mode = "generative"
-    result = ev.evaluate_questions(_filtered(_retriever(args), args), questions, k=args.k, tags=args.tag or None,
-                                   folder=args.folder, mode=mode)
+    retriever = _filtered(_service(args), args).retriever
+    result = ev.evaluate_questions(retriever, questions, k=args.k, tags=args.tag or None, folder=args.folder,
+                                   mode=mode)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0

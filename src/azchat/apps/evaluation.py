@@ -363,7 +363,7 @@ def evaluate_beir(folder, work: Path | None = None, embedder=None, fusion=None, 
     """Index the BEIR corpus and score its test queries. The notes and index go to a private folder made for
     this run (mode 0700, a fresh name under `work`, else under the system temp folder), removed at the end."""
     from ..index.building import build_index
-    from ..search.retrieval import Retriever
+    from ..answer.asking import Retriever
 
     beir = load_beir(folder)
     if work is not None:

@@ -13,10 +13,12 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from mcp.server.mcpserver import MCPServer
+from starlette.responses import JSONResponse
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from .. import __version__
+from .gate import AUTH_HINT, CHALLENGE, credentials_ok
 from ..errors import AzchatError
 from .tools import MAX_GET_LINES, MAX_K, AskResult, NoteLines, NotesTools, SearchResult, StatusResult
 
@@ -102,3 +104,19 @@ def serve_stdio(notes=None, index=None, model=None) -> int:
     tools.open_in_background(progress=ProgressBar("Embedding", stream=sys.stderr))
     server.run("stdio")
     return 0
+
+
+class McpEndpoint:
+    """ASGI endpoint for /mcp: checks AZCHAT_AUTH, then hands the request to the MCP session manager."""
+
+    def __init__(self, server, auth):
+        self.server, self.auth = server, auth
+
+    async def __call__(self, scope, receive, send) -> None:
+        headers = dict(scope.get("headers") or [])
+        header = headers.get(b"authorization", b"").decode("latin-1")
+        if scope["type"] == "http" and not scope.get("azchat.signed_in") and not credentials_ok(header, self.auth):
+            response = JSONResponse({"detail": AUTH_HINT}, status_code=401, headers={"WWW-Authenticate": CHALLENGE})
+            await response(scope, receive, send)
+            return
+        await self.server.session_manager.handle_request(scope, receive, send)

@@ -12,7 +12,7 @@ from typing import Callable
 
 from .editor import EditorLinks
 from .note_html import plain_text, render_markdown
-from ..notes.syntax import Fences
+from ..notes.syntax import blocks_open_at
 from ..types import Answer, Citation, Hit
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # after html.escape: no tags, links, emphasis, code
@@ -29,31 +29,36 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
-_CODE_BULLET = re.compile(r"^- `(.+)` (\[\d+\])$")     # answer.py writes a quoted code line as `code`
-
-
 def code_span(text: str) -> str:
     """A Markdown code span that shows text literally, whatever backticks it holds."""
     ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     return f"{ticks} {text} {ticks}"
 
 
+def _text_lines(text: str) -> list[str]:
+    """Text shown literally, line by line; a line that starts "- " stays a list item."""
+    return ["- " + md_text(line[2:]) if line.startswith("- ") else md_text(line) for line in text.split("\n")]
+
+
 def chat_markdown(answer: Answer) -> str:
     """The answer as Markdown that shows the notes' text literally: the cited sentences as a list with
-    their [n] markers, then one compact line of sources (the sources panel has the details)."""
-    out = []
-    for line in answer.answer.split("\n"):
-        if answer.citations and line.strip() == "Sources:":
-            break
-        code = _CODE_BULLET.match(line)
-        if code:     # a quoted command: shown as code (a code span shows its text literally)
-            out.append(f"- {code_span(code.group(1))} {md_text(code.group(2))}")
+    their [n] markers (a quoted command as code), then one compact line of sources (the sources panel has the
+    details). Read from the answer's parts, not from its text."""
+    if not answer.citations or not answer.parts:
+        return "\n".join(_text_lines(answer.answer))
+    out = _text_lines(f"(Read as a follow-up to: {answer.read_as})") + [""] if answer.read_as else []
+    out += [md_text(answer.intro), ""]
+    for part in answer.parts:
+        if part.style == "written":
+            out += _text_lines(part.text)
+        elif part.style == "code":      # a code span shows its text literally
+            out.append(f"- {code_span(part.text)} {md_text(f'[{part.n}]')}")
         else:
-            out.append("- " + md_text(line[2:]) if line.startswith("- ") else md_text(line))
-    if answer.citations:
-        while out and not out[-1].strip():
-            out.pop()
-        out += ["", "Sources: " + " · ".join(md_text(f"[{c.n}] {c.location}") for c in answer.citations)]
+            shown = part.text.replace("\n", "\n  ") if part.style == "block" else part.text
+            out += _text_lines(f"- {shown} [{part.n}]")
+    while out and not out[-1].strip():
+        out.pop()
+    out += ["", "Sources: " + " · ".join(md_text(f"[{c.n}] {c.location}") for c in answer.citations)]
     return "\n".join(out)
 
 
@@ -98,13 +103,11 @@ def _open_fence(section, first_line: int) -> str | None:
     above it ("" for a fence without a language), or None outside code."""
     if section is None or not section.start_line < first_line <= section.end_line:
         return None
-    fences = Fences()
-    for line in section.text.split("\n")[:first_line - section.start_line]:
-        fences.feed(line)
-    return fences.lang if fences.in_code else None
+    block = blocks_open_at(dict(enumerate(section.text.split("\n"), start=section.start_line))).get(first_line)
+    return block[1] if block else None
 
 
-def _quoted(cits: list[Citation]) -> tuple[set[int], list[str]]:
+def _quoted_lines(cits: list[Citation]) -> tuple[set[int], list[str]]:
     """The cited file lines and the cited sentences as plain text (table rows are marked by line only)."""
     lines = {n for c in cits for n in range(c.start_line, c.end_line + 1)}
     needles = [plain_text(c.snippet) for c in cits if not c.snippet.lstrip().startswith("|")]
@@ -158,7 +161,7 @@ def sources_html(answer: Answer | None, read_section: SectionReader | None = Non
                 section = read_section(first.path, first.start_line)
             except Exception as exc:   # the note may have changed or vanished since indexing
                 problem = str(exc)
-        quoted, needles = _quoted(cits)
+        quoted, needles = _quoted_lines(cits)
         snippets = [c.snippet for c in cits]
         if hit is not None:
             body = render_markdown(_clip_long_lines(hit.text, snippets), hit.start_line, quoted, needles,

@@ -1,4 +1,4 @@
-"""The JSON REST API (/api/...) and MCP over streamable HTTP (/mcp) that `azchat serve` mounts beside the chat.
+"""The JSON REST API (/api/...) that `azchat serve` mounts beside the chat (server.py puts it together).
 
 A thin adapter over tools.py: plain FastAPI routes, served outside Gradio's queue; errors are HTTP status codes
 with a one-sentence {"detail"}. AZCHAT_AUTH and the Host/Origin check belong to the Gate (gate.py), in front of
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..errors import AzchatError, IndexCorruptError, IndexNotFoundError, SourceError
-from .gate import AUTH_HINT, CHALLENGE, Gate, HostCheck, allowed_hosts_from_env, credentials_ok  # noqa: F401
+from .gate import AUTH_HINT, CHALLENGE, credentials_ok
 from .tools import (MAX_K, AskResult, NoteLines, NotesTools, NotReadyError, SearchResult, StatusResult,
                     ToolInputError)
 
@@ -122,41 +122,3 @@ def build_api(tools: NotesTools, auth: tuple[str, str] | None = None) -> FastAPI
         return tools.status()
 
     return api
-
-
-class McpEndpoint:
-    """ASGI endpoint for /mcp: checks AZCHAT_AUTH, then hands the request to the MCP session manager."""
-
-    def __init__(self, server, auth):
-        self.server, self.auth = server, auth
-
-    async def __call__(self, scope, receive, send) -> None:
-        headers = dict(scope.get("headers") or [])
-        header = headers.get(b"authorization", b"").decode("latin-1")
-        if scope["type"] == "http" and not scope.get("azchat.signed_in") and not credentials_ok(header, self.auth):
-            response = JSONResponse({"detail": AUTH_HINT}, status_code=401, headers={"WWW-Authenticate": CHALLENGE})
-            await response(scope, receive, send)
-            return
-        await self.server.session_manager.handle_request(scope, receive, send)
-
-
-def serve_kwargs(tools: NotesTools, auth: tuple[str, str] | None, host: str,
-                 hosts: HostCheck | None = None) -> dict:
-    """What `azchat serve` passes to Gradio's launch(app_kwargs=...): the /api and /mcp routes (matched before
-    Gradio's own), a lifespan that runs the MCP session manager, and the Gate in front of every route (the
-    Host/Origin check and AZCHAT_AUTH for the chat, Gradio's API and files, /api with its docs, and /mcp)."""
-    from mcp.server.transport_security import TransportSecuritySettings
-    from starlette.middleware import Middleware
-    from starlette.routing import Mount, Route
-
-    from .mcp import build_server
-
-    hosts = hosts or HostCheck(host, allowed_hosts_from_env())
-    server = build_server(tools)
-    # the Gate checks Host and Origin for every route, /mcp included, with the names the user allows
-    # (AZCHAT_ALLOWED_HOSTS), which the SDK's own check would refuse
-    server.streamable_http_app(stateless_http=True, json_response=True, host=host,   # makes session_manager
-                               transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-    return {"routes": [Mount("/api", app=build_api(tools, auth)), Route("/mcp", McpEndpoint(server, auth))],
-            "lifespan": lambda app: server.session_manager.run(),
-            "middleware": [Middleware(Gate, auth=auth, hosts=hosts)]}

@@ -10,11 +10,12 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 from .. import config
 from . import inputs
 from ..notes.referring import refers_back
-from ..errors import AzchatError
+from ..errors import AzchatError, IndexLockedError, InputError
 from ..notes.sections import Section, read_section
 from ..types import Answer, BuildStats, Hit
 
@@ -48,18 +49,38 @@ class NotesService:
         self._last_error = ""
 
     # -- opening -------------------------------------------------------------------------------
-    def open(self, log=None, progress=None) -> BuildStats | None:
-        """Build or update the index when it is missing or stale, then open it. Returns the build's stats."""
-        from ..index.building import check_notes_or_index, is_stale
+    def open(self, log=None, progress=None, wait_seconds: float = 30.0, busy_ok: bool = False
+             ) -> BuildStats | None:
+        """Build or update the index when it is missing or stale, then open it. Returns the build's stats.
+        busy_ok: when another indexer holds the lock and an index exists, answer from that index (the CLI)."""
+        from ..index.building import check_notes_or_index
 
-        stats = None
         check_notes_or_index(self.notes_dir, self.index_dir)
-        if self.notes_dir.is_dir() and is_stale(self.notes_dir, self.index_dir):
-            if log:
-                log(f"Updating the index in {self.index_dir} from {self.notes_dir} ...")
-            stats = self._build(progress=progress, log=log)
-            self._last_stats = stats
+        stats = self.update(log=log, progress=progress, wait_seconds=wait_seconds, busy_ok=busy_ok)
         self._swap(self._open_retriever())
+        return stats
+
+    def update(self, log=None, progress=None, wait_seconds: float = 30.0, busy_ok: bool = False
+               ) -> BuildStats | None:
+        """Index the notes changed since the last build, in this thread; None when nothing changed (or, with
+        busy_ok, another indexer is at work and an index exists). The one check-then-build of every surface."""
+        from ..index.building import is_stale
+
+        if not self.notes_dir.is_dir() or not is_stale(self.notes_dir, self.index_dir):
+            return None
+        if log:
+            log(f"Updating the index in {self.index_dir} from {self.notes_dir} ...")
+        have_index = (self.index_dir / "CURRENT").exists()
+        try:
+            stats = self._build(progress=progress, log=log, wait_seconds=0.0 if busy_ok and have_index
+                                else wait_seconds)
+        except IndexLockedError:
+            if not (busy_ok and have_index):
+                raise
+            if log:
+                log("Another azchat indexer is updating the index; answering from the current index.")
+            return None
+        self._last_stats = stats
         return stats
 
     def _embedder_for_build(self):
@@ -70,10 +91,10 @@ class NotesService:
             return r.embedder            # keep the model the index was built with: incremental update
         from ..index.embedding import load_embedder
 
-        self._embedder = load_embedder(self.model)
+        self._embedder = load_embedder(self.model, self.index_dir)   # its ONNX export when there is one
         return self._embedder
 
-    def _build(self, full: bool = False, progress=None, log=None) -> BuildStats:
+    def _build(self, full: bool = False, progress=None, log=None, wait_seconds: float = 30.0) -> BuildStats:
         from ..index.building import build_index
 
         embedder = self._embedder
@@ -82,10 +103,10 @@ class NotesService:
         # embedder None: build_index picks the index's ONNX export and makes it when missing, so the next
         # start (azchat mcp, serve) answers without importing torch
         return build_index(self.notes_dir, self.index_dir, full=full, model=self.model, embedder=embedder,
-                           progress=progress, log=log, wait_seconds=30.0)
+                           progress=progress, log=log, wait_seconds=wait_seconds)
 
     def _open_retriever(self):
-        from ..search.retrieval import Retriever
+        from ..answer.asking import Retriever
 
         embedder = self._embedder
         if embedder is None and self._retriever is not None:
@@ -118,9 +139,32 @@ class NotesService:
         tags, folder = inputs.tags(tags), inputs.folder(folder)
         return self.retriever.search(query, k=k, tags=tags, folder=folder)
 
-    def ask(self, question: str, tags=None, folder=None, previous: list[str] | None = None) -> Answer:
+    def ask(self, question: str, tags=None, folder=None, previous: list[str] | None = None,
+            mode: str = "extractive", on_text=None) -> Answer:
         """Answer the question; in a conversation (`previous` questions, oldest first) a short question that
-        refers back ("and how do I delete it?") and finds nothing alone is read together with the last one."""
+        refers back ("and how do I delete it?") and finds nothing alone is read together with the last one.
+        mode="generative": your model writes the answer from the same passages (answer/written.py), streamed
+        to on_text(piece) when given; it falls back to the quotes with a notice."""
+        mode = inputs.mode(mode)
+        answer = self._extractive(question, tags, folder, previous)
+        if mode == "extractive":
+            return answer
+        for item in self.write(answer, stream=on_text is not None):
+            if isinstance(item, Answer):
+                return item
+            if on_text is not None:
+                on_text(item)
+        raise AssertionError("write ends with the answer")   # pragma: no cover
+
+    def write(self, answer: Answer, stream: bool = True) -> Iterator[str | Answer]:
+        """The written answer for an extractive one, as it arrives: the checked text piece by piece, then
+        (always last) the Answer (the quotes with a notice when the model's answer cannot be used). The one
+        way every surface gets a written answer."""
+        from ..answer.written import stream_answer
+
+        yield from stream_answer(answer, stream=stream)
+
+    def _extractive(self, question, tags, folder, previous) -> Answer:
         question = inputs.text(question, "question")
         tags, folder = inputs.tags(tags), inputs.folder(folder)
         r = self.retriever
@@ -131,9 +175,32 @@ class NotesService:
         combined = r.ask(f"{context} {question}", tags=tags or None, folder=folder or None)
         if not combined.found:
             return answer
-        combined.question = question
+        combined.question, combined.read_as = question, context
         combined.answer = f"(Read as a follow-up to: {context})\n\n" + combined.answer
         return combined
+
+    def check_filters(self, tags=None, folder=None) -> None:
+        """InputError (one sentence, with what exists) when a tag or folder filter can match no note: a typo
+        is a mistake to name, not an empty result."""
+        problem = self.retriever.filter_problem(tags, folder) if tags or folder else ""
+        if problem:
+            raise InputError(problem)
+
+    def note_changes(self) -> dict[str, list[str]] | None:
+        """The notes added, changed or removed since the last build; None when the index must be rebuilt."""
+        from ..index.building import note_changes
+
+        return note_changes(self.notes_dir, self.index_dir) if self.notes_dir.is_dir() else None
+
+    @property
+    def manifest(self) -> dict:
+        return self.retriever.manifest
+
+    def note_title(self, path: str) -> str:
+        """The title of an indexed note ("" when it has no chunks), read from the index's columns."""
+        table = self.retriever.chunks
+        rows = table.rows_of_path(path)
+        return table.title(int(rows[0])) if len(rows) else ""
 
     def section(self, path: str, line: int) -> Section:
         """The whole section around a cited line; only notes that are in the index can be read (the index is

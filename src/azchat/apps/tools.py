@@ -168,7 +168,7 @@ class NotesTools:
             try:
                 self.service.open(log=self.log, progress=track)
                 self._checked = time.monotonic()
-                notes = len(self.service.retriever.manifest.get("notes", {}))
+                notes = len(self.service.manifest.get("notes", {}))
                 self.log(f"Ready: {notes} notes from {self.service.notes_dir}.")
             except AzchatError as exc:
                 self._open_error = str(exc)
@@ -194,8 +194,6 @@ class NotesTools:
 
     def refresh(self) -> None:
         """Index the notes changed since the last build (incrementally) when the last check is old enough."""
-        from ..index.building import note_changes
-
         self._wait_ready()
         if self.refresh_every is None or time.monotonic() - self._checked < self.refresh_every:
             return
@@ -206,7 +204,7 @@ class NotesTools:
             svc = self.service
             if not svc.notes_dir.is_dir():
                 return
-            changes = note_changes(svc.notes_dir, svc.index_dir)
+            changes = svc.note_changes()
             if changes is not None and not any(changes.values()):
                 return
             self.log(f"Updating the index: {self._describe(changes)}.")
@@ -226,9 +224,7 @@ class NotesTools:
     def _check_filters(self, tags, folder) -> None:
         """A tag or folder no note has is a mistake to name (with what exists), not an empty result: an agent
         cannot tell a typo from "nothing matches"."""
-        problem = self.service.retriever.filter_problem(tags, folder) if tags or folder else ""
-        if problem:
-            raise ToolInputError(problem)
+        self.service.check_filters(tags, folder)        # ToolInputError is InputError
 
     # -- the tools -----------------------------------------------------------------------------
     def search(self, query, k=10, tag=None, folder=None) -> SearchResult:
@@ -253,12 +249,8 @@ class NotesTools:
         tags, folder = inputs.tags(tag), inputs.folder(folder)
         self.refresh()
         self._check_filters(tags, folder)
-        answer = self.service.ask(question, tags=tags, folder=folder)
-        if mode == "generative":                # your model writes it from the same passages (generate.py)
-            from ..answer.written import write_answer
-
-            answer = write_answer(answer)
-        out = answer.to_dict()
+        # mode="generative": your model writes it from the same passages (answer/written.py)
+        out = self.service.ask(question, tags=tags, folder=folder, mode=mode).to_dict()
         out["answer"], cut = _cut(out["answer"], MAX_RESULT_CHARS // 2)
         for c in out["citations"]:
             c["snippet"], c_cut = _cut(c["snippet"], MAX_TEXT_CHARS)
@@ -275,10 +267,9 @@ class NotesTools:
         start = inputs.whole(1 if start_line is None else start_line, "start_line", 1)
         end = None if end_line is None else inputs.whole(end_line, "end_line", 1)
         self.refresh()
-        retriever = self.service.retriever
         # the index is asked before the disk: a file that is not an indexed note is never opened, so the
         # errors cannot tell which other files exist (SourceError for anything outside the notes, too)
-        lines = indexed_lines(self.service.notes_dir, path, retriever.manifest)
+        lines = indexed_lines(self.service.notes_dir, path, self.service.manifest)
         total = len(lines)
         if start > max(total, 1):
             raise ToolInputError(f"start_line {start} is past the end of {path!r} ({total} lines).")
@@ -296,20 +287,15 @@ class NotesTools:
             used += len(text) + 16
             cut = cut or c
         last = rows[-1]["line"] if rows else start - 1
-        table = retriever.chunks
-        note_rows = table.rows_of_path(path)                 # from the path column, not every chunk
-        title = table.title(int(note_rows[0])) if len(note_rows) else ""
-        return {"path": path, "title": title, "start_line": start, "end_line": last, "total_lines": total,
+        return {"path": path, "title": self.service.note_title(path), "start_line": start, "end_line": last, "total_lines": total,
                 "lines": rows, "truncated": cut,
                 "next_start_line": last + 1 if last < want_end else None}
 
     def status(self) -> StatusResult:
         """The index's status (notes, chunks, built_at, model, rebuild progress, as the chat's /status) and
         changed_since_build: the notes added, changed or removed since (not yet indexed)."""
-        from ..index.building import note_changes
-
         svc = self.service
-        changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None
+        changes = svc.note_changes()
         out = {"ready": self._ready.is_set() and not self._open_error, **svc.status(changes)}
         if self._open_error:
             out["error"] = self._open_error

@@ -127,9 +127,8 @@ def _call(fn, *args, **kwargs):
 
 
 def written_turn(service: NotesService, message: str, history: list, asked: list, tags, folder):
-    """The chat turn with a written answer from your model endpoint (generate.py): yields (history, sources
+    """The chat turn with a written answer from your model endpoint (answer/written.py): yields (history, sources
     HTML or None, asked) as the checked text streams in, the last one with the sources and any notice."""
-    from ..answer.written import stream_answer
     from ..types import Answer
 
     t, f = _filters(tags, folder)
@@ -137,7 +136,7 @@ def written_turn(service: NotesService, message: str, history: list, asked: list
     history = history + [{"role": "user", "content": md_text(message)}, {"role": "assistant", "content": "…"}]
     yield list(history), None, asked                 # the question shows while the model starts
     shown = ""
-    for item in stream_answer(answer):
+    for item in service.write(answer):
         if isinstance(item, str):
             shown += item
             history[-1] = {"role": "assistant", "content": chat_markdown(Answer(message, shown, True)) + " …"}
@@ -284,7 +283,7 @@ def _written_toggle():
 def start(service: NotesService, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
           app_kwargs: dict | None = None, hosts=None):
     """Start serving in the background; returns (the Blocks app, its URL). `app_kwargs` go to the FastAPI app
-    under it (rest.serve_kwargs: the /api and /mcp routes and the Gate, which asks for AZCHAT_AUTH on every
+    under it (server.serve_kwargs: the /api and /mcp routes and the Gate, which asks for AZCHAT_AUTH on every
     route, so Gradio's own sign-in is not used). `hosts` (gate.HostCheck) learns the share link's host."""
     app = build_app(service)
     app.queue(default_concurrency_limit=4)

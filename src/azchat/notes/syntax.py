@@ -127,6 +127,13 @@ def blocks_open_at(lines: dict[int, str]) -> dict[int, tuple[str, str]]:
     return out
 
 
+def starts_inside_code(lines: list[str]) -> str | None:
+    """For a text cut out of a note with nothing known above it (a chunk alone): the fence that closes the block
+    it began in (the first fence, bare, and odd in number), else None."""
+    fences = [f for f in map(fence_of, lines) if f]
+    return fences[0][0] if fences and not fences[0][1] and len(fences) % 2 == 1 else None
+
+
 def indent_width(line: str) -> int:
     """Leading whitespace of a line, tabs as 4 columns."""
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())

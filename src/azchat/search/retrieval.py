@@ -1,15 +1,15 @@
-"""Retriever: dense (FAISS) + BM25, fused, filtered inside the search, turned into cited Hits and Answers."""
+"""Searcher: dense (FAISS) + BM25, fused, filtered inside the search, turned into cited Hits; retrieve() adds the
+refusal's verdict for the answer layer (answer/asking.py turns a Retrieval into an Answer)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..index import dense
 from ..notes import language
-from ..answer.extractive import compose
 from ..config import index_dir as default_index
 from ..index.embedding import Embedder, embed_queries, prefixes, recorded_prefixes
 from ..errors import IndexCorruptError
@@ -17,7 +17,7 @@ from ..index.lexical import LexicalIndex, is_german, tokenize
 from .refusal import Refusal, RefusalSettings
 from ..index.store import Generation, load_generation
 from ..notes.syntax import blocks_open_at, indented_code_at
-from ..types import Answer, Chunk, Hit
+from ..types import Chunk, Hit
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,20 @@ def _open_search_indexes(gen: Generation) -> dict:
             "dense": dense.read(gen.folder / "dense.faiss", (gen.manifest.get("dense") or {}).get("kind"))}
 
 
-class Retriever:
-    """Opens a built index; search() returns Hits, ask() an extractive Answer with citations."""
+@dataclass
+class Retrieval:
+    """What the search layer hands the answer layer for one question."""
+
+    question: str
+    hits: list[Hit]                     # the best chunks, best first, a passage copied into several notes once
+    chunks: list[Chunk]                 # the chunk of each hit (aligned with hits)
+    found: bool                         # False: the refusal says the notes do not hold the answer
+    idf: dict[str, float] = field(default_factory=dict)   # the question's words' IDF in this index
+
+
+class Searcher:
+    """Opens a built index; search() returns Hits, retrieve() the hits of a question with the refusal's verdict
+    (azchat.Retriever adds ask())."""
 
     def __init__(self, index_dir=None, embedder: Embedder | None = None,
                  fusion: FusionSettings = FusionSettings(), refusal: RefusalSettings = RefusalSettings(),
@@ -284,22 +296,14 @@ class Retriever:
         return Hit(rank=rank, path=c.path, title=c.title, heading=c.heading, start_line=c.start_line,
                    end_line=c.end_line, score=round(score, 4), text=c.text)
 
-    def ask(self, question: str, k: int = 8, tags: list[str] | None = None,
-            folder: str | None = None, mode: str = "extractive", on_text=None) -> Answer:
-        """An extractive answer built from the notes' own sentences, with numbered citations. mode="generative":
-        a written answer from your own model endpoint, checked and cited the same way (generate.py), streamed
-        to on_text(piece) when given."""
+    def retrieve(self, question: str, k: int = 8, tags: list[str] | None = None,
+                 folder: str | None = None) -> Retrieval:
+        """The k best chunks for the question as Hits, and whether the notes answer it at all (refusal.py)."""
         scored, best_cos = self._ranked(question, k, tags, folder, distinct=True)
         hits = [self._hit(rank, row, score) for rank, (row, score, _, _) in enumerate(scored, start=1)]
         chunks = [self._gen.chunks[row] for row, _, _, _ in scored]
         found = not self.refusal.refuses(question, scored, best_cos)
-        idf = self._lexical.idf(sorted(set(tokenize(question))))
-        answer = compose(question, hits, chunks, idf, found, opening=self.opening)
-        if mode == "extractive":
-            return answer
-        from ..answer.written import answer_in_mode
-
-        return answer_in_mode(answer, mode, on_text=on_text)
+        return Retrieval(question, hits, chunks, found, self._lexical.idf(sorted(set(tokenize(question)))))
 
 
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
