@@ -153,8 +153,6 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
     rows = []
     written = None
     if mode != "extractive":
-        from ..answer.written import WrittenTally
-
         written = WrittenTally()
     for q in questions:
         ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
@@ -248,8 +246,6 @@ def format_summary(s: dict) -> str:
         if s["unanswerable"]:
             lines.append(f"  unanswerable refused {s['unanswerable_refused']}/{s['unanswerable']}")
     if s.get("mode") == "generative":
-        from ..answer.written import WrittenTally
-
         lines.append(WrittenTally.format(s))
     return "\n".join(lines)
 
@@ -272,6 +268,55 @@ def format_groups(result: dict) -> str:
                        f"{f(s['mrr@10'])}  {f(s.get('answer_term_rate'))}        {f(s.get('answerable_refused'))}"
                        f"  {unans:>13}")
     return "\n".join(out)
+
+
+# -- eval --llm ------------------------------------------------------------------------------------
+class WrittenTally:
+    """What the model endpoint did over a question set (eval --llm): written answers, fallbacks to the quotes
+    and their reasons, sentences left out for citing nothing, invented citations removed. Stops the run
+    when the endpoint fails the first three questions it is asked for the same reason (unreachable, a wrong
+    key or model name) instead of waiting out every question."""
+
+    STOP_AFTER = 3
+
+    def __init__(self):
+        self.model, self.asked, self.written = "", 0, 0
+        self.fallbacks: dict[str, int] = {}
+        self.dropped = self.invented = 0
+        self._failures: list[str] = []
+
+    def add(self, row: dict, ans) -> None:
+        row["mode"] = getattr(ans, "mode", "extractive")
+        row["notice"] = getattr(ans, "notice", "")
+        self.model = getattr(ans, "model", "") or self.model
+        if not ans.found:
+            return                        # refused by retrieval: the model was not asked
+        self.asked += 1
+        if row["mode"] == "generative":
+            self.written += 1
+            self.dropped += ans.dropped
+            self.invented += ans.invented
+            return
+        self.fallbacks[ans.failure] = self.fallbacks.get(ans.failure, 0) + 1
+        if ans.failure in ("config", "connection", "auth", "model", "timeout") and self.written == 0:
+            self._failures.append(ans.failure)
+            if len(self._failures) >= self.STOP_AFTER and len(set(self._failures)) == 1:
+                raise AzchatError(f"Stopped after {self.STOP_AFTER} questions: {ans.notice}")
+
+    def summary(self) -> dict:
+        return {"mode": "generative", "model": self.model, "asked": self.asked, "written": self.written,
+                "written_rate": round(self.written / self.asked, 4) if self.asked else None,
+                "fallbacks": dict(sorted(self.fallbacks.items())), "sentences_dropped": self.dropped,
+                "citations_invented": self.invented}
+
+    @staticmethod
+    def format(s: dict) -> str:
+        """The summary's line about the model (for `eval --llm` without --json)."""
+        why = ", ".join(f"{n} {kind}" for kind, n in s["fallbacks"].items())
+        return (f"  written by {s['model']}: {s['written']}/{s['asked']} answers"
+                + (f" (fell back to the quotes: {why})" if why else "")
+                + f"; {s['sentences_dropped']} uncited parts left out, {s['citations_invented']} invented "
+                  f"citations removed")
 
 
 # -- BEIR ------------------------------------------------------------------------------------------
