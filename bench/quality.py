@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from azchat.apps import evaluation as ev                                  # noqa: E402
+from azchat.apps.beir import load_beir, write_beir_notes                # noqa: E402
 from azchat.index.building import build_index                        # noqa: E402
 from azchat.index.lexical import LexicalIndex, LexicalSettings       # noqa: E402
 from azchat.search.retrieval import FusionSettings, Retriever          # noqa: E402
@@ -304,8 +305,8 @@ def refusal():
 
 def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
     work = CACHE / "scifact"
-    beir = ev.load_beir(SCIFACT)
-    mapping = ev.write_beir_notes(beir, work / "notes")
+    beir = load_beir(SCIFACT)
+    mapping = write_beir_notes(beir, work / "notes")
     build_index(work / "notes", work / "index", log=print)
     print(f"\n## BEIR SciFact test ({len(beir.queries)} queries, {len(beir.corpus)} documents)\n")
     print("| config | mode | nDCG@10 | recall@100 |")
