@@ -63,10 +63,10 @@ CONFIGS = {
 
 def legacy_tokenize(text):
     """The trunk tokenizer (lowercase, stopwords, crude plural fold), for the baseline rows."""
-    from azchat.index import lexical
+    from azchat.index import analysis
 
     out = []
-    for tok in lexical.words(text):
+    for tok in analysis.words(text):
         if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
             tok = tok[:-1]
         out.append(tok)
@@ -101,18 +101,18 @@ class MemoEmbedder:
 
 
 def retriever_for(index: Path, lex: LexicalSettings, fusion: FusionSettings, legacy: bool) -> Retriever:
-    from azchat.index import lexical
+    from azchat.index import analysis, lexical
 
     if index not in _EMBEDDERS:
         _EMBEDDERS[index] = MemoEmbedder(Retriever(index).embedder)
     r = Retriever(index, fusion=fusion, embedder=_EMBEDDERS[index])
-    saved = lexical.tokenize
+    saved = analysis.tokenize, lexical.tokenize      # passage_tokens looks it up in analysis, query_tokens in lexical
     if legacy:
-        lexical.tokenize = legacy_tokenize
+        analysis.tokenize = lexical.tokenize = legacy_tokenize
     try:
         r._lexical = LexicalIndex.build([c.search_text for c in r.chunks], lex)
     finally:
-        lexical.tokenize = saved
+        analysis.tokenize, lexical.tokenize = saved
     r._legacy = legacy
     return r
 
@@ -141,21 +141,21 @@ class Legacy:
 
     def __enter__(self):
         from azchat.answer import extractive as answer
-        from azchat.index import lexical
+        from azchat.index import analysis, lexical
         from azchat.search import retrieval
 
-        self.saved = (lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose)
+        self.saved = (analysis.tokenize, lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose)
         if self.on:
-            lexical.tokenize = retrieval.tokenize = answer.tokenize = legacy_tokenize
+            analysis.tokenize = lexical.tokenize = retrieval.tokenize = answer.tokenize = legacy_tokenize
         if self.answers:
             retrieval.compose = trunk_compose()
 
     def __exit__(self, *exc):
         from azchat.answer import extractive as answer
-        from azchat.index import lexical
+        from azchat.index import analysis, lexical
         from azchat.search import retrieval
 
-        lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose = self.saved
+        analysis.tokenize, lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose = self.saved
 
 
 def parse_config(spec: str):

@@ -1,6 +1,6 @@
 """Tokenization for English and German: stemming, stopwords, compound splitting against the corpus vocabulary."""
-from azchat.index.lexical import (LexicalIndex, LexicalSettings, document_tokens, question_tokens, split_compound, stem,
-                            tokenize)
+from azchat.index.analysis import document_tokens, question_tokens, split_compound, stem, tokenize
+from azchat.index.lexical import LexicalIndex, LexicalSettings
 
 
 def test_english_and_german_words_meet_their_inflections():
@@ -66,7 +66,7 @@ def test_stemming_is_safe_from_many_threads_at_once():
     import random
     import threading
 
-    from azchat.index.lexical import stem
+    from azchat.index.analysis import stem
 
     rnd = random.Random(7)
     words = ["".join(rnd.choice("abcdefghilmnoprstuy") for _ in range(rnd.randint(5, 12))) + suffix

@@ -60,7 +60,7 @@ def narrow(passage: Citation, claims: list[str]) -> Citation:
     """The citation narrowed to the lines its sentences come from: for each sentence, the passage line that
     shares most of its words (at least half of them, and two), a code line its whole fenced block. The whole
     passage when any sentence has no such line (a paraphrase, or words from several lines)."""
-    from ..index.lexical import tokenize
+    from ..index.analysis import tokenize
 
     lines = passage.snippet.split("\n")
     tokens = [set(tokenize(line)) for line in lines]

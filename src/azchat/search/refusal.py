@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..notes.language import is_common_word
-from ..index.lexical import STOPWORDS, LexicalIndex, tokenize
+from ..index.analysis import STOPWORDS, tokenize
+from ..index.lexical import LexicalIndex
 from ..types import Chunk
 
 
