@@ -52,7 +52,8 @@ def test_title_line_is_boosted_and_settings_survive_save(tmp_path):
 
 def test_an_index_from_older_tokenization_rules_is_rebuilt_without_re_embedding(vault, tmp_path, fake):
     from azchat.config import ChunkSettings
-    from azchat.index.building import build_index, is_stale
+    from azchat.index.building import build_index
+    from azchat.index.changes import is_stale
 
     build_index(vault, tmp_path / "index", embedder=fake, settings=ChunkSettings(version=1))
     assert is_stale(vault, tmp_path / "index")            # the CLI updates it before searching

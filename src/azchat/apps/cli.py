@@ -124,7 +124,7 @@ def _build(args, wait: float | None = None):
 
 def _retriever(args):
     """Open the index, building or updating it first when it is missing or stale."""
-    from ..index.building import check_notes_or_index, is_stale
+    from ..index.changes import check_notes_or_index, is_stale
     from ..search.retrieval import Retriever
 
     notes, index = config.notes_dir(args.notes, args.index), config.index_dir(args.index)

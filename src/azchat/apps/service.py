@@ -50,7 +50,7 @@ class NotesService:
     # -- opening -------------------------------------------------------------------------------
     def open(self, log=None, progress=None) -> BuildStats | None:
         """Build or update the index when it is missing or stale, then open it. Returns the build's stats."""
-        from ..index.building import check_notes_or_index, is_stale
+        from ..index.changes import check_notes_or_index, is_stale
 
         stats = None
         check_notes_or_index(self.notes_dir, self.index_dir)
@@ -251,7 +251,7 @@ class NotesService:
     def pending_changes(self) -> dict | None:
         """Notes added, touched or removed since the last build (stat only): {"added", "changed",
         "removed"}; None when unknown (no index yet, other chunking rules, the notes folder unreadable)."""
-        from ..index.building import pending_changes
+        from ..index.changes import pending_changes
 
         try:
             return pending_changes(self.notes_dir, self.index_dir)

@@ -194,7 +194,7 @@ class NotesTools:
 
     def refresh(self) -> None:
         """Index the notes changed since the last build (incrementally) when the last check is old enough."""
-        from ..index.building import note_changes
+        from ..index.changes import note_changes
 
         self._wait_ready()
         if self.refresh_every is None or time.monotonic() - self._checked < self.refresh_every:
@@ -306,7 +306,7 @@ class NotesTools:
     def status(self) -> StatusResult:
         """The index's status (notes, chunks, built_at, model, rebuild progress, as the chat's /status) and
         changed_since_build: the notes added, changed or removed since (not yet indexed)."""
-        from ..index.building import note_changes
+        from ..index.changes import note_changes
 
         svc = self.service
         changes = note_changes(svc.notes_dir, svc.index_dir) if svc.notes_dir.is_dir() else None
