@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _GERMAN_HINT = re.compile(r"[äöüß]")
+# the notes' words and code identifiers as refusal.py asks about them (columns.py writes their lists)
+_PART = re.compile(r"[^\W_]+")                      # letters and digits between underscores
+_IDENTIFIER = re.compile(r"\w*_\w*")
 ENGLISH_STOPWORDS = frozenset("""
 a an the and or but if of at by for with about against between into through during before after above below
 to from up down in out on off over under again further then once here there when where why how all any both
