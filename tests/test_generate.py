@@ -14,8 +14,9 @@ import pytest
 from azchat import Retriever, build_index
 from azchat.apps.cli import main
 from azchat.errors import AzchatError
-from azchat.answer.written import (REFUSAL, CitationCheck, GeneratedAnswer, build_messages, narrow, select_passages,
-                             stream_answer)
+from azchat.answer.citations import CitationCheck
+from azchat.answer.prompt import REFUSAL, build_messages, select_passages
+from azchat.answer.written import GeneratedAnswer, narrow, stream_answer
 from azchat.answer.llm import LLMConfigError, load_config, redact
 from azchat.types import Citation
 

@@ -9,9 +9,10 @@ import json
 import pytest
 
 from azchat import Retriever, build_index
-from azchat.answer import written as generate
+from azchat.answer import citations
 from azchat.apps.cli import main
-from azchat.answer.written import MAX_TOKENS, CitationCheck
+from azchat.answer.citations import CitationCheck
+from azchat.answer.written import MAX_TOKENS
 from azchat.types import Citation
 
 from conftest import write
@@ -85,7 +86,7 @@ def test_a_forged_url_cannot_ride_on_a_citation_of_a_note_that_holds_another_url
 
 # -- the streaming check is linear ---------------------------------------------------------------------
 class CountingPattern:
-    """Stands in for generate._END and counts the characters each scan covers."""
+    """Stands in for citations._END and counts the characters each scan covers."""
 
     def __init__(self, pattern):
         self.pattern, self.scanned = pattern, 0
@@ -101,8 +102,8 @@ class CountingPattern:
     "Backups `run. at. 02:00` nightly " * 1000,                       # periods inside code spans
 ])
 def test_the_streaming_check_scans_each_character_about_once(text, monkeypatch):
-    counter = CountingPattern(generate._END)
-    monkeypatch.setattr(generate, "_END", counter)
+    counter = CountingPattern(citations._END)
+    monkeypatch.setattr(citations, "_END", counter)
     streamed, c = checked(text, step=1)
     assert counter.scanned < 4 * len(text), counter.scanned
     whole, _ = checked(text)

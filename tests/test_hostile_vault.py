@@ -11,7 +11,7 @@ import pytest
 from azchat import build_index
 from azchat.apps.cli import main
 from azchat.index.embedding import HashEmbedder
-from azchat.index.building import is_stale
+from azchat.index.changes import is_stale
 from azchat import Retriever
 from azchat.index.store import load_generation
 

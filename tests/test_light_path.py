@@ -49,7 +49,8 @@ def test_import_azchat_is_cheap():
 def test_numpy_bm25_reader_matches_bm25s(tmp_path):
     import bm25s
 
-    from azchat.index.lexical import LexicalIndex, _SavedBM25, tokenize
+    from azchat.index.analysis import tokenize
+    from azchat.index.lexical import LexicalIndex, _SavedBM25
 
     texts = ["Virtual networks peer over the backbone", "Storage accounts replicate data",
              "Private DNS zones resolve private endpoints", "Peering peering peering links", "Die DNS-Zone"]

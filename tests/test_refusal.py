@@ -3,7 +3,7 @@ import pytest
 
 from azchat import Retriever, build_index
 from azchat.notes.language import is_common_word
-from azchat.index.lexical import is_german
+from azchat.index.analysis import is_german
 from azchat.search.refusal import Refusal
 
 from conftest import write

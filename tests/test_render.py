@@ -211,7 +211,7 @@ def test_status_shows_rebuild_progress_and_notes_changed_since_the_build():
 def test_pending_changes_counts_new_edited_and_deleted_notes(tmp_path):
     from azchat import build_index
     from azchat.index.embedding import HashEmbedder
-    from azchat.index.building import is_stale, pending_changes
+    from azchat.index.changes import is_stale, pending_changes
 
     notes = tmp_path / "notes"
     notes.mkdir()

@@ -194,7 +194,7 @@ def test_a_note_copied_into_another_file_does_not_crowd_the_hits(vault, tmp_path
 def test_an_english_question_keeps_a_german_chunks_dense_score_that_bm25_cannot_add_to(retriever):
     import numpy as np
 
-    from azchat.index.lexical import is_german
+    from azchat.index.analysis import is_german
     from azchat.search.retrieval import FusionSettings
 
     rows = [i for i, c in enumerate(retriever.chunks) if is_german(c.text)][:1] + \

@@ -351,7 +351,7 @@ def test_follow_up_questions_are_read_with_the_previous_one_only_when_they_refer
 
 
 def test_cli_and_service_refuse_a_missing_notes_folder_alike(tmp_path, capsys):
-    """One check (indexing.check_notes_or_index): no notes folder and no index gives the same clear error."""
+    """One check (changes.check_notes_or_index): no notes folder and no index gives the same clear error."""
     from azchat.apps.cli import main
     from azchat.errors import NotesNotFoundError
 

@@ -10,7 +10,7 @@ import pytest
 
 from azchat.apps import tools as T
 from azchat.errors import SourceError
-from azchat.index.building import note_changes
+from azchat.index.changes import note_changes
 from azchat.apps.service import NotesService
 from azchat.apps.tools import NotesTools, ToolInputError, tag_list
 from conftest import NETWORK_NOTE, assert_span, file_lines, write
@@ -335,12 +335,14 @@ def test_the_declared_shapes_are_the_keys_the_tools_return(tools, vault):
 
 def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault, monkeypatch):
     import azchat.index.building as indexing
+    import azchat.index.changes as changes
 
     write(vault, "new/added.md", "# Added\n\nadded text\n")
     touch_later(vault / "networking.md")
     walks = []
     real = indexing.find_notes
-    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    for module in (indexing, changes):      # the walks of a build and of the change reports
+        monkeypatch.setattr(module, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
     out = tools.status()
     assert len(walks) == 1
     listed = out["changed_since_build"]
@@ -350,6 +352,7 @@ def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault
 
 def test_open_and_refresh_log_without_an_extra_walk_of_the_notes(vault, tmp_path, fake, monkeypatch):
     import azchat.index.building as indexing
+    import azchat.index.changes as changes
 
     logs = []
     tools = NotesTools(NotesService(vault, tmp_path / "index", embedder=fake), log=logs.append)
@@ -358,7 +361,8 @@ def test_open_and_refresh_log_without_an_extra_walk_of_the_notes(vault, tmp_path
     write(vault, "new/added.md", "# Added\n\nadded text\n")
     walks = []
     real = indexing.find_notes
-    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    for module in (indexing, changes):      # the walks of a build and of the change reports
+        monkeypatch.setattr(module, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
     assert tools.search("added text", k=1)["hits"][0]["path"] == "new/added.md"
     assert "Updating the index: 1 added." in logs and not any(m.startswith("azchat: ") for m in logs)
     assert len(walks) == 2          # one to see what changed, one in the incremental build; none after it

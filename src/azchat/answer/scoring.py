@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..index.lexical import tokenize
+from ..index.analysis import tokenize
 from ..notes.syntax import clean_inline
 from .segmenting import Unit
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 
 from ..notes.referring import opens_referring_back
-from ..index.lexical import tokenize
+from ..index.analysis import tokenize
 from ..notes.syntax import fence_of, indent_width
 from ..types import Chunk, Hit
 from .scoring import near_matches

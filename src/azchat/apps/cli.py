@@ -338,10 +338,11 @@ def cmd_eval(args) -> int:
         raise ev.EvalInputError("Give either a questions file or --beir DIR, not both or neither.")
     if args.beir:
         from ..progress import ProgressBar
+        from .beir import evaluate_beir
 
-        result = ev.evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=_say,
-                                  progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"),
-                                  reranker=args.reranker)
+        result = evaluate_beir(args.beir, args.work, model=args.model, k=args.k, log=_say,
+                               progress=ProgressBar("Embedding"), modes=("lexical", "dense", "hybrid"),
+                               reranker=args.reranker)
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
         else:

@@ -1,4 +1,4 @@
-"""Measure answer quality: file-level retrieval metrics over a question set, and BEIR folders.
+"""Measure answer quality: file-level retrieval metrics over a question set (BEIR folders: beir.py).
 
 Question sets are JSONL, one object a line: {"question", "gold_files": [paths relative to the notes folder],
 "answer_terms": [optional strings]}. An empty gold_files means the notes do not answer the question. When the
@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from ..errors import AzchatError
 
@@ -153,8 +149,6 @@ def evaluate_questions(retriever, questions: list[Question], k: int = 10, tags=N
     rows = []
     written = None
     if mode != "extractive":
-        from ..answer.written import WrittenTally
-
         written = WrittenTally()
     for q in questions:
         ranked = retriever.rank_files(q.question, max(k, 10), tags=tags, folder=folder)
@@ -248,8 +242,6 @@ def format_summary(s: dict) -> str:
         if s["unanswerable"]:
             lines.append(f"  unanswerable refused {s['unanswerable_refused']}/{s['unanswerable']}")
     if s.get("mode") == "generative":
-        from ..answer.written import WrittenTally
-
         lines.append(WrittenTally.format(s))
     return "\n".join(lines)
 
@@ -274,121 +266,50 @@ def format_groups(result: dict) -> str:
     return "\n".join(out)
 
 
-# -- BEIR ------------------------------------------------------------------------------------------
-@dataclass
-class BeirSet:
-    corpus: dict[str, tuple[str, str]]        # doc id -> (title, text)
-    queries: dict[str, str]                   # query id -> text (only queries with judgments)
-    qrels: dict[str, dict[str, float]]        # query id -> {doc id: relevance}
+# -- eval --llm ------------------------------------------------------------------------------------
+class WrittenTally:
+    """What the model endpoint did over a question set (eval --llm): written answers, fallbacks to the quotes
+    and their reasons, sentences left out for citing nothing, invented citations removed. Stops the run
+    when the endpoint fails the first three questions it is asked for the same reason (unreachable, a wrong
+    key or model name) instead of waiting out every question."""
 
+    STOP_AFTER = 3
 
-def _read_jsonl(path: Path) -> Iterable[dict]:
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError as exc:
-                    raise EvalInputError(f"Line {n} of {path} is not JSON ({exc}).") from exc
+    def __init__(self):
+        self.model, self.asked, self.written = "", 0, 0
+        self.fallbacks: dict[str, int] = {}
+        self.dropped = self.invented = 0
+        self._failures: list[str] = []
 
-
-def load_beir(folder, split: str = "test") -> BeirSet:
-    """corpus.jsonl, queries.jsonl and qrels (qrels/<split>.tsv or qrels-<split>.tsv). Only `text` is read."""
-    folder = Path(folder)
-    corpus_p, queries_p = folder / "corpus.jsonl", folder / "queries.jsonl"
-    qrels_p = next((p for p in (folder / "qrels" / f"{split}.tsv", folder / f"qrels-{split}.tsv")
-                    if p.is_file()), None)
-    if not corpus_p.is_file() or not queries_p.is_file() or qrels_p is None:
-        raise EvalInputError(f"{folder} is not a BEIR folder (needs corpus.jsonl, queries.jsonl and "
-                             f"qrels/{split}.tsv or qrels-{split}.tsv).")
-    corpus = {str(d["_id"]): (str(d.get("title") or ""), str(d.get("text") or ""))
-              for d in _read_jsonl(corpus_p)}
-    qrels: dict[str, dict[str, float]] = {}
-    for n, line in enumerate(qrels_p.read_text(encoding="utf-8").splitlines()):
-        parts = line.split("\t")
-        if len(parts) < 3 or (n == 0 and not parts[2].strip().lstrip("-").isdigit()):
-            continue   # header or blank
-        qrels.setdefault(parts[0], {})[parts[1]] = float(parts[2])
-    queries = {str(q["_id"]): str(q.get("text") or "") for q in _read_jsonl(queries_p)
-               if str(q["_id"]) in qrels}
-    return BeirSet(corpus, queries, qrels)
-
-
-def _safe_name(doc_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else f"~{ord(ch):x}" for ch in doc_id)
-
-
-def write_beir_notes(beir: BeirSet, notes: Path) -> dict[str, str]:
-    """One note per document (title as its heading, then the text). Returns note path -> doc id.
-
-    The folder ends up holding exactly this corpus: notes left by another dataset are removed. A file is
-    never written through a link: whatever sits at a note's name and is not that note is replaced."""
-    notes = Path(notes)
-    notes.mkdir(parents=True, exist_ok=True)
-    if notes.is_symlink():
-        raise EvalInputError(f"{notes} is a link; give a real folder for the BEIR notes.")
-    mapping = {}
-    for doc_id, (title, text) in beir.corpus.items():
-        name = _safe_name(doc_id) + ".md"
-        heading = " ".join(title.split()) or doc_id
-        _write_new(notes / name, f"# {heading}\n\n{text.strip()}\n".encode("utf-8"))
-        mapping[name] = doc_id
-    for old in notes.iterdir():
-        if old.name not in mapping and (old.is_symlink() or old.is_file()):
-            old.unlink()
-    return mapping
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write data at path unless the same bytes are there (kept, so an index over them stays fresh); a link
-    or other file in the way is removed first and the file is created anew (O_EXCL, no link followed)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and path.read_bytes() == data:
+    def add(self, row: dict, ans) -> None:
+        row["mode"] = getattr(ans, "mode", "extractive")
+        row["notice"] = getattr(ans, "notice", "")
+        self.model = getattr(ans, "model", "") or self.model
+        if not ans.found:
+            return                        # refused by retrieval: the model was not asked
+        self.asked += 1
+        if row["mode"] == "generative":
+            self.written += 1
+            self.dropped += ans.dropped
+            self.invented += ans.invented
             return
-        if stat.S_ISDIR(st.st_mode):
-            raise EvalInputError(f"{path} is a folder where a BEIR note should be written.")
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        self.fallbacks[ans.failure] = self.fallbacks.get(ans.failure, 0) + 1
+        if ans.failure in ("config", "connection", "auth", "model", "timeout") and self.written == 0:
+            self._failures.append(ans.failure)
+            if len(self._failures) >= self.STOP_AFTER and len(set(self._failures)) == 1:
+                raise AzchatError(f"Stopped after {self.STOP_AFTER} questions: {ans.notice}")
 
+    def summary(self) -> dict:
+        return {"mode": "generative", "model": self.model, "asked": self.asked, "written": self.written,
+                "written_rate": round(self.written / self.asked, 4) if self.asked else None,
+                "fallbacks": dict(sorted(self.fallbacks.items())), "sentences_dropped": self.dropped,
+                "citations_invented": self.invented}
 
-def evaluate_beir(folder, work: Path | None = None, embedder=None, fusion=None, k: int = 10, model=None,
-                  log: Callable[[str], None] | None = None, progress=None, modes=("hybrid",),
-                  reranker=None) -> dict:
-    """Index the BEIR corpus and score its test queries. The notes and index go to a private folder made for
-    this run (mode 0700, a fresh name under `work`, else under the system temp folder), removed at the end."""
-    from ..index.building import build_index
-    from ..answer.asking import Retriever
-
-    beir = load_beir(folder)
-    if work is not None:
-        Path(work).mkdir(parents=True, exist_ok=True)
-    run = Path(tempfile.mkdtemp(prefix="azchat-beir-", dir=work))
-    try:
-        notes, index = run / "notes", run / "index"
-        mapping = write_beir_notes(beir, notes)
-        build_index(notes, index, embedder=embedder, model=model, log=log, progress=progress)
-        out = {"dataset": str(folder), "documents": len(beir.corpus), "queries": len(beir.queries)}
-        r = Retriever(index, embedder=embedder, reranker=reranker, **({"fusion": fusion} if fusion else {}))
-        _say_reranker(r, out)
-        _cached(r, beir.queries.values())
-        for mode in modes:
-            ndcg, rec = [], []
-            for qid, text in beir.queries.items():
-                ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
-                ndcg.append(ndcg_at(ranked, beir.qrels[qid], k))
-                rec.append(recall_at(ranked, beir.qrels[qid], 100))
-            out[mode] = {f"ndcg@{k}": round(sum(ndcg) / len(ndcg), 4),
-                         "recall@100": round(sum(rec) / len(rec), 4)}
-        return out
-    finally:
-        clear(run)
-
-
-def clear(work: Path) -> None:
-    shutil.rmtree(work, ignore_errors=True)
+    @staticmethod
+    def format(s: dict) -> str:
+        """The summary's line about the model (for `eval --llm` without --json)."""
+        why = ", ".join(f"{n} {kind}" for kind, n in s["fallbacks"].items())
+        return (f"  written by {s['model']}: {s['written']}/{s['asked']} answers"
+                + (f" (fell back to the quotes: {why})" if why else "")
+                + f"; {s['sentences_dropped']} uncited parts left out, {s['citations_invented']} invented "
+                  f"citations removed")

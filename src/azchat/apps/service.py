@@ -53,7 +53,7 @@ class NotesService:
              ) -> BuildStats | None:
         """Build or update the index when it is missing or stale, then open it. Returns the build's stats.
         busy_ok: when another indexer holds the lock and an index exists, answer from that index (the CLI)."""
-        from ..index.building import check_notes_or_index
+        from ..index.changes import check_notes_or_index
 
         check_notes_or_index(self.notes_dir, self.index_dir)
         stats = self.update(log=log, progress=progress, wait_seconds=wait_seconds, busy_ok=busy_ok)
@@ -64,7 +64,7 @@ class NotesService:
                ) -> BuildStats | None:
         """Index the notes changed since the last build, in this thread; None when nothing changed (or, with
         busy_ok, another indexer is at work and an index exists). The one check-then-build of every surface."""
-        from ..index.building import is_stale
+        from ..index.changes import is_stale
 
         if not self.notes_dir.is_dir() or not is_stale(self.notes_dir, self.index_dir):
             return None
@@ -188,7 +188,7 @@ class NotesService:
 
     def note_changes(self) -> dict[str, list[str]] | None:
         """The notes added, changed or removed since the last build; None when the index must be rebuilt."""
-        from ..index.building import note_changes
+        from ..index.changes import note_changes
 
         return note_changes(self.notes_dir, self.index_dir) if self.notes_dir.is_dir() else None
 
@@ -318,7 +318,7 @@ class NotesService:
     def pending_changes(self) -> dict | None:
         """Notes added, touched or removed since the last build (stat only): {"added", "changed",
         "removed"}; None when unknown (no index yet, other chunking rules, the notes folder unreadable)."""
-        from ..index.building import pending_changes
+        from ..index.changes import pending_changes
 
         try:
             return pending_changes(self.notes_dir, self.index_dir)

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from . import dense
+from .changes import _stat, incompatibility
 from ..notes.chunking import chunk_note
 from ..config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
@@ -18,7 +19,7 @@ from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFo
 from .lexical import BM25Writer, LexicalIndex
 from ..notes.reading import Skipped, find_notes, read_note, relative_path
 from .columns import embed_key
-from .store import CURRENT, Generation, build_lock, load_generation, read_manifest, tidy, write_generation
+from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from ..types import BuildStats, Chunk
 
 Log = Callable[[str], None]
@@ -38,76 +39,6 @@ def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
     pos = np.minimum(np.searchsorted(ordered, w), len(ordered) - 1)
     return np.where(ordered[pos] == w, order[pos], -1).astype(np.int64)
 
-
-def _stat(path: Path):
-    try:
-        st = path.stat()
-        return st.st_mtime_ns, st.st_size
-    except OSError:
-        return None
-
-
-def incompatibility(manifest: dict, embedder: Embedder, settings: ChunkSettings) -> str:
-    """Why an existing index cannot be updated in place ("" when it can)."""
-    if manifest.get("embedder") != embedder.name:
-        return f"the model changed ({manifest.get('embedder')} -> {embedder.name})"
-    if manifest.get("dim") != embedder.dim:
-        return "the embedding dimension changed"
-    if recorded_prefixes(manifest) != prefixes(embedder):
-        return f"the model's query/passage prefixes changed ({recorded_prefixes(manifest)} -> {prefixes(embedder)})"
-    if manifest.get("chunker") != settings.to_dict():
-        return "the chunker settings changed"
-    return ""
-
-
-def check_notes_or_index(notes_dir, index_dir) -> None:
-    """NotesNotFoundError when there is neither a notes folder nor an index built from one: nothing to answer
-    from. An index alone is enough (its notes folder may be on a disk that is not mounted now)."""
-    if not Path(notes_dir).is_dir() and not (Path(index_dir) / CURRENT).exists():
-        raise NotesNotFoundError(f"Notes folder {notes_dir} does not exist or is not a folder.")
-
-
-def is_stale(notes_dir, index_dir) -> bool:
-    """True when a note was added, removed or touched since the last build (stat only, no reading)."""
-    changes = note_changes(notes_dir, index_dir, stop_early=True)
-    return changes is None or any(changes.values())
-
-
-def note_changes(notes_dir, index_dir, stop_early: bool = False) -> dict[str, list[str]] | None:
-    """The notes added, changed (touched) and removed since the last build, by stat only, as
-    {"added", "changed", "removed"} lists of paths relative to the notes folder; None when there is no index
-    or it was built with older chunking rules (everything needs building). `stop_early`: stop at the first."""
-    manifest = read_manifest(Path(index_dir))
-    if manifest is None or manifest.get("chunker") != ChunkSettings().to_dict():
-        return None   # no index, or one built with older chunking/tokenization rules
-    paths, _ = find_notes(Path(notes_dir))
-    known = manifest.get("notes", {})
-    skipped = manifest.get("skipped", {})
-    out: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
-    seen = set()
-    for path in paths:
-        rel = relative_path(path, Path(notes_dir))
-        entry = known.get(rel)
-        if entry is None:
-            bad = skipped.get(rel)
-            if bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size")):
-                continue          # a file skipped last time (binary, unreadable) and untouched since
-            out["added"].append(rel)
-        else:
-            seen.add(rel)
-            if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
-                out["changed"].append(rel)
-        if stop_early and (out["added"] or out["changed"]):
-            return out
-    out["removed"] = sorted(set(known) - seen)
-    return out
-
-
-def pending_changes(notes_dir, index_dir) -> dict[str, int] | None:
-    """note_changes counted: {"added", "changed", "removed"} numbers of notes (a touched note may turn out
-    unchanged when read); None when everything needs building."""
-    changes = note_changes(notes_dir, index_dir)
-    return None if changes is None else {k: len(v) for k, v in changes.items()}
 
 
 def light_max() -> int:

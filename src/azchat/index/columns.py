@@ -29,6 +29,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from ..types import Chunk
+from .analysis import _IDENTIFIER, _PART
+from .wordlists import _Framed, _Substrings, _map
 
 TEXT_FIELDS = ("id", "heading", "text", "embed_text", "search_text")
 FOLDER = "chunks"
@@ -137,8 +139,6 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
     keys: list[bytes] = []
     paths: dict[str, int] = {}
     metas: dict[str, int] = {}
-    from ..search.refusal import _IDENTIFIER, _PART
-
     words: set[str] = set()
     identifiers: set[str] = set()
     compact = open(folder / "compact.bin", "wb")
@@ -175,34 +175,6 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
     np.save(folder / "lines.npy", np.asarray(lines, dtype=np.int32).reshape(n, 2), allow_pickle=False)
     np.save(folder / "keys.npy", np.asarray(keys, dtype="S20").reshape(n), allow_pickle=False)
     return n
-
-
-class _Framed:
-    """`word in it`: a "\n"-framed word list, memory-mapped and searched (no set built per process)."""
-
-    def __init__(self, blob):
-        self._blob = blob
-
-    def __contains__(self, word) -> bool:
-        return isinstance(word, str) and self._blob.find(("\n" + word + "\n").encode("utf-8")) >= 0
-
-
-class _Substrings:
-    """`part in it`: a substring search in a memory-mapped blob (a letters-and-digits part occurs in the text
-    exactly when it occurs inside one of its words)."""
-
-    def __init__(self, blob):
-        self._blob = blob
-
-    def __contains__(self, part) -> bool:
-        return isinstance(part, str) and self._blob.find(part.encode("utf-8")) >= 0
-
-
-def _map(path: Path):
-    if path.stat().st_size == 0:
-        return b""
-    with open(path, "rb") as fh:
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 class _Table:
@@ -381,19 +353,13 @@ class ChunkList(_Table, Sequence[Chunk]):
         return getattr(self._chunks[i], name)
 
     def notes_text(self):
-        from ..search.refusal import _PART
-
         text = "\n".join(c.text for c in self._chunks).lower()
         return frozenset(_PART.findall(text)), text
 
     def compact_text(self):
-        from ..search.refusal import _PART
-
         return "".join(_PART.findall(self.notes_text()[1]))
 
     def identifiers(self):
-        from ..search.refusal import _IDENTIFIER
-
         return frozenset(m.lower().strip("_") for c in self._chunks if "_" in c.search_text
                          for m in _IDENTIFIER.findall(c.search_text))
 

@@ -238,7 +238,7 @@ class Watcher:
             self._crashed = exc
 
     def _stale(self) -> bool:
-        from .building import is_stale
+        from .changes import is_stale
 
         try:
             return is_stale(self.notes_dir, self.index_dir)

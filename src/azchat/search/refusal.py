@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..notes.language import is_common_word
-from ..index.lexical import STOPWORDS, LexicalIndex, tokenize
+from ..index.analysis import _IDENTIFIER, _PART, STOPWORDS, tokenize
+from ..index.lexical import LexicalIndex
 from ..types import Chunk
 
 
@@ -141,8 +142,6 @@ class Refusal:
 
 _WORD = re.compile(r"\w[\w.+-]*\w|\w")
 _SUBWORD = re.compile(r"[.+-]")                    # splits a hyphenated or dotted word
-_PART = re.compile(r"[^\W_]+")                      # letters and digits between underscores
-_IDENTIFIER = re.compile(r"\w*_\w*")
 
 
 def _is_identifier(word: str) -> bool:

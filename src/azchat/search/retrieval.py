@@ -13,7 +13,8 @@ from ..notes import language
 from ..config import index_dir as default_index
 from ..index.embedding import Embedder, embed_queries, prefixes, recorded_prefixes
 from ..errors import IndexCorruptError
-from ..index.lexical import LexicalIndex, is_german, tokenize
+from ..index.analysis import is_german, tokenize
+from ..index.lexical import LexicalIndex
 from .refusal import Refusal, RefusalSettings
 from ..index.store import Generation, load_generation
 from ..notes.syntax import blocks_open_at, indented_code_at
