@@ -35,7 +35,9 @@ def is_follow_up(question: str) -> bool:
 class NotesService:
     def __init__(self, notes_dir=None, index_dir=None, model: str | None = None, embedder=None,
                  reranker=None):
-        self.notes_dir = Path(config.notes_dir(notes_dir, index_dir))
+        from ..index.changes import notes_dir as resolve_notes
+
+        self.notes_dir = Path(resolve_notes(notes_dir, index_dir))
         self.index_dir = Path(config.index_dir(index_dir))
         self.model = model
         self.reranker = reranker       # a cross-encoder's name, "off", or None: $AZCHAT_RERANKER (rerank.py)

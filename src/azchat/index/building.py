@@ -11,9 +11,9 @@ from typing import Callable
 import numpy as np
 
 from . import dense
-from .changes import _stat, incompatibility
+from .changes import _stat, incompatibility, notes_dir as default_notes
 from ..notes.chunking import chunk_note
-from ..config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
+from ..config import ChunkSettings, index_dir as default_index
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import BM25Writer, LexicalIndex

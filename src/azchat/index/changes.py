@@ -1,11 +1,12 @@
 """What changed since the last build, by stat only: whether the index is stale, which notes were added, changed
-or removed, and why an existing index cannot be updated in place."""
+or removed, and why an existing index cannot be updated in place; and the notes folder to read when none is given
+(notes_dir: the one the index was built from)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ChunkSettings
-from ..errors import NotesNotFoundError
+from ..config import ChunkSettings, env_or, index_dir
+from ..errors import AzchatError, NotesNotFoundError
 from ..notes.reading import find_notes, relative_path
 from .embedding import Embedder, prefixes, recorded_prefixes
 from .store import CURRENT, read_manifest
@@ -80,3 +81,26 @@ def pending_changes(notes_dir, index_dir) -> dict[str, int] | None:
     unchanged when read); None when everything needs building."""
     changes = note_changes(notes_dir, index_dir)
     return None if changes is None else {k: len(v) for k, v in changes.items()}
+
+
+# -- the notes folder an index was built from -------------------------------------------------------
+def notes_dir(value=None, index=None) -> Path:
+    """The notes folder: given, else AZCHAT_NOTES, else the folder the index was built from (while it exists:
+    a moved checkout falls back), else ./notes. So `azchat ask` after `azchat index --notes ~/vault` reads
+    ~/vault, and never rebuilds that index from whatever ./notes happens to be."""
+    chosen = env_or(value, "AZCHAT_NOTES", None)
+    if chosen is not None:
+        return Path(chosen)
+    built_from = _built_from(index_dir(index))
+    return built_from if built_from is not None and built_from.is_dir() else Path("notes")
+
+
+def _built_from(index: Path) -> Path | None:
+    """The notes folder an index's manifest records (None without a readable index)."""
+    if not (index / "CURRENT").is_file():
+        return None
+    try:
+        recorded = (read_manifest(index) or {}).get("notes_dir")
+    except (AzchatError, OSError, ValueError):
+        return None
+    return Path(recorded) if isinstance(recorded, str) and recorded else None

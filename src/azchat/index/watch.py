@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..config import ChunkSettings, index_dir as default_index, notes_dir as default_notes
+from ..config import ChunkSettings, index_dir as default_index
+from .changes import notes_dir as default_notes
 from .embedding import Embedder
 from ..errors import AzchatError, NotesNotFoundError
 from ..notes.reading import NOTE_SUFFIXES
