@@ -121,9 +121,9 @@ class Answer:
     """An answer as every surface renders it: the whole text (`answer`, what the CLI prints and the JSON
     carries) and its structure (intro, parts, citations) for renderers that show more than text.
 
-    A written answer (answer/written.py) is an Answer too: mode "generative" when the model's checked text is
-    shown; when it was asked for and could not be used, mode stays "extractive" (the quotes are shown) and
-    `notice` says why."""
+    A written answer (answer/written.py) is an Answer too, with written=True: mode "generative" when the
+    model's checked text is shown; when it could not be used, mode stays "extractive" (the quotes are shown)
+    and `notice` and `failure` say why."""
 
     question: str
     answer: str
@@ -133,14 +133,27 @@ class Answer:
     intro: str = ""                    # "From your notes:", "Written by <model> from your notes:"
     parts: list[Part] = field(default_factory=list)
     read_as: str = ""                  # a follow-up question was read together with this earlier question
+    # when a written answer was asked for (written=True; answer/written.py):
+    written: bool = False
+    mode: str = "extractive"           # the answer shown: "generative" (the model's checked text) or the quotes
+    model: str = ""                    # the model's name
+    notice: str = ""                   # one line: why it fell back to the quotes, or what the check left out
+    failure: str = ""                  # why it fell back: config|timeout|connection|auth|model|status|refused|
+                                       # uncited|error ("" when it did not)
+    dropped: int = 0                   # sentences left out because they cited no passage
+    invented: int = 0                  # citation numbers removed because no passage has them
+    unsafe: int = 0                    # parts left out for a link, image, HTML, URL or file name
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "question": self.question,
             "answer": self.answer,
             "found": self.found,
             "citations": [c.to_dict() for c in self.citations],
         }
+        if self.written:
+            out.update(mode=self.mode, model=self.model, notice=self.notice)
+        return out
 
 
 def answer_text(intro: str, parts: list[Part], citations: list[Citation]) -> str:

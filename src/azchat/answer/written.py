@@ -13,13 +13,12 @@ When retrieval refuses ("not in your notes") the model is not called. When no en
 call fails, times out or the model declines, the extractive answer comes back with a one-line notice.
 
 For other front ends: `write_answer(answer)` (one call, no streaming) and `stream_answer(answer)` (the checked
-text piece by piece, then the finished GeneratedAnswer) take the extractive Answer of `Retriever.ask`.
+text piece by piece, then the finished written Answer) take the extractive Answer of `Retriever.ask`.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..errors import AzchatError
@@ -32,21 +31,7 @@ MODES = ("extractive", "generative")
 MAX_TOKENS = 1024                  # the most tokens the model may write for one answer
 
 
-@dataclass
-class GeneratedAnswer(Answer):
-    """An answer from `mode="generative"`: the model's checked text, or the extractive answer it fell back to
-    (`mode` says which) with the reason in `notice`."""
-
-    mode: str = "generative"
-    model: str = ""
-    notice: str = ""               # one line; "" when all went well
-    dropped: int = 0               # sentences left out because they cited no passage
-    invented: int = 0              # citation numbers removed because no passage has them
-    unsafe: int = 0                # parts left out for a link, image, HTML, URL or file name (_unsafe)
-    failure: str = ""              # why it fell back: config|timeout|connection|auth|model|status|refused|uncited|error
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "mode": self.mode, "model": self.model, "notice": self.notice}
+GeneratedAnswer = Answer   # the old name of a written answer: an Answer with written=True
 
 
 def check_mode(mode: str) -> str:
@@ -197,12 +182,12 @@ def _reason(exc: BaseException, config) -> tuple[str, str]:
     return kind, redact(text, config)
 
 
-def _fallback(answer: Answer, config, kind: str, reason: str) -> GeneratedAnswer:
+def _fallback(answer: Answer, config, kind: str, reason: str) -> Answer:
     reason = _norm(reason)
-    return GeneratedAnswer(answer.question, answer.answer, answer.found, list(answer.citations), list(answer.hits),
-                           answer.intro, list(answer.parts), answer.read_as, mode="extractive", model=config.model if config is not None else "",
-                           notice=f"No written answer: {reason}; showing the quotes from your notes instead.",
-                           failure=kind)
+    return Answer(answer.question, answer.answer, answer.found, list(answer.citations), list(answer.hits),
+                  answer.intro, list(answer.parts), answer.read_as, written=True, mode="extractive",
+                  model=config.model if config is not None else "", failure=kind,
+                  notice=f"No written answer: {reason}; showing the quotes from your notes instead.")
 
 
 def written_header(model: str) -> str:
@@ -210,9 +195,9 @@ def written_header(model: str) -> str:
     return f"Written by {model} from your notes:\n\n"
 
 
-def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[str | GeneratedAnswer]:
+def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[str | Answer]:
     """The written answer for an extractive Answer: yields the checked text as it arrives, then (always last)
-    the finished GeneratedAnswer. `config` defaults to the environment's (llm.load_config)."""
+    the finished Answer (written=True). `config` defaults to the environment's (llm.load_config)."""
     from .llm import LLMConfigError, load_config
 
     if config is None:
@@ -226,9 +211,9 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
                                                 "AZCHAT_LLM_MODEL, or AZURE_OPENAI_*; see the README)")
         return
     if not answer.found or not answer.hits:      # "not in your notes": the model is not asked
-        yield GeneratedAnswer(answer.question, answer.answer, answer.found, list(answer.citations),
-                              list(answer.hits), answer.intro, list(answer.parts), answer.read_as,
-                              mode="extractive", model=config.model)
+        yield Answer(answer.question, answer.answer, answer.found, list(answer.citations),
+                     list(answer.hits), answer.intro, list(answer.parts), answer.read_as, written=True,
+                     mode="extractive", model=config.model)
         return
     passages = select_passages(answer)
     check = CitationCheck(passages)
@@ -272,16 +257,16 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
                         f"that do not exist")
     notice = ("Checked the model's answer: " + " and ".join(problems) + ".") if problems else ""
     intro, parts = written_header(config.model).strip(), [Part(check.text, style="written")]
-    yield GeneratedAnswer(answer.question, answer_text(intro, parts, citations), True, citations,
-                          list(answer.hits), intro, parts, mode="generative", model=config.model, notice=notice,
-                          dropped=check.dropped, invented=check.invented, unsafe=check.unsafe)
+    yield Answer(answer.question, answer_text(intro, parts, citations), True, citations,
+                 list(answer.hits), intro, parts, written=True, mode="generative", model=config.model,
+                 notice=notice, dropped=check.dropped, invented=check.invented, unsafe=check.unsafe)
 
 
-def write_answer(answer: Answer, config=None, on_text: Callable[[str], None] | None = None) -> GeneratedAnswer:
+def write_answer(answer: Answer, config=None, on_text: Callable[[str], None] | None = None) -> Answer:
     """The written answer in one call: streamed to `on_text` piece by piece when given, else one request
     without streaming. The one-line hook for front ends: `write_answer(retriever.ask(question)).to_dict()`."""
     for item in stream_answer(answer, config, stream=on_text is not None):
-        if isinstance(item, GeneratedAnswer):
+        if isinstance(item, Answer):
             return item
         if on_text is not None:
             on_text(item)

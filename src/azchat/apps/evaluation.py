@@ -282,9 +282,8 @@ class WrittenTally:
         self._failures: list[str] = []
 
     def add(self, row: dict, ans) -> None:
-        row["mode"] = getattr(ans, "mode", "extractive")
-        row["notice"] = getattr(ans, "notice", "")
-        self.model = getattr(ans, "model", "") or self.model
+        row["mode"], row["notice"] = ans.mode, ans.notice
+        self.model = ans.model or self.model
         if not ans.found:
             return                        # refused by retrieval: the model was not asked
         self.asked += 1

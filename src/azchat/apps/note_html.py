@@ -227,11 +227,11 @@ def _mark_needles(children: list[Token], needles: list[str]) -> set[str]:
                     child.meta.setdefault("marks", []).append((lo - s, hi - s))
     for _, _, child in where:
         if child.meta and child.meta.get("marks"):
-            child.meta["marks"] = _merge(child.meta["marks"])
+            child.meta["marks"] = _union_spans(child.meta["marks"])
     return found
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _union_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for s, e in sorted(spans):
         if out and s <= out[-1][1]:
