@@ -1,0 +1,512 @@
+"""`azchat serve --workers N`: the REST API (/api) and MCP over HTTP (/mcp) answered by N processes that share
+one memory-mapped index through the page cache.
+
+Design:
+- The supervisor (the `azchat serve` process) checks the configuration, brings the index up to date once (an
+  `azchat index` child, so the build's memory goes away with it), binds the listening socket once (so a port in
+  use is one clear error) and starts N worker processes (`python -m azchat.workers`, settings as JSON in an
+  environment variable: nothing pickled) that inherit that socket and accept from it in turn. A worker that dies
+  does not lose the connections waiting in the queue; the others take them while it is restarted.
+- Every worker serves the same ASGI app as `azchat serve` (rest.serve_kwargs: /api, /mcp) behind the Gate
+  (gate.py): the Host/Origin check and AZCHAT_AUTH on every request. Sign-in sessions live in one process's
+  memory, so the API port takes HTTP Basic only (a browser gets its own password prompt) and no cookie.
+- The Gradio chat keeps its state (queue, events) in one process, so it cannot be spread over workers: it runs
+  in one more process of its own on --chat-port (default --port + 1), the whole single-process app as before;
+  `--no-chat` leaves it out.
+- One builder: with --watch only worker 1 watches the notes and rebuilds. Every process follows the index's
+  CURRENT pointer (a read of one small file every half second) and opens the new generation when another process
+  wrote it. Without --watch each process indexes changed notes before answering, as `serve` does; the index lock
+  makes a second builder wait and then find nothing left to do.
+- Ctrl-C or SIGTERM stops every worker (SIGKILL after a grace period); a worker that dies is reported and
+  restarted, and one that keeps dying stops the server with exit code 1. A worker whose supervisor is gone
+  stops by itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from .errors import AzchatError
+
+MAX_WORKERS = 64
+CONFIG_ENV = "AZCHAT_WORKER_CONFIG"
+FOLLOW_SECONDS = 0.5       # how often every process looks at CURRENT
+STOP_GRACE = 20.0          # seconds the workers get to finish after SIGTERM before SIGKILL
+START_TIMEOUT = 600.0      # seconds a worker may take to open the index
+RESTARTS = 5               # a worker that dies this often ...
+RESTART_WINDOW = 60.0      # ... within this many seconds stops the server
+WORKER_HEADER = "x-azchat-worker"
+
+
+def worker_count(value: str) -> int:
+    """argparse type of --workers: a whole number from 1 to MAX_WORKERS."""
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_WORKERS:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS}, not {value!r}")
+    return n
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# == the supervisor ===========================================================================================
+def listen(host: str, port: int) -> socket.socket:
+    """The one listening socket every worker inherits."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise AzchatError(f"Cannot listen on {host}:{port}: the port is in use or not allowed; "
+                          "choose another --port.") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else ("[::1]" if host == "::" else host)
+    return f"http://[{shown}]:{port}/" if ":" in shown and not shown.startswith("[") else f"http://{shown}:{port}/"
+
+
+class _Child:
+    def __init__(self, role: str, number: int):
+        self.role, self.number = role, number
+        self.proc: subprocess.Popen | None = None
+        self.ready = False
+        self.deaths: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return "the chat process" if self.role == "chat" else f"worker {self.number}"
+
+
+class Supervisor:
+    def __init__(self, args, auth):
+        from . import config
+
+        self.args, self.auth = args, auth
+        self.notes = config.notes_dir(args.notes, args.index)
+        self.index = config.index_dir(args.index)
+        self.stopping = False
+        self.signal_name = ""
+        self.sock: socket.socket | None = None
+        self.ready_r, self.ready_w = -1, -1
+        self.children: list[_Child] = []
+        self.buffer = b""
+
+    # -- the parts ------------------------------------------------------------------------------
+    def _settings(self, child: _Child) -> dict:
+        a = self.args
+        return {"role": child.role, "worker": child.number, "notes": str(self.notes), "index": str(self.index),
+                "model": a.model, "reranker": a.reranker, "host": a.host, "port": self.port,
+                "chat_port": self.chat_port, "chat_url": self.chat_url,
+                "watch": bool(a.watch) and child.role == "api" and child.number == 1,
+                "refresh": None if a.watch else 2.0, "parent": os.getpid(), "ready_fd": self.ready_w,
+                "fd": self.sock.fileno() if child.role == "api" else None}
+
+    def _spawn(self, child: _Child) -> None:
+        env = {**os.environ, CONFIG_ENV: json.dumps(self._settings(child))}
+        fds = (self.ready_w,) + ((self.sock.fileno(),) if child.role == "api" else ())
+        child.ready = False
+        child.proc = subprocess.Popen([sys.executable, "-m", "azchat.workers"], env=env, pass_fds=fds,
+                                      stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+
+    def _event(self, kind: str, child: _Child, **extra) -> None:
+        """A worker started, died or was restarted: a JSON line on stdout with --json, a sentence on stderr."""
+        if self.args.json:
+            print(json.dumps({"event": kind, "role": child.role, "worker": child.number, **extra}), flush=True)
+        if kind == "exited":
+            how = (f"was killed by signal {-extra['code']}" if extra["code"] < 0
+                   else f"exited with code {extra['code']}")
+            _say(f"azchat: {child.name} (pid {extra['pid']}) {how}"
+                 + ("; restarting it." if extra.get("restarting") else "."))
+        elif kind == "restarted":
+            _say(f"azchat: {child.name} is back (pid {extra['pid']}).")
+
+    def _read_ready(self, timeout: float) -> None:
+        """Lines "<role> <number> <pid>" from children that listen now."""
+        r, _, _ = select.select([self.ready_r], [], [], timeout)
+        if not r:
+            return
+        self.buffer += os.read(self.ready_r, 4096)
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            try:
+                role, number, pid = line.decode().split()
+            except ValueError:
+                continue
+            for c in self.children:
+                if c.role == role and c.number == int(number) and c.proc is not None and c.proc.pid == int(pid):
+                    if not c.ready and c.deaths:
+                        self._event("restarted", c, pid=c.proc.pid)
+                    c.ready = True
+
+    def _update_index(self) -> None:
+        """Build or update the index once, before any worker opens it (in a child: its memory goes with it)."""
+        from .indexing import check_notes_or_index, is_stale
+
+        check_notes_or_index(self.notes, self.index)
+        if not (self.notes.is_dir() and is_stale(self.notes, self.index)):
+            return
+        _say(f"Updating the index in {self.index} from {self.notes} ...")
+        cmd = [sys.executable, "-m", "azchat", "index", "--notes", str(self.notes), "--index", str(self.index)]
+        if self.args.model:
+            cmd += ["--model", self.args.model]
+        code = subprocess.call(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+        if code != 0 and not (self.index / "CURRENT").exists():
+            raise AzchatError(f"Could not build the index (azchat index exited with code {code}).")
+
+    # -- running --------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True
+        self.signal_name = signal.Signals(signum).name
+
+    def run(self) -> int:
+        a = self.args
+        self._update_index()
+        self.sock = listen(a.host, a.port)
+        self.port = self.sock.getsockname()[1]
+        self.chat_port = None if a.no_chat else (a.chat_port if a.chat_port is not None else self.port + 1)
+        self.chat_url = None if self.chat_port is None else _url(a.host, self.chat_port)
+        self.ready_r, self.ready_w = os.pipe()
+        os.set_inheritable(self.ready_w, True)
+        self.children = [_Child("api", i) for i in range(1, a.workers + 1)]
+        if self.chat_port is not None:
+            self.children.append(_Child("chat", 0))
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        code = 0
+        try:
+            for c in self.children:
+                self._spawn(c)
+            code = self._wait_until_ready()
+            if code == 0 and not self.stopping:
+                self._announce()
+                code = self._supervise()
+        finally:
+            self._stop_all()
+            for s, h in previous.items():
+                signal.signal(s, h)
+            for fd in (self.ready_r, self.ready_w):
+                os.close(fd)
+            self.sock.close()
+        if self.signal_name and code == 0:
+            _say("Stopped.")
+        return code
+
+    def _wait_until_ready(self) -> int:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.stopping and not all(c.ready for c in self.children):
+            self._read_ready(0.2)
+            for c in self.children:
+                rc = c.proc.poll()
+                if rc is not None and not self.stopping:
+                    _say(f"azchat: {c.name} exited with code {rc} while starting; stopping the server.")
+                    return 1
+            if time.monotonic() > deadline:
+                _say(f"azchat: the workers did not open the index within {START_TIMEOUT:.0f} s; stopping.")
+                return 1
+        return 0
+
+    def _announce(self) -> None:
+        a = self.args
+        url = _url(a.host, self.port)
+        if a.json:
+            from .store import read_manifest
+
+            manifest = {}
+            try:
+                manifest = read_manifest(self.index) or {}
+            except AzchatError:
+                pass
+            print(json.dumps({
+                "url": url, "host": a.host, "port": self.port, "auth": self.auth is not None, "share": False,
+                "workers": a.workers, "pids": [c.proc.pid for c in self.children if c.role == "api"],
+                "chat_url": self.chat_url,
+                "chat_pid": next((c.proc.pid for c in self.children if c.role == "chat"), None),
+                "watch": bool(a.watch), "notes_dir": str(self.notes), "index_dir": str(self.index),
+                "notes": len(manifest.get("notes", {})), "chunks": manifest.get("chunk_count", 0),
+                "built_at": manifest.get("built_at", ""), "model": manifest.get("model", "")},
+                ensure_ascii=False), flush=True)
+            return
+        chat = f"; the chat at {self.chat_url}" if self.chat_url else ""
+        print(f"azchat is ready at {url}: REST (/api) and MCP (/mcp) from {a.workers} worker"
+              f"{'s' if a.workers != 1 else ''}{chat} (Ctrl+C to stop)", flush=True)
+
+    def _supervise(self) -> int:
+        while not self.stopping:
+            self._read_ready(0.5)
+            for c in self.children:
+                rc = c.proc.poll()
+                if rc is None or self.stopping:
+                    continue
+                now = time.monotonic()
+                c.deaths = [t for t in c.deaths if now - t < RESTART_WINDOW] + [now]
+                again = len(c.deaths) < RESTARTS
+                self._event("exited", c, pid=c.proc.pid, code=rc, restarting=again)
+                if not again:
+                    _say(f"azchat: {c.name} died {RESTARTS} times within {RESTART_WINDOW:.0f} s; "
+                         "stopping the server.")
+                    return 1
+                self._spawn(c)
+        return 0
+
+    def _stop_all(self) -> None:
+        """SIGTERM to every child still running, SIGKILL to those still there after STOP_GRACE seconds."""
+        live = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for c in live:
+            try:
+                c.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE
+        for c in live:
+            try:
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _say(f"azchat: {c.name} (pid {c.proc.pid}) did not stop within {STOP_GRACE:.0f} s; killing it.")
+                c.proc.kill()
+                c.proc.wait()
+
+
+def serve(args, auth) -> int:
+    """`azchat serve --workers N` (cli.cmd_serve hands over once the common checks passed)."""
+    if args.share:
+        raise AzchatError("--share cannot be used with --workers: share the chat of a plain `azchat serve`.")
+    if args.no_chat and args.chat_port is not None:
+        raise AzchatError("--chat-port and --no-chat contradict each other: give one of them.")
+    if sys.platform == "win32":
+        raise AzchatError("--workers needs a POSIX system (Linux, macOS); run `azchat serve` without it.")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        _say(f"Warning: listening on {args.host} without a password; set AZCHAT_AUTH=user:password.")
+    return Supervisor(args, auth).run()
+
+
+# == a worker =================================================================================================
+class Follower:
+    """Opens the index's new generation when another process wrote it: reads CURRENT every `every` seconds."""
+
+    def __init__(self, service, every: float = FOLLOW_SECONDS, log=_say):
+        self.service, self.every, self.log = service, every, log
+        self._stop = threading.Event()
+        self._seen = self._current()
+        self.reloads = 0
+
+    def _current(self) -> bytes | None:
+        try:
+            return (self.service.index_dir / "CURRENT").read_bytes()
+        except OSError:
+            return None
+
+    def _open_already(self, current: bytes) -> bool:
+        """Whether this process has that generation open (its own rebuild or watcher swapped it in)."""
+        name = current.decode("utf-8", "replace").split()[:1]
+        gen = getattr(self.service.retriever, "_gen", None)
+        return bool(name) and getattr(getattr(gen, "folder", None), "name", None) == name[0]
+
+    def check(self) -> None:
+        current = self._current()
+        if current is None or current == self._seen:
+            return
+        try:
+            if not self._open_already(current):
+                self.service.reload()
+                self.reloads += 1
+            self._seen = current
+        except Exception as exc:     # a half-pruned or damaged generation: keep answering, try again later
+            self.log(f"azchat: could not open the index's new generation yet: {exc}")
+
+    def start(self) -> "Follower":
+        def run():
+            while not self._stop.wait(self.every):
+                self.check()
+
+        threading.Thread(target=run, name="azchat-follow", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _orphan_guard(parent: int) -> None:
+    """Stop this worker (as on SIGTERM) when its supervisor is gone, e.g. killed with SIGKILL."""
+    def run():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=run, name="azchat-orphan-guard", daemon=True).start()
+
+
+class _ApiGate:
+    """The Gate for the workers' port: HTTP Basic only. A sign-in cookie would be known to one worker only."""
+
+    @staticmethod
+    def make(auth, hosts):
+        from .gate import Gate
+
+        class ApiGate(Gate):
+            def __init__(self, app, **kw):
+                super().__init__(app, **kw)
+                self.startup_call = False            # no Gradio here: no unauthenticated first call
+
+            async def _sign_in(self, scope, receive, send):
+                await self._refuse(scope, send, 404, "This port takes HTTP Basic credentials; sign in to the "
+                                                     "chat on its own port.")
+
+            async def _refuse(self, scope, send, status, sentence, page=False):
+                await super()._refuse(scope, send, status, sentence, page=False)   # the browser's own prompt
+
+        return ApiGate
+
+
+class _WorkerTag:
+    """Adds the worker's number to every response that passed the Gate (so a client can tell workers apart)."""
+
+    def __init__(self, app, number: int):
+        self.app, self.value = app, str(number).encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (WORKER_HEADER.encode(),
+                                                                                  self.value)]}
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
+def build_worker_app(tools, auth, host: str, hosts, number: int, chat_url: str | None):
+    """The ASGI app of one worker: /api and /mcp (rest.serve_kwargs) behind the Gate, / says where things are."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from .rest import serve_kwargs
+
+    kwargs = serve_kwargs(tools, auth, host, hosts)
+
+    def root(request):
+        where = f"; the chat is at {chat_url}" if chat_url else ""
+        return JSONResponse({"detail": f"This port serves the REST API at /api (docs at /api/docs) and MCP at "
+                                       f"/mcp{where}."})
+
+    kwargs["routes"] = [*kwargs["routes"], Route("/", root)]
+    kwargs["middleware"] = [Middleware(_ApiGate.make(auth, hosts), auth=auth, hosts=hosts),
+                            Middleware(_WorkerTag, number=number)]
+    return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **kwargs)
+
+
+def _open_service(cfg: dict):
+    from .service import NotesService
+
+    service = NotesService(cfg["notes"], cfg["index"], model=cfg["model"], reranker=cfg["reranker"])
+    service.open(log=_say)
+    return service
+
+
+def _tell_ready(cfg: dict) -> None:
+    os.write(cfg["ready_fd"], f"{cfg['role']} {cfg['worker']} {os.getpid()}\n".encode())
+
+
+def run_api(cfg: dict) -> int:
+    import uvicorn
+
+    from . import config
+    from .gate import HostCheck, allowed_hosts_from_env
+    from .tools import NotesTools
+
+    auth = config.auth_from_env()
+    sock = socket.socket(fileno=cfg["fd"])
+    service = _open_service(cfg)
+    follower = Follower(service).start()
+    watcher = None
+    if cfg["watch"]:
+        from .watch import Watcher
+
+        watcher = Watcher(cfg["notes"], cfg["index"], model=cfg["model"], log=_say,
+                          embedder=service.retriever.embedder, on_update=lambda stats: service.reload())
+        watcher.start(initial_build=False)
+        _say(f"Worker {cfg['worker']} is watching {watcher.notes_dir} for changes.")
+    tools = NotesTools(service, refresh_every=cfg["refresh"], log=_say).opened()
+    hosts = HostCheck(cfg["host"], allowed_hosts_from_env())
+    app = build_worker_app(tools, auth, cfg["host"], hosts, cfg["worker"], cfg["chat_url"])
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=STOP_GRACE / 2))
+
+    def announce():
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            _tell_ready(cfg)
+
+    threading.Thread(target=announce, name="azchat-ready", daemon=True).start()
+    try:
+        server.run(sockets=[sock])      # SIGINT/SIGTERM: finish the requests in flight, then return
+    finally:
+        follower.stop()
+        if watcher is not None:
+            watcher.stop()
+    return 0
+
+
+def run_chat(cfg: dict) -> int:
+    """The Gradio chat (with /api and /mcp beside it, as a plain `azchat serve`) in one process of its own."""
+    from . import config
+    from .gate import HostCheck, allowed_hosts_from_env
+    from .rest import serve_kwargs
+    from .tools import NotesTools
+
+    auth = config.auth_from_env()
+    service = _open_service(cfg)
+    follower = Follower(service).start()
+    from .ui import launch
+
+    tools = NotesTools(service, refresh_every=cfg["refresh"], log=_say).opened()
+    hosts = HostCheck(cfg["host"], allowed_hosts_from_env())
+    try:
+        launch(service, host=cfg["host"], port=cfg["chat_port"], on_ready=lambda url: _tell_ready(cfg),
+               app_kwargs=serve_kwargs(tools, auth, cfg["host"], hosts), hosts=hosts)
+    finally:
+        follower.stop()
+    return 0
+
+
+def main() -> int:
+    cfg = json.loads(os.environ.pop(CONFIG_ENV))
+    _orphan_guard(cfg["parent"])
+    # the signals stop uvicorn or the chat; until then (the index opening) they end the process quietly
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    try:
+        return (run_api if cfg["role"] == "api" else run_chat)(cfg)
+    except KeyboardInterrupt:
+        return 0
+    except AzchatError as exc:
+        _say(f"azchat: {exc}")
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
