@@ -268,3 +268,26 @@ def test_options_that_do_not_go_with_workers_are_refused(real_index, tmp_path):
         r = run_cli(tmp_path, *where, "--workers", "2", "--port", str(taken.getsockname()[1]))
     assert r.returncode == 1 and "the port is in use or not allowed; choose another --port." in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_shared_weights_copy_of_the_model_gives_the_same_vectors(real_index, tmp_path):
+    """The workers' embedder: the index's ONNX export with its weights in a file of their own at aligned
+    offsets (memory-mapped by onnxruntime, so shared by every worker); the same vectors as the export."""
+    import numpy as np
+    import onnx
+
+    from azchat.onnx_embedding import OnnxEmbedder
+    from azchat.workers import ALIGN, MAPPED, mapped_export
+
+    _, _, export = real_index
+    shutil.copytree(real_index[1], tmp_path / "index")
+    mapped = mapped_export(tmp_path / "index", None)
+    assert mapped is not None and mapped.name == MAPPED + export.name and mapped.parent == tmp_path / "index" / "models"
+    assert mapped_export(tmp_path / "index", None) == mapped                        # made once, then reused
+    assert (mapped / "model.onnx").stat().st_size < 1_000_000 < (mapped / "model.onnx.data").stat().st_size
+    offsets = [int(e.value) for t in onnx.load(str(mapped / "model.onnx"), load_external_data=False).graph.initializer
+               for e in t.external_data if e.key == "offset"]
+    assert offsets and all(o % ALIGN == 0 for o in offsets)
+    texts = ["how do I peer two virtual networks", "Geo redundant storage copies data to a paired region."]
+    same = OnnxEmbedder(export).embed(texts), OnnxEmbedder(mapped).embed(texts)
+    assert np.allclose(*same, atol=1e-5)
