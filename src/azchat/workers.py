@@ -302,18 +302,21 @@ class Supervisor:
 
 
 def _source_export(index: Path, model: str | None) -> Path | None:
-    """The folder of the index's ONNX export that `azchat serve` would load, or None (no export, ONNX off)."""
-    from .embedding import light_enabled, load_embedder
+    """The folder of the index's ONNX export that `azchat serve` would load (embedding.load_embedder's choice),
+    or None (no export, or ONNX turned off)."""
+    from .config import model_name
+    from .embedding import light_enabled
+    from .models import resolve_model
+    from .onnx_embedding import find_export
     from .store import read_manifest
 
     if not light_enabled():
         return None
     try:
         manifest = read_manifest(index) or {}
-        embedder = load_embedder(model or manifest.get("model"), index)
+        return find_export(Path(index), resolve_model(model_name(model or manifest.get("model"))))
     except AzchatError:
         return None
-    return getattr(embedder, "folder", None)
 
 
 def mapped_export(index: Path, model: str | None) -> Path | None:
@@ -416,8 +419,8 @@ class Follower:
 
     def check(self) -> None:
         current = self._current()
-        if current is None or current == self._seen:
-            return
+        if current is None or current == self._seen or self.service.rebuilding:
+            return                   # unchanged, or this process's own rebuild is about to swap it in
         try:
             if not self._open_already(current):
                 self.service.reload()
@@ -450,26 +453,23 @@ def _orphan_guard(parent: int) -> None:
     threading.Thread(target=run, name="azchat-orphan-guard", daemon=True).start()
 
 
-class _ApiGate:
+def _api_gate():
     """The Gate for the workers' port: HTTP Basic only. A sign-in cookie would be known to one worker only."""
+    from .gate import Gate
 
-    @staticmethod
-    def make(auth, hosts):
-        from .gate import Gate
+    class ApiGate(Gate):
+        def __init__(self, app, **kw):
+            super().__init__(app, **kw)
+            self.startup_call = False            # no Gradio here: no unauthenticated first call
 
-        class ApiGate(Gate):
-            def __init__(self, app, **kw):
-                super().__init__(app, **kw)
-                self.startup_call = False            # no Gradio here: no unauthenticated first call
+        async def _sign_in(self, scope, receive, send):
+            await self._refuse(scope, send, 404, "This port takes HTTP Basic credentials; sign in to the chat "
+                                                 "on its own port.")
 
-            async def _sign_in(self, scope, receive, send):
-                await self._refuse(scope, send, 404, "This port takes HTTP Basic credentials; sign in to the "
-                                                     "chat on its own port.")
+        async def _refuse(self, scope, send, status, sentence, page=False):
+            await super()._refuse(scope, send, status, sentence, page=False)   # the browser's own prompt
 
-            async def _refuse(self, scope, send, status, sentence, page=False):
-                await super()._refuse(scope, send, status, sentence, page=False)   # the browser's own prompt
-
-        return ApiGate
+    return ApiGate
 
 
 class _WorkerTag:
@@ -509,7 +509,7 @@ def build_worker_app(tools, auth, host: str, hosts, number: int, chat_url: str |
                                        f"/mcp{where}."})
 
     kwargs["routes"] = [*kwargs["routes"], Route("/", root)]
-    kwargs["middleware"] = [Middleware(_ApiGate.make(auth, hosts), auth=auth, hosts=hosts),
+    kwargs["middleware"] = [Middleware(_api_gate(), auth=auth, hosts=hosts),
                             Middleware(_WorkerTag, number=number)]
     return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **kwargs)
 
@@ -601,7 +601,11 @@ def run_chat(cfg: dict) -> int:
 def main() -> int:
     cfg = json.loads(os.environ.pop(CONFIG_ENV))
     if cfg["role"] == "map":
-        write_mapped_export(Path(cfg["source"]), Path(cfg["target"]))
+        try:
+            write_mapped_export(Path(cfg["source"]), Path(cfg["target"]))
+        except Exception as exc:            # e.g. a read-only index folder: the workers load the export itself
+            _say(f"azchat: {type(exc).__name__}: {exc}")
+            return 1
         return 0
     _orphan_guard(cfg["parent"])
     # the signals stop uvicorn or the chat; until then (the index opening) they end the process quietly
