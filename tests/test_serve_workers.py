@@ -164,9 +164,14 @@ def test_the_chat_runs_in_its_own_process_behind_the_same_password(two_workers):
     assert root.status_code == 200 and ready["chat_url"] in root.json()["detail"]   # the API port says where
 
 
-def test_a_dead_worker_is_reported_and_restarted(real_index, tmp_path):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_dead_worker_is_reported_and_restarted(real_index, tmp_path, start):
+    """Workers forked from the supervisor (Linux), or started afresh (AZCHAT_WORKERS_SPAWN=1, elsewhere)."""
     notes = copy_index(real_index, tmp_path)
-    proc, ready, err = start_serve(tmp_path, notes, "--workers", "2", "--no-chat")
+    proc, ready, err = start_serve(tmp_path, notes, "--workers", "2", "--no-chat",
+                                   env={"AZCHAT_WORKERS_SPAWN": "1" if start == "spawn" else ""})
+    cmdline = open(f"/proc/{ready['pids'][1]}/cmdline").read()
+    assert ("azchat.workers" in cmdline) == (start == "spawn"), cmdline
     base = ready["url"].rstrip("/")
     try:
         assert ready["chat_url"] is None and ready["chat_pid"] is None
