@@ -23,6 +23,9 @@ Design:
   in a hidden folder) a copy of the export whose weights sit in a file of their own at page-aligned offsets,
   which onnxruntime memory-maps instead of copying into each process (measured: 44 MB private per process
   instead of 119 MB, the same vectors). Where that copy cannot be made, each worker loads the export itself.
+- Each worker takes the threads a single `azchat serve` takes (AZCHAT_API_CONCURRENCY, the embedder's): on the
+  shared 2-core machine (load 12-13) dividing the cores among the workers measured slower (37.6 asks/s with 2
+  workers, median of 3) than not dividing them (49.3; one worker: 39.4), interleaved in the same minutes.
 - Ctrl-C or SIGTERM stops every worker (SIGKILL after a grace period); a worker that dies is reported and
   restarted, and one that keeps dying stops the server with exit code 1. A worker whose supervisor is gone
   stops by itself.
@@ -175,12 +178,7 @@ class Supervisor:
                 "watch": bool(a.watch) and child.role == "api" and child.number == 1,
                 "refresh": None if a.watch else 2.0, "parent": os.getpid(), "ready_fd": self.ready_w,
                 "fd": self.sock.fileno() if child.role == "api" else None,
-                "export": str(self.export) if self.export else None, "threads": self.threads}
-
-    @property
-    def threads(self) -> int:
-        """The cores each worker's embedder and API may use at once: the machine's, shared among the workers."""
-        return max(1, (os.cpu_count() or 1) // self.args.workers)
+                "export": str(self.export) if self.export else None}
 
     def _spawn(self, child: _Child) -> None:
         child.ready = False
@@ -188,7 +186,6 @@ class Supervisor:
             child.proc = self._fork(child)
             return
         env = {**os.environ, CONFIG_ENV: json.dumps(self._settings(child))}
-        env.setdefault("AZCHAT_API_CONCURRENCY", str(self.threads))     # rest.concurrency(), per process
         fds = (self.ready_w,) + ((self.sock.fileno(),) if child.role == "api" else ())
         child.proc = subprocess.Popen([sys.executable, "-m", "azchat.workers"], env=env, pass_fds=fds,
                                       stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
@@ -207,7 +204,6 @@ class Supervisor:
             os.close(self.ready_r)
             os.dup2(sys.stderr.fileno(), sys.stdout.fileno())     # stdout is the supervisor's (--json lines)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            os.environ.setdefault("AZCHAT_API_CONCURRENCY", str(self.threads))
             code = run_child(cfg)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -600,7 +596,7 @@ def _open_service(cfg: dict):
     if cfg.get("export"):
         from .onnx_embedding import OnnxEmbedder
 
-        embedder = OnnxEmbedder(Path(cfg["export"]), threads=cfg["threads"]).prefetch()   # weights mapped
+        embedder = OnnxEmbedder(Path(cfg["export"])).prefetch()      # the weights mapped, not copied
     service = NotesService(cfg["notes"], cfg["index"], model=cfg["model"], reranker=cfg["reranker"],
                            embedder=embedder)
     service.open(log=_say)
