@@ -37,7 +37,6 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -100,7 +99,7 @@ def _url(host: str, port: int) -> str:
 class _Child:
     def __init__(self, role: str, number: int):
         self.role, self.number = role, number
-        self.proc: subprocess.Popen | None = None
+        self.proc: _Process | None = None
         self.ready = False
         self.deaths: list[float] = []
 
@@ -109,8 +108,8 @@ class _Child:
         return "the chat process" if self.role == "chat" else f"worker {self.number}"
 
 
-class _Forked:
-    """What the supervisor asks of a Popen, for a worker it forked."""
+class _Process:
+    """A child process (forked, or started with posix_spawn: no shell, no subprocess module): poll, wait, signal."""
 
     def __init__(self, pid: int):
         self.pid, self.returncode = pid, None
@@ -126,7 +125,7 @@ class _Forked:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
             if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+                raise TimeoutError(f"process {self.pid} still runs after {timeout:.0f} s")
             time.sleep(0.05)
         return self.returncode
 
@@ -136,6 +135,13 @@ class _Forked:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def spawn_python(args: list[str], env: dict) -> _Process:
+    """This Python with these arguments, started afresh (posix_spawn, no shell): stdin from /dev/null, stdout to
+    our stderr (our stdout carries --json lines); inheritable descriptors (the socket, the ready pipe) pass."""
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, 2, 1)]
+    return _Process(os.posix_spawn(sys.executable, [sys.executable, *args], env, file_actions=actions))
 
 
 def preload() -> None:
@@ -186,11 +192,9 @@ class Supervisor:
             child.proc = self._fork(child)
             return
         env = {**os.environ, CONFIG_ENV: json.dumps(self._settings(child))}
-        fds = (self.ready_w,) + ((self.sock.fileno(),) if child.role == "api" else ())
-        child.proc = subprocess.Popen([sys.executable, "-m", "azchat.workers"], env=env, pass_fds=fds,
-                                      stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+        child.proc = spawn_python(["-m", "azchat.workers"], env)
 
-    def _fork(self, child: _Child) -> "_Forked":
+    def _fork(self, child: _Child) -> _Process:
         """A worker forked from this process, which imported the worker's modules once (preload): their memory
         stays shared, copy-on-write, instead of every worker importing its own. No thread of ours runs here."""
         cfg = self._settings(child)
@@ -198,11 +202,14 @@ class Supervisor:
         sys.stderr.flush()
         pid = os.fork()
         if pid:
-            return _Forked(pid)
+            return _Process(pid)
         code = 1
         try:                                     # the child: never returns into the supervisor
             os.close(self.ready_r)
             os.dup2(sys.stderr.fileno(), sys.stdout.fileno())     # stdout is the supervisor's (--json lines)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             code = run_child(cfg)
         except SystemExit as exc:
@@ -254,10 +261,10 @@ class Supervisor:
         if not (self.notes.is_dir() and is_stale(self.notes, self.index)):
             return
         _say(f"Updating the index in {self.index} from {self.notes} ...")
-        cmd = [sys.executable, "-m", "azchat", "index", "--notes", str(self.notes), "--index", str(self.index)]
+        cmd = ["-m", "azchat", "index", "--notes", str(self.notes), "--index", str(self.index)]
         if self.args.model:
             cmd += ["--model", self.args.model]
-        code = subprocess.call(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+        code = spawn_python(cmd, dict(os.environ)).wait()
         if code != 0 and not (self.index / "CURRENT").exists():
             raise AzchatError(f"Could not build the index (azchat index exited with code {code}).")
 
@@ -269,8 +276,8 @@ class Supervisor:
     def run(self) -> int:
         a = self.args
         self._update_index()
-        self.sock = listen(a.host, a.port)
         self.export = mapped_export(self.index, a.model)
+        self.sock = listen(a.host, a.port)
         self.port = self.sock.getsockname()[1]
         self.chat_port = None if a.no_chat else (a.chat_port if a.chat_port is not None else self.port + 1)
         self.chat_url = None if self.chat_port is None else _url(a.host, self.chat_port)
@@ -370,7 +377,7 @@ class Supervisor:
         for c in live:
             try:
                 c.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            except TimeoutError:
                 _say(f"azchat: {c.name} (pid {c.proc.pid}) did not stop within {STOP_GRACE:.0f} s; killing it.")
                 c.proc.kill()
                 c.proc.wait()
@@ -407,8 +414,7 @@ def mapped_export(index: Path, model: str | None) -> Path | None:
     except OSError:
         pass
     cfg = {"role": "map", "source": str(source), "target": str(target)}
-    code = subprocess.call([sys.executable, "-m", "azchat.workers"], env={**os.environ, CONFIG_ENV: json.dumps(cfg)},
-                           stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+    code = spawn_python(["-m", "azchat.workers"], {**os.environ, CONFIG_ENV: json.dumps(cfg)}).wait()
     if code != 0:
         _say("azchat: could not write the shared copy of the embedding model; every worker loads its own.")
         return None
