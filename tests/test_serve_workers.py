@@ -193,13 +193,35 @@ def test_a_dead_worker_is_reported_and_restarted(real_index, tmp_path, start):
         stop_serve(proc, 40)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_sigterm_stops_every_process(real_index, tmp_path, sig):
+def start_in_own_group(root, notes, *extra):
+    """start_serve's `azchat serve --json`, in a process group of its own (as a shell runs a command), so that a
+    terminal's Ctrl-C can be played: SIGINT to the whole group at once."""
+    out, err = root / "stdout.txt", root / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
+    env.pop("AZCHAT_AUTH", None)
+    with open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index",
+                                 str(root / "index"), "--port", str(free_port()), "--json", *extra],
+                                stdout=fo, stderr=fe, env=env, cwd=root, start_new_session=True,
+                                **CTRL_C_REACHES_CHILD)
+    ready = eventually(lambda: out.read_text().splitlines()[:1], 300)
+    if not ready:
+        proc.kill()
+        pytest.fail(f"azchat serve did not start:\n{err.read_text()[-3000:]}")
+    return proc, json.loads(ready[0]), err
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C in a terminal", "SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_every_process(real_index, tmp_path, how):
     notes = copy_index(real_index, tmp_path)
-    proc, ready, err = start_serve(tmp_path, notes, "--workers", "2", "--chat-port", str(free_port()))
+    proc, ready, err = start_in_own_group(tmp_path, notes, "--workers", "2", "--chat-port", str(free_port()))
     children = ready["pids"] + [ready["chat_pid"]]
-    assert all(alive(p) for p in children)
-    proc.send_signal(sig)                      # to the supervisor alone (`kill`); it stops its children
+    assert all(alive(p) for p in children) and all(os.getpgid(p) == proc.pid for p in children)
+    sig = signal.SIGTERM if how == "SIGTERM" else signal.SIGINT
+    if how == "Ctrl-C in a terminal":
+        os.killpg(proc.pid, sig)               # the terminal signals the whole foreground group at once
+    else:
+        proc.send_signal(sig)                  # to the supervisor alone (`kill`); it stops its children
     try:
         code = proc.wait(40)
     except subprocess.TimeoutExpired:
