@@ -56,14 +56,14 @@ def log(msg: str) -> None:
 def source_chunks(corpus: Path, real_tokens: bool = False, notes_meta: dict | None = None):
     """The corpus's chunks (real chunker; word counts for tokens, or the bundled model's tokenizer with
     real_tokens), sorted as an index stores them. notes_meta: filled with each note's manifest entry."""
-    from azchat.chunking import chunk_note
+    from azchat.notes.chunking import chunk_note
     from azchat.config import ChunkSettings
-    from azchat.embedding import HashEmbedder
-    from azchat.notes import Skipped, find_notes, read_note, relative_path
+    from azchat.index.embedding import HashEmbedder
+    from azchat.notes.reading import Skipped, find_notes, read_note, relative_path
 
     counter = HashEmbedder(dim=DIM, max_tokens=256)
     if real_tokens:
-        from azchat.onnx_embedding import OnnxEmbedder
+        from azchat.index.onnx_embedding import OnnxEmbedder
 
         counter = OnnxEmbedder(export_dir())
     paths, _ = find_notes(corpus)
@@ -95,8 +95,8 @@ def made_up_word(k: int) -> str:
 def export_dir() -> Path:
     """The bundled model's ONNX export, made once under CACHE (imports torch the first time)."""
     from azchat.config import model_name
-    from azchat.models import resolve_model
-    from azchat.onnx_embedding import export_model, find_export
+    from azchat.index.models import resolve_model
+    from azchat.index.onnx_embedding import export_model, find_export
 
     info = resolve_model(model_name(None))
     found = find_export(CACHE, info)
@@ -110,12 +110,13 @@ def export_dir() -> Path:
 def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0, source_only: bool = False) -> dict:
     import numpy as np
 
-    from azchat import dense
+    from azchat.index import dense
     from azchat.config import ChunkSettings, model_name
-    from azchat.lexical import BM25Writer, document_tokens
-    from azchat.models import resolve_model
+    from azchat.index.analysis import document_tokens
+    from azchat.index.lexical import BM25Writer
+    from azchat.index.models import resolve_model
     from azchat.progress import ProgressBar
-    from azchat.store import build_lock, write_generation
+    from azchat.index.store import build_lock, write_generation
     from azchat.types import Chunk
 
     t0 = time.perf_counter()
@@ -232,7 +233,7 @@ def one_note_update(index: Path, runs: int = 3) -> dict:
     """`azchat index --json` after appending a line to one note, as a user runs it (fresh process)."""
     sys.path.insert(0, str(REPO / "bench"))
     from speed import timed_rss
-    from azchat.store import read_manifest
+    from azchat.index.store import read_manifest
 
     notes_dir = Path(read_manifest(index)["notes_dir"])
     out = []
@@ -261,8 +262,8 @@ def rss():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
 import numpy as np, faiss
-from azchat.retrieval import Retriever
-from azchat.store import read_manifest
+from azchat import Retriever
+from azchat.index.store import read_manifest
 index, mode, questions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 out = {}
 if mode == "stub":
@@ -279,14 +280,14 @@ if mode == "stub":
             return np.asarray(out)
     embedder = Stub()
 else:
-    from azchat.embedding import load_embedder
-    from azchat.store import read_manifest
+    from azchat.index.embedding import load_embedder
+    from azchat.index.store import read_manifest
     import onnxruntime, tokenizers
     embedder = None
 out["rss_before_mb"] = rss()
 t = time.perf_counter()
 if embedder is None:
-    from azchat.embedding import load_embedder
+    from azchat.index.embedding import load_embedder
     embedder = load_embedder(read_manifest(index).get("model"), index)
 r = Retriever(index, embedder=embedder)
 out["open_s"] = time.perf_counter() - t
@@ -309,8 +310,8 @@ print("PROBE=" + json.dumps(out))
 def to_format1(index: Path, out: Path) -> Path:
     """A copy of the live generation as the code before columns wrote it (chunks.jsonl, every checksum in the
     manifest), for measuring that code on the same chunks (--baseline-src); big files are hard links."""
-    from azchat.models import file_sha256
-    from azchat.store import current_folder, load_generation
+    from azchat.index.models import file_sha256
+    from azchat.index.store import current_folder, load_generation
 
     gen = load_generation(index)
     live = current_folder(index)
@@ -350,7 +351,7 @@ def probe(index: Path, mode: str, questions: list[str], src: Path | None = None)
 
 def questions_for(index: Path, count: int) -> list[str]:
     """Questions made of the index's own headings (the last part), spread over the table."""
-    from azchat.store import load_generation
+    from azchat.index.store import load_generation
 
     gen = load_generation(index)
     n = len(gen.chunks)
@@ -362,7 +363,7 @@ def questions_for(index: Path, count: int) -> list[str]:
 
 
 def measure(index: Path, count: int, baseline_src: Path | None = None) -> dict:
-    from azchat.store import current_folder, read_manifest
+    from azchat.index.store import current_folder, read_manifest
 
     questions = questions_for(index, count)
     live = current_folder(index)
@@ -394,7 +395,7 @@ def cold_asks(index: Path, corpus: Path, runs: int, baseline_src: Path | None) -
     sys.path.insert(0, str(REPO / "bench"))
     from speed import timed_rss
 
-    from azchat.store import read_manifest
+    from azchat.index.store import read_manifest
 
     question = "How do I enable autoscaling for an AKS cluster?"
     notes = read_manifest(index).get("notes_dir") or str(corpus)

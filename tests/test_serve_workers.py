@@ -171,7 +171,7 @@ def test_a_dead_worker_is_reported_and_restarted(real_index, tmp_path, start):
     proc, ready, err = start_serve(tmp_path, notes, "--workers", "2", "--no-chat",
                                    env={"AZCHAT_WORKERS_SPAWN": "1" if start == "spawn" else ""})
     cmdline = open(f"/proc/{ready['pids'][1]}/cmdline").read()
-    assert ("azchat.workers" in cmdline) == (start == "spawn"), cmdline
+    assert ("azchat.apps.worker" in cmdline) == (start == "spawn"), cmdline
     base = ready["url"].rstrip("/")
     try:
         assert ready["chat_url"] is None and ready["chat_pid"] is None
@@ -303,8 +303,8 @@ def test_the_shared_weights_copy_of_the_model_gives_the_same_vectors(real_index,
     import numpy as np
     import onnx
 
-    from azchat.onnx_embedding import OnnxEmbedder
-    from azchat.workers import ALIGN, MAPPED, mapped_export
+    from azchat.index.onnx_embedding import OnnxEmbedder
+    from azchat.index.shared_model import ALIGN, MAPPED, mapped_export
 
     _, _, export = real_index
     shutil.copytree(real_index[1], tmp_path / "index")

@@ -1,0 +1,347 @@
+"""Build or update the index: notes -> chunks -> vectors -> store. Only new or changed text is embedded."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import dense
+from .changes import _stat, incompatibility, notes_dir as default_notes
+from ..notes.chunking import chunk_note
+from ..config import ChunkSettings, index_dir as default_index
+from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
+from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
+from .lexical import BM25Writer, LexicalIndex
+from ..notes.reading import Skipped, find_notes, read_note, relative_path
+from .columns import embed_key
+from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
+from ..types import BuildStats, Chunk
+
+Log = Callable[[str], None]
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
+    """For each wanted key, a row of `keys` that has it, or -1 (binary search over the sorted keys)."""
+    if len(keys) == 0 or not want:
+        return np.full(len(want), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    w = np.asarray(want, dtype=keys.dtype)
+    pos = np.minimum(np.searchsorted(ordered, w), len(ordered) - 1)
+    return np.where(ordered[pos] == w, order[pos], -1).astype(np.int64)
+
+
+
+def light_max() -> int:
+    """Up to this many changed chunks are embedded with the ONNX export (no torch import); more go through
+    sentence-transformers. Unlimited by default: with sorted batches and non-spinning threads onnxruntime
+    embeds as fast as torch here (0.98x idle, 1.18x under load; bench/RESULTS.md) and skips torch's import."""
+    return _int_env("AZCHAT_LIGHT_MAX", 1 << 62)
+
+
+def dense_threshold() -> int:
+    """From this many chunks on, the dense index is approximate (IVF, see dense.py) instead of exact."""
+    return _int_env("AZCHAT_ANN_THRESHOLD", dense.ANN_THRESHOLD)
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _word_table(index_dir: Path, log: Log) -> None:
+    """The word-frequency table the refusal reads (language.py), written once per index folder."""
+    from ..notes import language
+
+    if not language.table_path(index_dir).is_file():
+        log("Writing the English/German word-frequency table (once)")
+        language.write_table(index_dir)
+
+
+def _light_export(index_dir: Path, embedder, log: Log) -> Path | None:
+    """The ONNX export for this index's model, made once (from the loaded reference) when missing."""
+    from .embedding import SentenceTransformerEmbedder, light_enabled
+    from .onnx_embedding import OnnxEmbedder, export_model, find_export, mark_failed, failed_before
+
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.folder
+    if not isinstance(embedder, SentenceTransformerEmbedder) or not light_enabled():
+        return None
+    found = find_export(index_dir, embedder.info)
+    if found is not None or failed_before(index_dir, embedder.info):
+        return found
+    log(f"Exporting {embedder.name} to ONNX for fast queries (once)")
+    try:
+        return export_model(index_dir, embedder.info, st_model=embedder._model)
+    except Exception as exc:   # the reference path keeps working; say why once
+        mark_failed(index_dir, embedder.info, str(exc))
+        log(f"Queries will use sentence-transformers: {exc}")
+        return None
+
+
+def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: str | None = None,
+                embedder: Embedder | None = None, settings: ChunkSettings = ChunkSettings(),
+                progress: Progress | None = None, log: Log | None = None,
+                wait_seconds: float = 0.0) -> BuildStats:
+    """Index every note under notes_dir into index_dir, incrementally. Returns what was done."""
+    t0 = time.perf_counter()
+    notes_dir, index_dir = default_notes(notes_dir, index_dir), default_index(index_dir)
+    log = log or (lambda msg: None)
+    if not notes_dir.is_dir():
+        raise NotesNotFoundError(f"Notes folder {notes_dir} does not exist or is not a folder.")
+    auto = embedder is None
+    if auto:
+        from .embedding import load_embedder
+
+        embedder = load_embedder(model, index_dir)   # the light ONNX export when there is one
+    try:
+        return _build(notes_dir, index_dir, full, embedder, auto, settings, progress, log, wait_seconds, t0)
+    except AzchatError:
+        raise
+    except OSError as exc:     # disk full, read-only or misplaced index folder: one clear sentence
+        raise IndexWriteError(
+            f"Could not update the index in {index_dir}: {exc.strerror or exc}"
+            f"{f' ({exc.filename})' if exc.filename else ''}. The previous index is unchanged.") from exc
+
+
+def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, auto: bool,
+           settings: ChunkSettings, progress: Progress | None, log: Log, wait_seconds: float,
+           t0: float) -> BuildStats:
+    stats = BuildStats()
+    with build_lock(index_dir, wait_seconds,
+                    on_wait=lambda: log(f"Waiting for another azchat indexer to finish with {index_dir} ...")):
+        old: Generation | None = None
+        reason = "--full was requested" if full else ""
+        try:
+            old = load_generation(index_dir) if read_manifest(index_dir) is not None else None
+        except IndexCorruptError as exc:
+            reason = f"the existing index is unreadable ({exc})"
+            log(f"Rebuilding everything: {reason}")
+        if old is not None and not reason:
+            reason = incompatibility(old.manifest, embedder, settings)
+            if reason:
+                log(f"Rebuilding everything: {reason}.")
+        reuse = old is not None and not reason
+        stats.full_rebuild_reason = reason   # "" for a first build
+
+        old_notes = old.manifest.get("notes", {}) if reuse else {}
+        old_skipped = old.manifest.get("skipped", {}) if reuse else {}
+        skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
+        kept_notes: list[str] = []         # notes whose old rows are reused as they are
+
+        paths, skipped = find_notes(notes_dir)
+        stats.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
+        fresh: list[Chunk] = []            # chunks of new or changed notes
+        notes_meta: dict[str, dict] = {}
+        for path in paths:
+            rel = relative_path(path, notes_dir)
+            st = _stat(path)
+            entry = old_notes.get(rel)
+            if entry and st == (entry.get("mtime_ns"), entry.get("size")):
+                kept_notes.append(rel)
+                notes_meta[rel] = entry
+                stats.unchanged += 1
+                continue
+            bad = old_skipped.get(rel)
+            if bad and st and st == (bad.get("mtime_ns"), bad.get("size")):
+                stats.skipped.append({"path": rel, "reason": bad.get("reason", "")})
+                skipped_meta[rel] = bad
+                continue
+            note = read_note(path, notes_dir)
+            if isinstance(note, Skipped):
+                stats.skipped.append({"path": note.path, "reason": note.reason})
+                if st:
+                    skipped_meta[rel] = {"mtime_ns": st[0], "size": st[1], "reason": note.reason}
+                continue
+            meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
+                    "title": note.title, "tags": note.tags, "warnings": note.warnings}
+            if entry and entry.get("hash") == note.content_hash:
+                kept_notes.append(rel)
+                notes_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
+                stats.unchanged += 1
+                continue
+            chunks = chunk_note(note, embedder.count_tokens, embedder.max_tokens, settings)
+            fresh.extend(chunks)
+            notes_meta[rel] = {**meta, "chunks": len(chunks)}
+            if entry:
+                stats.updated += 1
+            else:
+                stats.added += 1
+        # rows of the old generation reused as they are, found from the path column in one pass
+        kept_rows = old.chunks.rows_of_paths(kept_notes).tolist() if reuse and kept_notes else []
+        for rel, meta in notes_meta.items():
+            stats.warnings.extend({"path": rel, "message": w} for w in meta.get("warnings", []))
+        stats.removed = len(set(old_notes) - set(notes_meta))
+        stats.notes = len(notes_meta)
+
+        # a touched note (same text, new mtime) or a newly skipped file also needs a new manifest, or every
+        # later is_stale() would report the index stale and re-read them
+        changed = stats.added or stats.updated or stats.removed or not reuse \
+            or notes_meta != old_notes or skipped_meta != old_skipped
+        if not changed:
+            tidy(index_dir)
+            if auto:
+                _light_export(index_dir, embedder, log)   # an index from before exports gets one now
+                _word_table(index_dir, log)
+            stats.chunks = len(old.chunks)
+            stats.seconds = time.perf_counter() - t0
+            return stats
+
+        # Embedding cache: any old chunk with the same embedded text keeps its vector (found by its key column).
+        cached = np.full(len(fresh), -1, dtype=np.int64)
+        if old is not None and old.manifest.get("embedder") == embedder.name \
+                and old.manifest.get("dim") == embedder.dim and not full and fresh \
+                and recorded_prefixes(old.manifest) == prefixes(embedder):
+            cached = _find_keys(np.asarray(old.chunks.keys), [embed_key(c.embed_text) for c in fresh])
+        need = [i for i in range(len(fresh)) if cached[i] < 0]
+        fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
+        for i in np.flatnonzero(cached >= 0):
+            fresh_vecs[i] = old.vectors[cached[i]]
+        if need:
+            use = embedder
+            if auto and len(need) > light_max() and getattr(embedder, "light", False) \
+                    and importlib.util.find_spec("sentence_transformers") is not None:
+                # Asked for (AZCHAT_LIGHT_MAX): many chunks go through the reference.
+                from .embedding import SentenceTransformerEmbedder
+                from .models import resolve_model
+
+                use = SentenceTransformerEmbedder(resolve_model(embedder.name))
+            log(f"Embedding {len(need)} chunks with {embedder.name}")
+            fresh_vecs[need] = embed_passages(use, [fresh[i].embed_text for i in need], progress=progress)
+        stats.embedded = len(need)
+        onnx_dir = _light_export(index_dir, embedder, log) if auto else None
+        if auto:
+            _word_table(index_dir, log)
+
+        common = {
+            "model": embedder.name,
+            "embedder": embedder.name,
+            "dim": embedder.dim,
+            "prefixes": prefixes(embedder),      # before each question / each chunk when embedded
+            "max_tokens": embedder.max_tokens,
+            "chunker": settings.to_dict(),
+            "notes_dir": str(notes_dir.resolve()),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "notes": notes_meta,
+            "skipped": skipped_meta,
+        }
+        if onnx_dir is not None:
+            common["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
+        plan = _segment_plan(old, kept_rows, len(fresh)) if reuse and not full else None
+        if plan is not None:
+            stats.chunks = _write_segment(index_dir, old, plan, fresh, fresh_vecs, common, log)
+            stats.seconds = time.perf_counter() - t0
+            return stats
+
+        # old rows stay where they are, read from the old table when written; fresh chunks are merged in
+        table = old.chunks if reuse else None
+        keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), r, -1) for r in kept_rows] if table is not None else []
+        keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
+        keyed.sort(key=lambda e: e[0])
+        vectors = np.zeros((len(keyed), embedder.dim), dtype=np.float32)
+        old_at = np.asarray([n for n, e in enumerate(keyed) if e[1] >= 0], dtype=np.int64)
+        if len(old_at):
+            vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
+        new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
+        if new_at:
+            vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
+
+        def rows():
+            for _, r, i in keyed:
+                yield table[r] if r >= 0 else fresh[i]
+
+        stats.chunks = len(keyed)
+        # BM25 with numpy alone (BM25Writer: bm25s's "lucene" scores without importing bm25s and scipy, which
+        # cost a one-note rebuild ~0.2 s)
+        lexical = BM25Writer()
+        for _, r, i in keyed:
+            lexical.add(table.search_text(r) if r >= 0 else fresh[i].search_text)
+        kind = dense.choose_kind(len(keyed), dense_threshold())
+        dense_index, dense_index_params = dense.build(vectors, kind)
+        manifest = {**common, "dense": dense_index_params}
+        write_generation(index_dir, manifest, rows(), vectors, {
+            "dense.faiss": lambda p: dense.write(dense_index, p),
+            "bm25": lexical.save,
+        })
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def _segment_plan(old: Generation, kept_rows: list[int], n_fresh: int):
+    """(base generation, its rows kept sorted, rows of the old segment kept) when this update can be written
+    as a small segment beside the base (segments.py); None when everything is rewritten (a small index, or a
+    segment or deletions grown past segment_max_rows: the merge)."""
+    from .columns import ChunkColumns
+    from .segments import segment_from, segment_max_rows
+
+    base = old.base or old
+    if not isinstance(base.chunks, ChunkColumns) or len(base.chunks) < max(segment_from(), 1):
+        return None
+    base_rows = len(base.chunks)
+    nb_live = len(old.base_live) if old.base is not None else base_rows
+    kept = np.asarray(kept_rows, dtype=np.int64)
+    in_base = kept[kept < nb_live]
+    kept_base = np.sort(old.base_live[in_base] if old.base is not None else in_base)
+    kept_segment = kept[kept >= nb_live]
+    limit = segment_max_rows(base_rows)
+    if len(kept_segment) + n_fresh > limit or base_rows - len(kept_base) > limit:
+        return None
+    return base, kept_base, kept_segment
+
+
+def _write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], fresh_vecs: np.ndarray,
+                   common: dict, log: Log) -> int:
+    """Write a generation of the base and one small segment: the old segment's kept rows and the fresh
+    chunks, their vectors (flat FAISS) and BM25 with the base's statistics, and the base rows deleted."""
+    from .lexical import BM25Writer
+    from .store import _sha256
+
+    base, kept_base, kept_segment = plan
+    table = old.chunks
+    keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
+    keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
+    keyed.sort(key=lambda e: e[0])
+    dim = fresh_vecs.shape[1]
+    vectors = np.zeros((len(keyed), dim), dtype=np.float32)
+    old_at = [n for n, e in enumerate(keyed) if e[1] >= 0]
+    if old_at:
+        vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
+    new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
+    if new_at:
+        vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
+    base_rows = len(base.chunks)
+    live = np.zeros(base_rows, dtype=bool)
+    live[kept_base] = True
+    deleted = np.flatnonzero(~live).astype(np.int64)
+    base_lexical = LexicalIndex.load(base.folder / "bm25", base_rows)
+    writer = BM25Writer(base_lexical.settings)
+    for _, r, i in keyed:
+        writer.add(table.search_text(r) if r >= 0 else fresh[i].search_text)
+    seg_dense, _ = dense.build(vectors, dense.FLAT)
+    log(f"Writing a segment of {len(keyed)} chunks beside {base_rows - len(deleted)} of the base")
+
+    def rows():
+        for _, r, i in keyed:
+            yield table[r] if r >= 0 else fresh[i]
+
+    manifest = {**common, "dense": {**(base.manifest.get("dense") or {}), "segment": dense.FLAT},
+                "base": {"name": base.folder.name,
+                         "sha256": _sha256((base.folder / "manifest.json").read_bytes()),
+                         "live_rows": int(base_rows - len(deleted))}}
+    write_generation(index_dir, manifest, rows(), vectors, {
+        "deleted.npy": lambda p: np.save(p, deleted, allow_pickle=False),
+        "dense.faiss": lambda p: dense.write(seg_dense, p),
+        "bm25": lambda p: writer.save(p, base=base_lexical),
+    })
+    return int(base_rows - len(deleted) + len(keyed))
