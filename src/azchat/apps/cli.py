@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     p.add_argument("--watch", action="store_true", help="update the index while notes change; the chat "
                                                         "answers from the new index without a restart")
+    from .workers import worker_count
+
+    p.add_argument("--workers", type=worker_count, metavar="N",
+                   help="answer the REST API and MCP (/api, /mcp) from N processes sharing the index; the chat "
+                        "then runs in a process of its own on --chat-port")
+    p.add_argument("--chat-port", type=int, metavar="PORT", help="with --workers: the chat's port (default +1)")
+    p.add_argument("--no-chat", action="store_true", help="with --workers: serve no chat, only /api and /mcp")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("mcp", help="MCP server for AI agents over stdio (search, ask, get, status)")
@@ -247,6 +254,12 @@ def cmd_serve(args) -> int:
     from .editor import template_from_env
 
     template_from_env()               # and so does a malformed AZCHAT_EDITOR_URL
+    if args.workers is not None:      # N processes for /api and /mcp, the chat in one of its own (workers.py)
+        from .workers import serve
+
+        return serve(args, auth)
+    if args.chat_port is not None or args.no_chat:
+        raise AzchatError("--chat-port and --no-chat go with --workers.")
     if args.share and auth is None:
         raise AzchatError("--share would publish every note on a public link: set AZCHAT_AUTH=user:password "
                           "first.")
