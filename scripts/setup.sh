@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install azchat into it. `--test` adds the test tools.
+# Create .venv and install azchat into it. `--test` adds the test tools and Ray (azchat[ray], for the
+# `index --ray` tests).
 # torch comes as a CPU build: a wheel already on this machine's disk when there is one,
 # else PyTorch's CPU index (a plain `pip install torch` would pull a multi-GB CUDA build).
 set -euo pipefail
@@ -14,7 +15,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
                --extra-index-url https://pypi.org/simple
 fi
 extra=""
-[ "${1:-}" = "--test" ] && extra="[test]"
+[ "${1:-}" = "--test" ] && extra="[test,ray]"
 echo "Installing azchat${extra} ..."
 $PIP install -q -e ".${extra}"
 if [ -n "$extra" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then

@@ -6,115 +6,10 @@ import json
 import sys
 import time
 
-from .. import __version__, config
+from .. import config
 from . import inputs
 from ..errors import AzchatError
-
-LOCK_WAIT = 60.0   # seconds `azchat index` waits for another indexer before giving up
-
-
-def _notes_and_index(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--notes", help="notes folder (default $AZCHAT_NOTES, else the folder the index was "
-                                   "built from, else ./notes)")
-    p.add_argument("--index", help="index folder (default ./index, or $AZCHAT_INDEX)")
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    _notes_and_index(p)
-    p.add_argument("--model", help="embedding model: name or folder (default: bundled all-MiniLM-L6-v2, "
-                                   "or $AZCHAT_MODEL)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def _reranker(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reranker", metavar="NAME",
-                   help="rerank the best 30 passages with this cross-encoder: a folder, or a name already in the "
-                        "local Hugging Face cache (default $AZCHAT_RERANKER, else off; 'off' turns it off; "
-                        "none ships with azchat)")
-
-
-def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tag", action="append", default=[], help="only notes with this tag (repeatable)")
-    p.add_argument("--folder", help="only notes under this folder of the notes folder")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="azchat", description="Ask questions of your markdown notes.")
-    parser.add_argument("--version", action="version", version=f"azchat {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("index", help="build or update the index (only changed notes are re-embedded)")
-    _common(p)
-    p.add_argument("--full", action="store_true", help="rebuild everything from scratch")
-    p.add_argument("--wait", type=float, default=LOCK_WAIT, metavar="SECONDS",
-                   help=f"when another indexer is running, wait this long for it (default {LOCK_WAIT:g})")
-    p.set_defaults(func=cmd_index)
-
-    p = sub.add_parser("search", help="show the best matching passages")
-    _common(p)
-    _reranker(p)
-    _filters(p)
-    p.add_argument("query")
-    p.add_argument("-k", default=10, help=f"number of hits, 1-{inputs.MAX_K} (default 10)")
-    p.set_defaults(func=cmd_search)
-
-    p = sub.add_parser("ask", help="answer a question from your notes, with citations")
-    _common(p)
-    _reranker(p)
-    _filters(p)
-    p.add_argument("question")
-    p.add_argument("--llm", action="store_true", help="a written answer from your own model endpoint, cited "
-                                                      "like the quotes (AZCHAT_LLM_* or AZURE_OPENAI_*; README)")
-    p.set_defaults(func=cmd_ask)
-
-    p = sub.add_parser("serve", help="open the chat in your browser (Gradio app and API)")
-    _common(p)
-    _reranker(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to your network)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    p.add_argument("--watch", action="store_true", help="update the index while notes change; the chat "
-                                                        "answers from the new index without a restart")
-    from .workers import worker_count
-
-    p.add_argument("--workers", type=worker_count, metavar="N",
-                   help="answer the REST API and MCP (/api, /mcp) from N processes sharing the index; the chat "
-                        "then runs in a process of its own on --chat-port")
-    p.add_argument("--chat-port", type=int, metavar="PORT", help="with --workers: the chat's port (default +1)")
-    p.add_argument("--no-chat", action="store_true", help="with --workers: serve no chat, only /api and /mcp")
-    p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("mcp", help="MCP server for AI agents over stdio (search, ask, get, status)")
-    _notes_and_index(p)
-    p.add_argument("--model", help="embedding model: name or folder (default: the index's, or $AZCHAT_MODEL)")
-    p.set_defaults(func=cmd_mcp)
-
-    p = sub.add_parser("watch", help="keep the index up to date while notes change (Ctrl-C stops)")
-    _common(p)
-    p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
-                   help="wait until changes have settled this long before updating (default 1)")
-    p.add_argument("--polling", action="store_true", help="poll the folder instead of using file events "
-                                                          "(network drives)")
-    p.set_defaults(func=cmd_watch)
-
-    p = sub.add_parser("eval", help="measure retrieval and answer quality on a question set or a BEIR folder")
-    _common(p)
-    _reranker(p)
-    _filters(p)
-    p.add_argument("questions", nargs="?", help="JSONL: {question, gold_files, answer_terms} per line")
-    p.add_argument("--beir", metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels) instead")
-    p.add_argument("--work", metavar="DIR", help="where --beir makes a private folder for this run's notes and "
-                                                 "index, removed when it ends (default: the system temp dir)")
-    p.add_argument("--split", choices=["all", "dev", "test"], default="all",
-                   help="evaluate all questions, or the dev/test part (every third line is test)")
-    p.add_argument("-k", default=10, help="with --beir: the depth of nDCG@k; with a question file: how many ranked "
-                                          "notes each --json row lists (default 10)")
-    p.add_argument("--llm", action="store_true", help="score the written answers of your own model endpoint "
-                                                      "instead of the extractive ones")
-    p.set_defaults(func=cmd_eval)
-    return parser
-
+from .cli_args import LOCK_WAIT, build_parser as _parser
 
 def _say(message: str) -> None:
     """A progress or status line for the person at the terminal: stderr, so stdout stays the result."""
@@ -126,6 +21,12 @@ def _build(args, wait: float | None = None):
     from ..progress import ProgressBar
 
     wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
+    if getattr(args, "ray", None) is not None:
+        from ..index.ray_build import build_on_ray
+
+        return build_on_ray(args.notes, args.index, address=args.ray, workers=args.ray_workers, log=_say,
+                            full=args.full, model=args.model, progress=ProgressBar("Embedding"),
+                            wait_seconds=wait)
     return build_index(args.notes, args.index, full=getattr(args, "full", False), model=args.model,
                        progress=ProgressBar("Embedding"), log=_say, wait_seconds=wait)
 
@@ -161,10 +62,15 @@ def _prefetched_embedder(args, index):
 
 def cmd_index(args) -> int:
     stats = _build(args)
+    ray = getattr(stats, "ray", None)     # --ray: where and how the chunks were embedded
     if args.json:
-        print(json.dumps(stats.to_dict(), ensure_ascii=False))
+        print(json.dumps({**stats.to_dict(), **({"ray": ray} if ray is not None else {})}, ensure_ascii=False))
         return 0
     _print_build(stats)
+    if ray is not None:
+        from ..index.ray_build import ray_summary
+
+        print(ray_summary(ray), flush=True)
     return 0
 
 
@@ -384,6 +290,11 @@ def cmd_eval(args) -> int:
     if groups:
         print(groups)
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return _parser({"index": cmd_index, "search": cmd_search, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp,
+                    "watch": cmd_watch, "eval": cmd_eval})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from .store import Generation, build_lock, load_generation, read_manifest, tidy,
 from ..types import BuildStats, Chunk
 
 Log = Callable[[str], None]
+EmbedPassages = Callable[..., np.ndarray]   # (embedder, texts, progress=None) -> vectors, as embed_passages
 
 
 def text_key(text: str) -> str:
@@ -93,8 +94,11 @@ def _light_export(index_dir: Path, embedder, log: Log) -> Path | None:
 def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: str | None = None,
                 embedder: Embedder | None = None, settings: ChunkSettings = ChunkSettings(),
                 progress: Progress | None = None, log: Log | None = None,
-                wait_seconds: float = 0.0) -> BuildStats:
-    """Index every note under notes_dir into index_dir, incrementally. Returns what was done."""
+                wait_seconds: float = 0.0, embed: EmbedPassages | None = None) -> BuildStats:
+    """Index every note under notes_dir into index_dir, incrementally. Returns what was done.
+
+    `embed(embedder, texts, progress=...)` computes the vectors of the chunks that need embedding (default
+    embed_passages, in this process); ray_build.py passes one that runs them on a Ray cluster."""
     t0 = time.perf_counter()
     notes_dir, index_dir = default_notes(notes_dir, index_dir), default_index(index_dir)
     log = log or (lambda msg: None)
@@ -106,7 +110,8 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
 
         embedder = load_embedder(model, index_dir)   # the light ONNX export when there is one
     try:
-        return _build(notes_dir, index_dir, full, embedder, auto, settings, progress, log, wait_seconds, t0)
+        return _build(notes_dir, index_dir, full, embedder, auto, settings, progress, log, wait_seconds, t0,
+                      embed or embed_passages)
     except AzchatError:
         raise
     except OSError as exc:     # disk full, read-only or misplaced index folder: one clear sentence
@@ -117,7 +122,7 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
 
 def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, auto: bool,
            settings: ChunkSettings, progress: Progress | None, log: Log, wait_seconds: float,
-           t0: float) -> BuildStats:
+           t0: float, embed: EmbedPassages = embed_passages) -> BuildStats:
     stats = BuildStats()
     with build_lock(index_dir, wait_seconds,
                     on_wait=lambda: log(f"Waiting for another azchat indexer to finish with {index_dir} ...")):
@@ -218,7 +223,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
 
                 use = SentenceTransformerEmbedder(resolve_model(embedder.name))
             log(f"Embedding {len(need)} chunks with {embedder.name}")
-            fresh_vecs[need] = embed_passages(use, [fresh[i].embed_text for i in need], progress=progress)
+            fresh_vecs[need] = embed(use, [fresh[i].embed_text for i in need], progress=progress)
         stats.embedded = len(need)
         onnx_dir = _light_export(index_dir, embedder, log) if auto else None
         if auto:
