@@ -327,8 +327,9 @@ def to_format1(index: Path, out: Path) -> Path:
         for c in gen.chunks:
             fh.write(json.dumps({k: getattr(c, k) for k in names}, ensure_ascii=False) + "\n")
     files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    manifest = {**gen.manifest, "format": 1, "files": files,
+    manifest = {**gen.manifest, "format": 1, "files": files, "notes": dict(gen.manifest.get("notes") or {}),
                 "sha256": {k: file_sha256(folder / k) for k in files}}
+    manifest.pop("notes_table", None)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
     (out / "CURRENT").write_text(live.name + "\n")
     if (index / "models").exists():

@@ -16,7 +16,8 @@ from .config import ChunkSettings, index_dir as default_index, notes_dir as defa
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from .errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import BM25Writer, LexicalIndex
-from .notes import Skipped, find_notes, read_note, relative_path
+from .notes import Skipped, read_note
+from .notetable import DictNotes, NoteTable, notes_of, scan_notes
 from .columns import embed_key
 from .store import CURRENT, Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from .types import BuildStats, Chunk
@@ -32,6 +33,16 @@ def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
     """For each wanted key, a row of `keys` that has it, or -1 (binary search over the sorted keys)."""
     if len(keys) == 0 or not want:
         return np.full(len(want), -1, dtype=np.int64)
+    if len(want) <= 256 and keys.dtype == np.dtype("S20"):
+        # a few wanted keys (a one-note update): their first 8 bytes matched as integers over the table, then
+        # the few candidates compared whole -- no sort of a million keys
+        prefix = np.frombuffer(np.ascontiguousarray(keys).data, dtype=np.uint8).reshape(-1, 20)[:, :8]
+        prefix = np.ascontiguousarray(prefix).view("<u8").ravel()
+        w_prefix = np.frombuffer(b"".join(bytes(k).ljust(20, b"\0")[:8] for k in want), dtype="<u8")
+        first: dict[bytes, int] = {}
+        for r in np.flatnonzero(np.isin(prefix, w_prefix)).tolist():
+            first.setdefault(bytes(keys[r]), r)
+        return np.asarray([first.get(bytes(k).rstrip(b"\0"), -1) for k in want], dtype=np.int64)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     w = np.asarray(want, dtype=keys.dtype)
@@ -80,22 +91,21 @@ def note_changes(notes_dir, index_dir, stop_early: bool = False) -> dict[str, li
     manifest = read_manifest(Path(index_dir))
     if manifest is None or manifest.get("chunker") != ChunkSettings().to_dict():
         return None   # no index, or one built with older chunking/tokenization rules
-    paths, _ = find_notes(Path(notes_dir))
-    known = manifest.get("notes", {})
+    _, rels, stats, _ = scan_notes(Path(notes_dir))
+    known = notes_of(manifest).stats()       # {path: (mtime_ns, size)} from the notes table's stat column
     skipped = manifest.get("skipped", {})
     out: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
     seen = set()
-    for path in paths:
-        rel = relative_path(path, Path(notes_dir))
-        entry = known.get(rel)
-        if entry is None:
+    for rel, st in zip(rels, stats):
+        was = known.get(rel)
+        if was is None:
             bad = skipped.get(rel)
-            if bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size")):
+            if bad and st == (bad.get("mtime_ns"), bad.get("size")):
                 continue          # a file skipped last time (binary, unreadable) and untouched since
             out["added"].append(rel)
         else:
             seen.add(rel)
-            if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
+            if st != was:
                 out["changed"].append(rel)
         if stop_early and (out["added"] or out["changed"]):
             return out
@@ -204,22 +214,20 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         reuse = old is not None and not reason
         stats.full_rebuild_reason = reason   # "" for a first build
 
-        old_notes = old.manifest.get("notes", {}) if reuse else {}
+        old_notes = notes_of(old.manifest) if reuse else DictNotes()
         old_skipped = old.manifest.get("skipped", {}) if reuse else {}
+        known = old_notes.stats()          # {path: (mtime_ns, size)}: no per-note entry is parsed
         skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
         kept_notes: list[str] = []         # notes whose old rows are reused as they are
+        replaced: list[str] = []           # notes whose old rows are replaced by fresh chunks
 
-        paths, skipped = find_notes(notes_dir)
+        note_paths, rels, note_stats, skipped = scan_notes(notes_dir)
         stats.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
         fresh: list[Chunk] = []            # chunks of new or changed notes
-        notes_meta: dict[str, dict] = {}
-        for path in paths:
-            rel = relative_path(path, notes_dir)
-            st = _stat(path)
-            entry = old_notes.get(rel)
-            if entry and st == (entry.get("mtime_ns"), entry.get("size")):
+        new_meta: dict[str, dict] = {}     # the entries of the notes read this time (the others keep theirs)
+        for path, rel, st in zip(note_paths, rels, note_stats):
+            if known.get(rel) == st:
                 kept_notes.append(rel)
-                notes_meta[rel] = entry
                 stats.unchanged += 1
                 continue
             bad = old_skipped.get(rel)
@@ -227,7 +235,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
                 stats.skipped.append({"path": rel, "reason": bad.get("reason", "")})
                 skipped_meta[rel] = bad
                 continue
-            note = read_note(path, notes_dir)
+            note = read_note(Path(path), notes_dir)
             if isinstance(note, Skipped):
                 stats.skipped.append({"path": note.path, "reason": note.reason})
                 if st:
@@ -235,29 +243,39 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
                 continue
             meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
                     "title": note.title, "tags": note.tags, "warnings": note.warnings}
+            entry = old_notes.get(rel) if rel in known else None
             if entry and entry.get("hash") == note.content_hash:
                 kept_notes.append(rel)
-                notes_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
+                new_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
                 stats.unchanged += 1
                 continue
             chunks = chunk_note(note, embedder.count_tokens, embedder.max_tokens, settings)
             fresh.extend(chunks)
-            notes_meta[rel] = {**meta, "chunks": len(chunks)}
+            new_meta[rel] = {**meta, "chunks": len(chunks)}
             if entry:
                 stats.updated += 1
+                replaced.append(rel)
             else:
                 stats.added += 1
-        # rows of the old generation reused as they are, found from the path column in one pass
-        kept_rows = old.chunks.rows_of_paths(kept_notes).tolist() if reuse and kept_notes else []
-        for rel, meta in notes_meta.items():
-            stats.warnings.extend({"path": rel, "message": w} for w in meta.get("warnings", []))
-        stats.removed = len(set(old_notes) - set(notes_meta))
-        stats.notes = len(notes_meta)
+        current = set(kept_notes) | set(new_meta)
+        removed_notes = [r for r in known if r not in current]
+        # rows of the old generation reused as they are: all but those of replaced and removed notes
+        kept_mask = np.ones(len(old.chunks) if reuse else 0, dtype=bool)
+        if reuse and (replaced or removed_notes):
+            kept_mask[old.chunks.rows_of_paths(replaced + removed_notes)] = False
+        old_warnings = old_notes.warnings()
+        for rel in rels:
+            meta = new_meta.get(rel)
+            found = meta.get("warnings", []) if meta is not None else \
+                (old_warnings.get(rel, []) if rel in current else [])
+            stats.warnings.extend({"path": rel, "message": w} for w in found)
+        stats.removed = len(removed_notes)
+        stats.notes = len(current)
 
         # a touched note (same text, new mtime) or a newly skipped file also needs a new manifest, or every
         # later is_stale() would report the index stale and re-read them
         changed = stats.added or stats.updated or stats.removed or not reuse \
-            or notes_meta != old_notes or skipped_meta != old_skipped
+            or bool(new_meta) or skipped_meta != old_skipped
         if not changed:
             tidy(index_dir)
             if auto:
@@ -302,16 +320,22 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             "chunker": settings.to_dict(),
             "notes_dir": str(notes_dir.resolve()),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "notes": notes_meta,
             "skipped": skipped_meta,
         }
         if onnx_dir is not None:
             common["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
-        plan = _segment_plan(old, kept_rows, len(fresh)) if reuse and not full else None
+        plan = _segment_plan(old, np.flatnonzero(kept_mask), len(fresh)) if reuse and not full else None
+        delta = _notes_delta(old, plan[0], new_meta, removed_notes) if plan is not None else None
+        if delta is not None:
+            common["notes_delta"] = delta      # the segment's notes table: only what changed since the base
+        else:                                  # every note's entry (the next base, or a small index)
+            kept_entries = old_notes.entries() if kept_notes else {}
+            common["notes"] = {**{r: kept_entries[r] for r in kept_notes if r in kept_entries}, **new_meta}
         if plan is not None:
             stats.chunks = _write_segment(index_dir, old, plan, fresh, fresh_vecs, common, log)
             stats.seconds = time.perf_counter() - t0
             return stats
+        kept_rows = np.flatnonzero(kept_mask).tolist()
 
         # old rows stay where they are, read from the old table when written; fresh chunks are merged in
         table = old.chunks if reuse else None
@@ -345,6 +369,28 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         })
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _notes_delta(old: Generation, base: Generation, new_meta: dict, removed: list[str]):
+    """(entries, removed base notes) of a segment's notes table: the old segment's changes since the base
+    with this update's on top. None when the base has no notes table (an index written before tables): the
+    segment then writes every note."""
+    base_notes = base.manifest.get("notes")
+    if not isinstance(base_notes, NoteTable):
+        return None
+    if old.base is None:
+        own, gone = {}, set()
+    else:
+        mine = old.manifest.get("notes")
+        if not isinstance(mine, NoteTable) or mine.base is None:
+            return None
+        own, gone = mine.own(), mine.removed()
+    own.update(new_meta)
+    for rel in removed:
+        own.pop(rel, None)
+        if rel in base_notes:
+            gone.add(rel)
+    return own, gone - set(own)
 
 
 def _segment_plan(old: Generation, kept_rows: list[int], n_fresh: int):
