@@ -92,24 +92,22 @@ def note_changes(notes_dir, index_dir, stop_early: bool = False) -> dict[str, li
     if manifest is None or manifest.get("chunker") != ChunkSettings().to_dict():
         return None   # no index, or one built with older chunking/tokenization rules
     _, rels, stats, _ = scan_notes(Path(notes_dir))
-    known = notes_of(manifest).stats()       # {path: (mtime_ns, size)} from the notes table's stat column
+    names, same = notes_of(manifest).match(rels, stats)   # compared with the notes table's stat column
+    known = set(names)
     skipped = manifest.get("skipped", {})
     out: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
-    seen = set()
-    for rel, st in zip(rels, stats):
-        was = known.get(rel)
-        if was is None:
+    for i in np.flatnonzero(~same).tolist():
+        rel, st = rels[i], stats[i]
+        if rel not in known:
             bad = skipped.get(rel)
             if bad and st == (bad.get("mtime_ns"), bad.get("size")):
                 continue          # a file skipped last time (binary, unreadable) and untouched since
             out["added"].append(rel)
         else:
-            seen.add(rel)
-            if st != was:
-                out["changed"].append(rel)
+            out["changed"].append(rel)
         if stop_early and (out["added"] or out["changed"]):
             return out
-    out["removed"] = sorted(set(known) - seen)
+    out["removed"] = sorted(known.difference(rels))
     return out
 
 
@@ -216,20 +214,21 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
 
         old_notes = notes_of(old.manifest) if reuse else DictNotes()
         old_skipped = old.manifest.get("skipped", {}) if reuse else {}
-        known = old_notes.stats()          # {path: (mtime_ns, size)}: no per-note entry is parsed
         skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
         kept_notes: list[str] = []         # notes whose old rows are reused as they are
         replaced: list[str] = []           # notes whose old rows are replaced by fresh chunks
 
         note_paths, rels, note_stats, skipped = scan_notes(notes_dir)
         stats.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
+        # the notes' stat compared with the notes table's as arrays: no per-note entry is parsed
+        names, same = old_notes.match(rels, note_stats)
+        known = set(names)
+        kept_notes = [rels[i] for i in np.flatnonzero(same).tolist()]
+        stats.unchanged = len(kept_notes)
         fresh: list[Chunk] = []            # chunks of new or changed notes
         new_meta: dict[str, dict] = {}     # the entries of the notes read this time (the others keep theirs)
-        for path, rel, st in zip(note_paths, rels, note_stats):
-            if known.get(rel) == st:
-                kept_notes.append(rel)
-                stats.unchanged += 1
-                continue
+        for i in np.flatnonzero(~same).tolist():
+            path, rel, st = note_paths[i], rels[i], note_stats[i]
             bad = old_skipped.get(rel)
             if bad and st and st == (bad.get("mtime_ns"), bad.get("size")):
                 stats.skipped.append({"path": rel, "reason": bad.get("reason", "")})
@@ -258,7 +257,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             else:
                 stats.added += 1
         current = set(kept_notes) | set(new_meta)
-        removed_notes = [r for r in known if r not in current]
+        removed_notes = [r for r in names if r not in current]
         # rows of the old generation reused as they are: all but those of replaced and removed notes
         kept_mask = np.ones(len(old.chunks) if reuse else 0, dtype=bool)
         if reuse and (replaced or removed_notes):

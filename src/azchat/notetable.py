@@ -186,17 +186,24 @@ class NoteTable(Mapping):
             self._len = len(self.part.names()) if self.base is None else len(self.names())
         return self._len
 
-    def stats(self) -> dict[str, tuple[int, int]]:
-        """{path: (mtime_ns, size)} of every note, from the stat columns (no JSON parsed)."""
+    def flat(self) -> tuple[list[str], np.ndarray]:
+        """(every note path, their (mtime_ns, size) as an (n, 2) int64 array), the segment's over the base's."""
         own = self.part
-        mine = dict(zip(own.names(), map(tuple, own.stat[:, :2].tolist())))
+        mine = np.asarray(own.stat[:, :2], dtype=np.int64)
         if self.base is None:
-            return mine
-        out = self.base.stats()
-        for rel in self._removed_set():
-            out.pop(rel, None)
-        out.update(mine)
-        return out
+            return own.names(), mine
+        names, table = self.base.flat()
+        gone = self._removed_set() | set(own.names())
+        keep = [i for i, n in enumerate(names) if n not in gone] if gone else None
+        if keep is not None:
+            names, table = [names[i] for i in keep], table[np.asarray(keep, dtype=np.int64)]
+        return names + own.names(), np.concatenate([table, mine]) if len(mine) else table
+
+    def match(self, rels: list[str], stats: list[tuple[int, int]]):
+        """For notes found on disk: (their names known here, a bool array: known with the same mtime and
+        size), compared as arrays (a 64k-note folder: no dict of tuples, no entry parsed)."""
+        names, table = self.flat()
+        return _match(names, table, rels, stats)
 
     def warnings(self) -> dict[str, list]:
         """{path: warnings} of the notes that have some (only those entries are parsed)."""
@@ -234,14 +241,30 @@ class DictNotes(dict):
     def names(self) -> list[str]:
         return sorted(self)
 
-    def stats(self) -> dict[str, tuple[int, int]]:
-        return {k: (m.get("mtime_ns"), m.get("size")) for k, m in self.items()}
-
     def warnings(self) -> dict[str, list]:
         return {k: m["warnings"] for k, m in self.items() if m.get("warnings")}
 
     def entries(self) -> dict[str, dict]:
         return dict(self)
+
+    def match(self, rels: list[str], stats: list[tuple[int, int]]):
+        names = list(self)
+        table = np.asarray([(_int(m.get("mtime_ns")), _int(m.get("size"))) for m in self.values()],
+                           dtype=np.int64).reshape(-1, 2)
+        return _match(names, table, rels, stats)
+
+
+def _int(x) -> int:
+    return x if isinstance(x, int) else -1
+
+
+def _match(names: list[str], table: np.ndarray, rels: list[str], stats) -> tuple[list[str], np.ndarray]:
+    pos = dict(zip(names, range(len(names))))
+    idx = np.fromiter((pos.get(r, -1) for r in rels), dtype=np.int64, count=len(rels))
+    st = np.asarray(stats, dtype=np.int64).reshape(-1, 2)
+    known = idx >= 0
+    same = known & (table[np.maximum(idx, 0)] == st).all(axis=1) if len(table) else known
+    return names, same
 
 
 def notes_of(manifest: dict) -> NoteTable | DictNotes:

@@ -110,7 +110,9 @@ class Retriever:
 
     def filter_problem(self, tags=None, folder=None) -> str:
         """One sentence when a tag or folder filter can match no note (a typo, most likely), else ""."""
-        known = {t.lower(): t for t in self.tags()}
+        if not tags and not folder:
+            return ""          # no filter: the tag list (every note's metadata) is not read
+        known = {t.lower(): t for t in self.tags()} if tags else {}
         missing = [t for t in (tags or []) if t.lower().lstrip("#") not in known]
         if missing:
             return (f"No note has the tag {', '.join(repr(t) for t in missing)}. " +
