@@ -182,6 +182,8 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         from .embedding import load_embedder
 
         embedder = load_embedder(model, index_dir)   # the light ONNX export when there is one
+        if hasattr(embedder, "prefetch") and (index_dir / CURRENT).exists():
+            embedder.prefetch()      # an update: the ONNX session loads while the notes are scanned
     try:
         return _build(notes_dir, index_dir, full, embedder, auto, settings, progress, log, wait_seconds, t0)
     except AzchatError:

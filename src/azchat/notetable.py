@@ -60,6 +60,16 @@ def write_notes(folder: Path, notes: Mapping[str, dict], removed: Iterable[str] 
 
 
 # -- reading ----------------------------------------------------------------------------------------------
+def decode_all(column) -> list[str]:
+    """Every row of a StringColumn (or a list), decoded in one pass over plain ints (iterating the column
+    indexes numpy offsets per row: ~10x slower at 64k rows)."""
+    if not isinstance(column, StringColumn):
+        return list(column)
+    off = column._off.tolist()
+    data = bytes(column._blob[: off[-1]]) if off[-1] else b""
+    return [data[a:b].decode("utf-8") for a, b in zip(off[:-1], off[1:])]
+
+
 def _damaged(folder: Path, exc: Exception):
     from .errors import IndexCorruptError
     from .store import REBUILD_HINT
@@ -93,7 +103,7 @@ class _Part:
 
     def names(self) -> list[str]:
         if self._names is None:
-            self._names = list(self.paths)
+            self._names = decode_all(self.paths)
         return self._names
 
     def entry(self, i: int) -> dict:
@@ -142,7 +152,7 @@ class NoteTable(Mapping):
 
     def _removed_set(self) -> set[str]:
         if self._removed is None:
-            self._removed = set(self.part.removed)
+            self._removed = set(decode_all(self.part.removed))
         return self._removed
 
     def own(self) -> dict[str, dict]:
