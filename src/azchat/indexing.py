@@ -50,6 +50,24 @@ def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
     return np.where(ordered[pos] == w, order[pos], -1).astype(np.int64)
 
 
+def _cached_vectors(old: Generation, want: list[bytes]) -> list:
+    """For each wanted embedding key, a vector of the old generation with that key, or None. A base + segment
+    generation is searched part by part (no view of a million keys gathered), the base's deleted rows too:
+    an edited note's unchanged chunks find their old vectors there."""
+    parts = [(old.chunks.keys, old.vectors)] if old.base is None else \
+        [(old.segment.chunks.keys, old.segment.vectors), (old.base.chunks.keys, old.base.vectors)]
+    out: list = [None] * len(want)
+    for keys, vectors in parts:
+        missing = [i for i, v in enumerate(out) if v is None]
+        if not missing:
+            break
+        rows = _find_keys(np.asarray(keys), [want[i] for i in missing])
+        for i, r in zip(missing, rows.tolist()):
+            if r >= 0:
+                out[i] = np.asarray(vectors[r], dtype=np.float32)
+    return out
+
+
 def _stat(path: Path):
     try:
         st = path.stat()
@@ -291,11 +309,12 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         if old is not None and old.manifest.get("embedder") == embedder.name \
                 and old.manifest.get("dim") == embedder.dim and not full and fresh \
                 and recorded_prefixes(old.manifest) == prefixes(embedder):
-            cached = _find_keys(np.asarray(old.chunks.keys), [embed_key(c.embed_text) for c in fresh])
+            found = _cached_vectors(old, [embed_key(c.embed_text) for c in fresh])
+            cached = np.asarray([-1 if v is None else i for i, v in enumerate(found)], dtype=np.int64)
         need = [i for i in range(len(fresh)) if cached[i] < 0]
         fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
         for i in np.flatnonzero(cached >= 0):
-            fresh_vecs[i] = old.vectors[cached[i]]
+            fresh_vecs[i] = found[i]
         if need:
             use = embedder
             if auto and len(need) > light_max() and getattr(embedder, "light", False) \

@@ -174,7 +174,7 @@ def _with_base(segment: Generation, base_ref: dict) -> Generation:
             raise ValueError("deleted.npy names rows the base does not have")
         live = np.ones(nb, dtype=bool)
         live[deleted] = False
-        base_live = np.flatnonzero(live).astype(np.int64)
+        base_live = np.flatnonzero(live).astype(np.int64, copy=False)
         if len(base_live) + len(segment.chunks) != manifest["chunk_count"]:
             raise ValueError("base and segment disagree with the manifest")
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
