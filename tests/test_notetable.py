@@ -162,5 +162,7 @@ def test_find_keys_for_a_few_keys_matches_the_sorted_search():
     want = [raw[10], raw[31], raw[30], raw[4999], rng.bytes(20), raw[0]]
     got = _find_keys(keys, want)
     assert got.tolist() == [10, 31, 30, 4999, -1, 0]
+    some = want + [rng.bytes(20) for _ in range(20)] + [raw[7]]          # 9 to 256 keys: np.isin
+    assert _find_keys(keys, some).tolist() == got.tolist() + [-1] * 20 + [7]
     many = want + [rng.bytes(20) for _ in range(300)]                     # the sorted path
     assert _find_keys(keys, many)[:6].tolist() == got.tolist()

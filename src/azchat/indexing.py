@@ -36,11 +36,12 @@ def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
     if len(want) <= 256 and keys.dtype == np.dtype("S20"):
         # a few wanted keys (a one-note update): their first 8 bytes matched as integers over the table, then
         # the few candidates compared whole -- no sort of a million keys
-        prefix = np.frombuffer(np.ascontiguousarray(keys).data, dtype=np.uint8).reshape(-1, 20)[:, :8]
-        prefix = np.ascontiguousarray(prefix).view("<u8").ravel()
+        prefix = np.ascontiguousarray(keys).view(np.dtype([("p", "<u8"), ("rest", "V12")]))["p"]   # no copy
         w_prefix = np.frombuffer(b"".join(bytes(k).ljust(20, b"\0")[:8] for k in want), dtype="<u8")
+        hits = np.flatnonzero(np.isin(prefix, w_prefix)) if len(want) > 8 else \
+            np.concatenate([np.flatnonzero(prefix == w) for w in w_prefix])
         first: dict[bytes, int] = {}
-        for r in np.flatnonzero(np.isin(prefix, w_prefix)).tolist():
+        for r in sorted(set(hits.tolist())):
             first.setdefault(bytes(keys[r]), r)
         return np.asarray([first.get(bytes(k).rstrip(b"\0"), -1) for k in want], dtype=np.int64)
     order = np.argsort(keys, kind="stable")
@@ -427,7 +428,9 @@ def _segment_plan(old: Generation, kept_rows: list[int], n_fresh: int):
     nb_live = len(old.base_live) if old.base is not None else base_rows
     kept = np.asarray(kept_rows, dtype=np.int64)
     in_base = kept[kept < nb_live]
-    kept_base = np.sort(old.base_live[in_base] if old.base is not None else in_base)
+    kept_base = old.base_live[in_base] if old.base is not None else in_base
+    if len(kept_base) > 1 and not bool(np.all(kept_base[1:] > kept_base[:-1])):
+        kept_base = np.sort(kept_base)          # kept rows come sorted: no sort of a million rows then
     kept_segment = kept[kept >= nb_live]
     limit = segment_max_rows(base_rows)
     if len(kept_segment) + n_fresh > limit or base_rows - len(kept_base) > limit:
@@ -444,7 +447,9 @@ def _write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], f
 
     base, kept_base, kept_segment = plan
     table = old.chunks
-    keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
+    # the old segment's rows: their start lines from the segment's own column (not a view of every row's)
+    lines, shift = (old.segment.chunks.lines, len(old.base_live)) if old.base is not None else (table.lines, 0)
+    keyed = [((table.path(r), int(lines[r - shift][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
     keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
     keyed.sort(key=lambda e: e[0])
     dim = fresh_vecs.shape[1]
