@@ -3,6 +3,9 @@
     python bench/scale.py --chunks N --out DIR [--json [OUT]] [--questions 100] [--measure-only]
     python bench/scale.py --index DIR [--json [OUT]]      # measure an index built by `azchat index`
     ... --baseline-src /work/main/src   # also the code before columns, same chunks, same run
+    ... --measure-only --baseline-index OLD --baseline-src SRC [--profile DIR]
+        # OLD: the same corpus built by SRC's own bench/scale.py; one-note updates, open on base + segment
+        # and cold asks of both codes, alternating in this run (and one cProfiled update each)
 
 DIR becomes an index that Retriever(DIR) opens and asks like any other. Its chunks are the chunks of
 ms-azure-docs (../shared/corpus/ms-azure-docs, cut by the real chunker with a word count for tokens) cycled:
