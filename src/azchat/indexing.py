@@ -201,8 +201,6 @@ def build_index(notes_dir=None, index_dir=None, *, full: bool = False, model: st
         from .embedding import load_embedder
 
         embedder = load_embedder(model, index_dir)   # the light ONNX export when there is one
-        if hasattr(embedder, "prefetch") and (index_dir / CURRENT).exists():
-            embedder.prefetch()      # an update: the ONNX session loads while the notes are scanned
     try:
         return _build(notes_dir, index_dir, full, embedder, auto, settings, progress, log, wait_seconds, t0)
     except AzchatError:
@@ -248,7 +246,10 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         stats.unchanged = len(kept_notes)
         fresh: list[Chunk] = []            # chunks of new or changed notes
         new_meta: dict[str, dict] = {}     # the entries of the notes read this time (the others keep theirs)
-        for i in np.flatnonzero(~same).tolist():
+        to_read = np.flatnonzero(~same).tolist()
+        if to_read and auto and hasattr(embedder, "prefetch"):
+            embedder.prefetch()      # notes to read: the ONNX session loads while they are read and compared
+        for i in to_read:
             path, rel, st = note_paths[i], rels[i], note_stats[i]
             bad = old_skipped.get(rel)
             if bad and st and st == (bad.get("mtime_ns"), bad.get("size")):
