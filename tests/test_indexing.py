@@ -82,9 +82,10 @@ def test_manifest_records_model_chunker_and_hashes(vault, tmp_path, fake):
     idx = tmp_path / "index"
     build_index(vault, idx, embedder=fake)
     m = json.loads((current_folder(idx) / "manifest.json").read_text())
-    assert m["format"] == 2 and m["embedder"] == fake.name and m["dim"] == fake.dim
+    assert m["format"] == 3 and m["embedder"] == fake.name and m["dim"] == fake.dim
     assert m["chunker"]["max_tokens"] > 0 and m["dense"]["kind"] == "flat"
-    assert len(m["notes"]["networking.md"]["hash"]) == 64
+    assert "notes" not in m and m["notes_table"] == {"delta": False}     # the notes are in notes/ (notetable.py)
+    assert len(load_generation(idx).manifest["notes"]["networking.md"]["hash"]) == 64
 
 
 def test_crash_while_writing_keeps_the_last_good_index(vault, tmp_path, fake, monkeypatch):

@@ -340,9 +340,9 @@ def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault
     write(vault, "new/added.md", "# Added\n\nadded text\n")
     touch_later(vault / "networking.md")
     walks = []
-    real = indexing.find_notes
+    real = indexing.scan_notes
     for module in (indexing, changes):      # the walks of a build and of the change reports
-        monkeypatch.setattr(module, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+        monkeypatch.setattr(module, "scan_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
     out = tools.status()
     assert len(walks) == 1
     listed = out["changed_since_build"]
@@ -360,9 +360,9 @@ def test_open_and_refresh_log_without_an_extra_walk_of_the_notes(vault, tmp_path
     assert logs[-1] == f"Ready: 4 notes from {vault}."
     write(vault, "new/added.md", "# Added\n\nadded text\n")
     walks = []
-    real = indexing.find_notes
+    real = indexing.scan_notes
     for module in (indexing, changes):      # the walks of a build and of the change reports
-        monkeypatch.setattr(module, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+        monkeypatch.setattr(module, "scan_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
     assert tools.search("added text", k=1)["hits"][0]["path"] == "new/added.md"
     assert "Updating the index: 1 added." in logs and not any(m.startswith("azchat: ") for m in logs)
     assert len(walks) == 2          # one to see what changed, one in the incremental build; none after it

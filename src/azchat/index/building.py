@@ -11,13 +11,14 @@ from typing import Callable
 import numpy as np
 
 from . import dense
-from .changes import _stat, incompatibility, notes_dir as default_notes
+from .changes import incompatibility, notes_dir as default_notes
 from ..notes.chunking import chunk_note
 from ..config import ChunkSettings, index_dir as default_index
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .lexical import BM25Writer, LexicalIndex
-from ..notes.reading import Skipped, find_notes, read_note, relative_path
+from ..notes.reading import Skipped, read_note
+from .notetable import DictNotes, NoteTable, notes_of, scan_notes
 from .columns import embed_key
 from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from ..types import BuildStats, Chunk
@@ -34,11 +35,40 @@ def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
     """For each wanted key, a row of `keys` that has it, or -1 (binary search over the sorted keys)."""
     if len(keys) == 0 or not want:
         return np.full(len(want), -1, dtype=np.int64)
+    if len(want) <= 256 and keys.dtype == np.dtype("S20"):
+        # a few wanted keys (a one-note update): their first 8 bytes matched as integers over the table, then
+        # the few candidates compared whole -- no sort of a million keys
+        prefix = np.ascontiguousarray(keys).view(np.dtype([("p", "<u8"), ("rest", "V12")]))["p"]   # no copy
+        w_prefix = np.frombuffer(b"".join(bytes(k).ljust(20, b"\0")[:8] for k in want), dtype="<u8")
+        hits = np.flatnonzero(np.isin(prefix, w_prefix)) if len(want) > 8 else \
+            np.concatenate([np.flatnonzero(prefix == w) for w in w_prefix])
+        first: dict[bytes, int] = {}
+        for r in sorted(set(hits.tolist())):
+            first.setdefault(bytes(keys[r]), r)
+        return np.asarray([first.get(bytes(k).rstrip(b"\0"), -1) for k in want], dtype=np.int64)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     w = np.asarray(want, dtype=keys.dtype)
     pos = np.minimum(np.searchsorted(ordered, w), len(ordered) - 1)
     return np.where(ordered[pos] == w, order[pos], -1).astype(np.int64)
+
+
+def _cached_vectors(old: Generation, want: list[bytes]) -> list:
+    """For each wanted embedding key, a vector of the old generation with that key, or None. A base + segment
+    generation is searched part by part (no view of a million keys gathered), the base's deleted rows too:
+    an edited note's unchanged chunks find their old vectors there."""
+    parts = [(old.chunks.keys, old.vectors)] if old.base is None else \
+        [(old.segment.chunks.keys, old.segment.vectors), (old.base.chunks.keys, old.base.vectors)]
+    out: list = [None] * len(want)
+    for keys, vectors in parts:
+        missing = [i for i, v in enumerate(out) if v is None]
+        if not missing:
+            break
+        rows = _find_keys(np.asarray(keys), [want[i] for i in missing])
+        for i, r in zip(missing, rows.tolist()):
+            if r >= 0:
+                out[i] = np.asarray(vectors[r], dtype=np.float32)
+    return out
 
 
 
@@ -140,30 +170,32 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         reuse = old is not None and not reason
         stats.full_rebuild_reason = reason   # "" for a first build
 
-        old_notes = old.manifest.get("notes", {}) if reuse else {}
+        old_notes = notes_of(old.manifest) if reuse else DictNotes()
         old_skipped = old.manifest.get("skipped", {}) if reuse else {}
         skipped_meta: dict[str, dict] = {}  # files skipped when read, remembered by stat so they are not re-read
         kept_notes: list[str] = []         # notes whose old rows are reused as they are
+        replaced: list[str] = []           # notes whose old rows are replaced by fresh chunks
 
-        paths, skipped = find_notes(notes_dir)
+        note_paths, rels, note_stats, skipped = scan_notes(notes_dir)
         stats.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
+        # the notes' stat compared with the notes table's as arrays: no per-note entry is parsed
+        names, same = old_notes.match(rels, note_stats)
+        known = set(names)
+        kept_notes = [rels[i] for i in np.flatnonzero(same).tolist()]
+        stats.unchanged = len(kept_notes)
         fresh: list[Chunk] = []            # chunks of new or changed notes
-        notes_meta: dict[str, dict] = {}
-        for path in paths:
-            rel = relative_path(path, notes_dir)
-            st = _stat(path)
-            entry = old_notes.get(rel)
-            if entry and st == (entry.get("mtime_ns"), entry.get("size")):
-                kept_notes.append(rel)
-                notes_meta[rel] = entry
-                stats.unchanged += 1
-                continue
+        new_meta: dict[str, dict] = {}     # the entries of the notes read this time (the others keep theirs)
+        to_read = np.flatnonzero(~same).tolist()
+        if to_read and auto and hasattr(embedder, "prefetch"):
+            embedder.prefetch()      # notes to read: the ONNX session loads while they are read and compared
+        for i in to_read:
+            path, rel, st = note_paths[i], rels[i], note_stats[i]
             bad = old_skipped.get(rel)
             if bad and st and st == (bad.get("mtime_ns"), bad.get("size")):
                 stats.skipped.append({"path": rel, "reason": bad.get("reason", "")})
                 skipped_meta[rel] = bad
                 continue
-            note = read_note(path, notes_dir)
+            note = read_note(Path(path), notes_dir)
             if isinstance(note, Skipped):
                 stats.skipped.append({"path": note.path, "reason": note.reason})
                 if st:
@@ -171,29 +203,39 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
                 continue
             meta = {"hash": note.content_hash, "mtime_ns": st[0] if st else 0, "size": st[1] if st else 0,
                     "title": note.title, "tags": note.tags, "warnings": note.warnings}
+            entry = old_notes.get(rel) if rel in known else None
             if entry and entry.get("hash") == note.content_hash:
                 kept_notes.append(rel)
-                notes_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
+                new_meta[rel] = {**meta, "chunks": entry.get("chunks", 0)}
                 stats.unchanged += 1
                 continue
             chunks = chunk_note(note, embedder.count_tokens, embedder.max_tokens, settings)
             fresh.extend(chunks)
-            notes_meta[rel] = {**meta, "chunks": len(chunks)}
+            new_meta[rel] = {**meta, "chunks": len(chunks)}
             if entry:
                 stats.updated += 1
+                replaced.append(rel)
             else:
                 stats.added += 1
-        # rows of the old generation reused as they are, found from the path column in one pass
-        kept_rows = old.chunks.rows_of_paths(kept_notes).tolist() if reuse and kept_notes else []
-        for rel, meta in notes_meta.items():
-            stats.warnings.extend({"path": rel, "message": w} for w in meta.get("warnings", []))
-        stats.removed = len(set(old_notes) - set(notes_meta))
-        stats.notes = len(notes_meta)
+        current = set(kept_notes) | set(new_meta)
+        removed_notes = [r for r in names if r not in current]
+        # rows of the old generation reused as they are: all but those of replaced and removed notes
+        kept_mask = np.ones(len(old.chunks) if reuse else 0, dtype=bool)
+        if reuse and (replaced or removed_notes):
+            kept_mask[old.chunks.rows_of_paths(replaced + removed_notes)] = False
+        old_warnings = old_notes.warnings()
+        for rel in rels:
+            meta = new_meta.get(rel)
+            found = meta.get("warnings", []) if meta is not None else \
+                (old_warnings.get(rel, []) if rel in current else [])
+            stats.warnings.extend({"path": rel, "message": w} for w in found)
+        stats.removed = len(removed_notes)
+        stats.notes = len(current)
 
         # a touched note (same text, new mtime) or a newly skipped file also needs a new manifest, or every
         # later is_stale() would report the index stale and re-read them
         changed = stats.added or stats.updated or stats.removed or not reuse \
-            or notes_meta != old_notes or skipped_meta != old_skipped
+            or bool(new_meta) or skipped_meta != old_skipped
         if not changed:
             tidy(index_dir)
             if auto:
@@ -208,11 +250,12 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         if old is not None and old.manifest.get("embedder") == embedder.name \
                 and old.manifest.get("dim") == embedder.dim and not full and fresh \
                 and recorded_prefixes(old.manifest) == prefixes(embedder):
-            cached = _find_keys(np.asarray(old.chunks.keys), [embed_key(c.embed_text) for c in fresh])
+            found = _cached_vectors(old, [embed_key(c.embed_text) for c in fresh])
+            cached = np.asarray([-1 if v is None else i for i, v in enumerate(found)], dtype=np.int64)
         need = [i for i in range(len(fresh)) if cached[i] < 0]
         fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
         for i in np.flatnonzero(cached >= 0):
-            fresh_vecs[i] = old.vectors[cached[i]]
+            fresh_vecs[i] = found[i]
         if need:
             use = embedder
             if auto and len(need) > light_max() and getattr(embedder, "light", False) \
@@ -238,16 +281,22 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             "chunker": settings.to_dict(),
             "notes_dir": str(notes_dir.resolve()),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "notes": notes_meta,
             "skipped": skipped_meta,
         }
         if onnx_dir is not None:
             common["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
-        plan = _segment_plan(old, kept_rows, len(fresh)) if reuse and not full else None
+        plan = _segment_plan(old, np.flatnonzero(kept_mask), len(fresh)) if reuse and not full else None
+        delta = _notes_delta(old, plan[0], new_meta, removed_notes) if plan is not None else None
+        if delta is not None:
+            common["notes_delta"] = delta      # the segment's notes table: only what changed since the base
+        else:                                  # every note's entry (the next base, or a small index)
+            kept_entries = old_notes.entries() if kept_notes else {}
+            common["notes"] = {**{r: kept_entries[r] for r in kept_notes if r in kept_entries}, **new_meta}
         if plan is not None:
             stats.chunks = _write_segment(index_dir, old, plan, fresh, fresh_vecs, common, log)
             stats.seconds = time.perf_counter() - t0
             return stats
+        kept_rows = np.flatnonzero(kept_mask).tolist()
 
         # old rows stay where they are, read from the old table when written; fresh chunks are merged in
         table = old.chunks if reuse else None
@@ -283,6 +332,28 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
     return stats
 
 
+def _notes_delta(old: Generation, base: Generation, new_meta: dict, removed: list[str]):
+    """(entries, removed base notes) of a segment's notes table: the old segment's changes since the base
+    with this update's on top. None when the base has no notes table (an index written before tables): the
+    segment then writes every note."""
+    base_notes = base.manifest.get("notes")
+    if not isinstance(base_notes, NoteTable):
+        return None
+    if old.base is None:
+        own, gone = {}, set()
+    else:
+        mine = old.manifest.get("notes")
+        if not isinstance(mine, NoteTable) or mine.base is None:
+            return None
+        own, gone = mine.own(), mine.removed()
+    own.update(new_meta)
+    for rel in removed:
+        own.pop(rel, None)
+        if rel in base_notes:
+            gone.add(rel)
+    return own, gone - set(own)
+
+
 def _segment_plan(old: Generation, kept_rows: list[int], n_fresh: int):
     """(base generation, its rows kept sorted, rows of the old segment kept) when this update can be written
     as a small segment beside the base (segments.py); None when everything is rewritten (a small index, or a
@@ -297,7 +368,9 @@ def _segment_plan(old: Generation, kept_rows: list[int], n_fresh: int):
     nb_live = len(old.base_live) if old.base is not None else base_rows
     kept = np.asarray(kept_rows, dtype=np.int64)
     in_base = kept[kept < nb_live]
-    kept_base = np.sort(old.base_live[in_base] if old.base is not None else in_base)
+    kept_base = old.base_live[in_base] if old.base is not None else in_base
+    if len(kept_base) > 1 and not bool(np.all(kept_base[1:] > kept_base[:-1])):
+        kept_base = np.sort(kept_base)          # kept rows come sorted: no sort of a million rows then
     kept_segment = kept[kept >= nb_live]
     limit = segment_max_rows(base_rows)
     if len(kept_segment) + n_fresh > limit or base_rows - len(kept_base) > limit:
@@ -314,7 +387,9 @@ def _write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], f
 
     base, kept_base, kept_segment = plan
     table = old.chunks
-    keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
+    # the old segment's rows: their start lines from the segment's own column (not a view of every row's)
+    lines, shift = (old.segment.chunks.lines, len(old.base_live)) if old.base is not None else (table.lines, 0)
+    keyed = [((table.path(r), int(lines[r - shift][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
     keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
     keyed.sort(key=lambda e: e[0])
     dim = fresh_vecs.shape[1]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..config import ChunkSettings, env_or, index_dir
 from ..errors import AzchatError, NotesNotFoundError
-from ..notes.reading import find_notes, relative_path
 from .embedding import Embedder, prefixes, recorded_prefixes
+from .notetable import notes_of, scan_notes
 from .store import CURRENT, read_manifest
 
 
@@ -53,26 +55,23 @@ def note_changes(notes_dir, index_dir, stop_early: bool = False) -> dict[str, li
     manifest = read_manifest(Path(index_dir))
     if manifest is None or manifest.get("chunker") != ChunkSettings().to_dict():
         return None   # no index, or one built with older chunking/tokenization rules
-    paths, _ = find_notes(Path(notes_dir))
-    known = manifest.get("notes", {})
+    _, rels, stats, _ = scan_notes(Path(notes_dir))
+    names, same = notes_of(manifest).match(rels, stats)   # compared with the notes table's stat column
+    known = set(names)
     skipped = manifest.get("skipped", {})
     out: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
-    seen = set()
-    for path in paths:
-        rel = relative_path(path, Path(notes_dir))
-        entry = known.get(rel)
-        if entry is None:
+    for i in np.flatnonzero(~same).tolist():
+        rel, st = rels[i], stats[i]
+        if rel not in known:
             bad = skipped.get(rel)
-            if bad and _stat(path) == (bad.get("mtime_ns"), bad.get("size")):
+            if bad and st == (bad.get("mtime_ns"), bad.get("size")):
                 continue          # a file skipped last time (binary, unreadable) and untouched since
             out["added"].append(rel)
         else:
-            seen.add(rel)
-            if _stat(path) != (entry.get("mtime_ns"), entry.get("size")):
-                out["changed"].append(rel)
+            out["changed"].append(rel)
         if stop_early and (out["added"] or out["changed"]):
             return out
-    out["removed"] = sorted(set(known) - seen)
+    out["removed"] = sorted(known.difference(rels))
     return out
 
 
@@ -81,6 +80,7 @@ def pending_changes(notes_dir, index_dir) -> dict[str, int] | None:
     unchanged when read); None when everything needs building."""
     changes = note_changes(notes_dir, index_dir)
     return None if changes is None else {k: len(v) for k, v in changes.items()}
+
 
 
 # -- the notes folder an index was built from -------------------------------------------------------

@@ -228,6 +228,10 @@ class _Table:
     def rows_of_paths(self, paths) -> np.ndarray:
         """The rows of these notes, in table order (one pass over the distinct paths, not one search each)."""
         want = set(paths)
+        if len(want) <= 64 and isinstance(self.paths, StringColumn):   # a few notes: found by binary search
+            ids = [i for i in (self.paths.find(p) for p in want) if i >= 0]
+            return np.flatnonzero(np.isin(self.path_ids, np.asarray(ids, dtype=self.path_ids.dtype))) \
+                .astype(np.int64) if ids else np.zeros(0, np.int64)
         good = np.fromiter((p in want for p in self.paths), dtype=bool, count=len(self.paths))
         return np.flatnonzero(good[self.path_ids]).astype(np.int64) if len(good) else np.zeros(0, np.int64)
 

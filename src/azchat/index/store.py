@@ -29,12 +29,13 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .columns import ChunkColumns, ChunkList, write_columns
+from .notetable import FOLDER as NOTES_FOLDER, NoteTable, attach as attach_notes, write_notes
 from .models import file_sha256
 from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
 from ..types import Chunk
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3             # 3: the notes in their own table (notetable.py), not in manifest.json
+READABLE_FORMATS = (1, 2, 3)
 CURRENT = "CURRENT"
 VERIFY_BYTES = 32 << 20        # generations up to this size have every checksum verified at open
 
@@ -105,6 +106,10 @@ def _load_manifest(folder: Path, want: str | None) -> dict:
         raise IndexCorruptError(f"The index manifest in {folder} is unreadable ({exc}). {REBUILD_HINT}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
         raise IndexCorruptError(f"The index in {folder.parent} has an unknown format. {REBUILD_HINT}")
+    try:
+        attach_notes(manifest, folder)        # manifest["notes"]: the notes table, opened when first read
+    except ValueError as exc:
+        raise IndexCorruptError(f"The index in {folder} is damaged ({exc}). {REBUILD_HINT}") from exc
     return manifest
 
 
@@ -134,6 +139,8 @@ def _load_from(folder: Path, manifest: dict) -> Generation:
         if not any(name.startswith("chunks/") for name in files) or "vectors.npy" not in files:
             raise ValueError("the chunk table or the vectors are missing")
         chunks = ChunkColumns(folder / "chunks")
+        if isinstance(manifest.get("notes"), NoteTable):
+            manifest["notes"].check()
         vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
         base = manifest.get("base")
         own = manifest.get("segment_rows", manifest["chunk_count"]) if base else manifest["chunk_count"]
@@ -157,6 +164,9 @@ def _with_base(segment: Generation, base_ref: dict) -> Generation:
     base = _load_from(base_folder, _load_manifest(base_folder, base_ref.get("sha256")))
     if base.base is not None:
         raise IndexCorruptError(f"The index in {folder} has a base with a base. {REBUILD_HINT}")
+    notes = manifest.get("notes")
+    if isinstance(notes, NoteTable) and notes.base is not None and isinstance(base.manifest.get("notes"), NoteTable):
+        notes.base = base.manifest["notes"]       # the segment's notes over the base's (checked) table
     try:
         deleted = np.load(folder / "deleted.npy", allow_pickle=False)
         nb = len(base.chunks)
@@ -164,7 +174,7 @@ def _with_base(segment: Generation, base_ref: dict) -> Generation:
             raise ValueError("deleted.npy names rows the base does not have")
         live = np.ones(nb, dtype=bool)
         live[deleted] = False
-        base_live = np.flatnonzero(live).astype(np.int64)
+        base_live = np.flatnonzero(live).astype(np.int64, copy=False)
         if len(base_live) + len(segment.chunks) != manifest["chunk_count"]:
             raise ValueError("base and segment disagree with the manifest")
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
@@ -244,6 +254,8 @@ def write_generation(index_dir: Path, manifest: dict, chunks: Iterable[Chunk], v
     `chunks` is read once, in order (a generator streams them to disk); `vectors` has one row per chunk.
     `finish(manifest)` may complete the manifest once the files are written (bench/scale.py).
     `writers` maps a file or folder name to a function(path) that writes it (FAISS, BM25).
+    manifest["notes"] (every note's entry) goes to the notes table (notetable.py), not to manifest.json; a
+    segment passes manifest["notes_delta"] = (its changed notes' entries, base notes removed) instead.
     Every file's size and sha256 go into the manifest, and the manifest's sha256 into CURRENT, so damage
     is detected on load. A crash at any point leaves the previous generation live.
     """
@@ -272,6 +284,13 @@ def write_generation(index_dir: Path, manifest: dict, chunks: Iterable[Chunk], v
                 sums[rel] = file_sha256(path)
         if finish is not None:
             finish(manifest)
+        manifest = dict(manifest)
+        notes, delta = manifest.pop("notes", None), manifest.pop("notes_delta", None)
+        write_notes(tmp / NOTES_FOLDER, *(delta if delta is not None else (notes or {},)))
+        for path in sorted((tmp / NOTES_FOLDER).iterdir()):
+            fsync_file(path)
+            rel = path.relative_to(tmp).as_posix()
+            files[rel], sums[rel] = path.stat().st_size, file_sha256(path)
         if manifest.get("base"):
             (tmp / "BASE").write_text(manifest["base"]["name"] + "\n", encoding="utf-8")
             fsync_file(tmp / "BASE")
@@ -279,9 +298,8 @@ def write_generation(index_dir: Path, manifest: dict, chunks: Iterable[Chunk], v
             manifest = {**manifest, "segment_rows": count}
             count += int(manifest["base"]["live_rows"])
         manifest = {**manifest, "format": FORMAT_VERSION, "chunk_count": count, "files": files,
-                    "sha256": sums}
-        big = len(manifest.get("notes") or {}) > 5_000        # compact JSON: a 64k-note manifest writes 2x faster
-        raw = json.dumps(manifest, indent=None if big else 1, ensure_ascii=False).encode("utf-8")
+                    "sha256": sums, "notes_table": {"delta": delta is not None}}
+        raw = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
         (tmp / "manifest.json").write_bytes(raw)
         fsync_file(tmp / "manifest.json")
         for folder in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:

@@ -124,7 +124,9 @@ class Searcher:
 
     def filter_problem(self, tags=None, folder=None) -> str:
         """One sentence when a tag or folder filter can match no note (a typo, most likely), else ""."""
-        known = {t.lower(): t for t in self.tags()}
+        if not tags and not folder:
+            return ""          # no filter: the tag list (every note's metadata) is not read
+        known = {t.lower(): t for t in self.tags()} if tags else {}
         missing = [t for t in (tags or []) if t.lower().lstrip("#") not in known]
         if missing:
             return (f"No note has the tag {', '.join(repr(t) for t in missing)}. " +
@@ -164,8 +166,8 @@ class Searcher:
         if mode != "dense":
             l_ids = _top(lex, pool)
             parts.append(l_ids[lex[l_ids] > 0].astype(np.int64))
-        cand = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        cand = cand[cand >= 0]
+        cand = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        cand = cand[(cand >= 0) & np.append(True, cand[1:] != cand[:-1])]   # np.unique imports numpy.ma: 60-150 ms cold
         return cand, (self._gen.vectors[cand] @ qv).astype(np.float32), lex[cand].astype(np.float32)
 
     def dense_weight(self, query: str) -> float:
