@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from azchat import build_index
-from azchat.index.building import _find_keys
+from azchat.index.reuse import _find_keys
 from azchat.index.changes import note_changes
 from azchat.notes.reading import find_notes, relative_path
 from azchat.index.notetable import NoteTable, scan_notes

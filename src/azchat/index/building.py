@@ -1,7 +1,6 @@
 """Build or update the index: notes -> chunks -> vectors -> store. Only new or changed text is embedded."""
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import time
@@ -20,56 +19,12 @@ from .lexical import BM25Writer, LexicalIndex
 from ..notes.reading import Skipped, read_note
 from .notetable import DictNotes, NoteTable, notes_of, scan_notes
 from .columns import embed_key
+from .reuse import cached_vectors
 from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from ..types import BuildStats, Chunk
 
 Log = Callable[[str], None]
 EmbedPassages = Callable[..., np.ndarray]   # (embedder, texts, progress=None) -> vectors, as embed_passages
-
-
-def text_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def _find_keys(keys: np.ndarray, want: list[bytes]) -> np.ndarray:
-    """For each wanted key, a row of `keys` that has it, or -1 (binary search over the sorted keys)."""
-    if len(keys) == 0 or not want:
-        return np.full(len(want), -1, dtype=np.int64)
-    if len(want) <= 256 and keys.dtype == np.dtype("S20"):
-        # a few wanted keys (a one-note update): their first 8 bytes matched as integers over the table, then
-        # the few candidates compared whole -- no sort of a million keys
-        prefix = np.ascontiguousarray(keys).view(np.dtype([("p", "<u8"), ("rest", "V12")]))["p"]   # no copy
-        w_prefix = np.frombuffer(b"".join(bytes(k).ljust(20, b"\0")[:8] for k in want), dtype="<u8")
-        hits = np.flatnonzero(np.isin(prefix, w_prefix)) if len(want) > 8 else \
-            np.concatenate([np.flatnonzero(prefix == w) for w in w_prefix])
-        first: dict[bytes, int] = {}
-        for r in sorted(set(hits.tolist())):
-            first.setdefault(bytes(keys[r]), r)
-        return np.asarray([first.get(bytes(k).rstrip(b"\0"), -1) for k in want], dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    w = np.asarray(want, dtype=keys.dtype)
-    pos = np.minimum(np.searchsorted(ordered, w), len(ordered) - 1)
-    return np.where(ordered[pos] == w, order[pos], -1).astype(np.int64)
-
-
-def _cached_vectors(old: Generation, want: list[bytes]) -> list:
-    """For each wanted embedding key, a vector of the old generation with that key, or None. A base + segment
-    generation is searched part by part (no view of a million keys gathered), the base's deleted rows too:
-    an edited note's unchanged chunks find their old vectors there."""
-    parts = [(old.chunks.keys, old.vectors)] if old.base is None else \
-        [(old.segment.chunks.keys, old.segment.vectors), (old.base.chunks.keys, old.base.vectors)]
-    out: list = [None] * len(want)
-    for keys, vectors in parts:
-        missing = [i for i, v in enumerate(out) if v is None]
-        if not missing:
-            break
-        rows = _find_keys(np.asarray(keys), [want[i] for i in missing])
-        for i, r in zip(missing, rows.tolist()):
-            if r >= 0:
-                out[i] = np.asarray(vectors[r], dtype=np.float32)
-    return out
-
 
 
 def light_max() -> int:
@@ -250,7 +205,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         if old is not None and old.manifest.get("embedder") == embedder.name \
                 and old.manifest.get("dim") == embedder.dim and not full and fresh \
                 and recorded_prefixes(old.manifest) == prefixes(embedder):
-            found = _cached_vectors(old, [embed_key(c.embed_text) for c in fresh])
+            found = cached_vectors(old, [embed_key(c.embed_text) for c in fresh])
             cached = np.asarray([-1 if v is None else i for i, v in enumerate(found)], dtype=np.int64)
         need = [i for i in range(len(fresh)) if cached[i] < 0]
         fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
