@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from azchat import dense  # noqa: E402
+from azchat.index import dense  # noqa: E402
 
 
 def rss_mb() -> float:

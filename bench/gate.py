@@ -28,9 +28,11 @@ def main():
     a = ap.parse_args()
     src = Path(a.src).resolve()
     sys.path.insert(0, str(src))
-    from azchat import eval as ev
-    from azchat.indexing import build_index
-    from azchat.retrieval import Retriever
+    from azchat import Retriever, build_index
+    try:
+        from azchat.apps.evaluation import run as ev
+    except ImportError:             # the layout before the code moved into folders (a --src baseline)
+        from azchat.apps import evaluation as ev
 
     shared = next(p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir())
     files = {"gate": REPO / "bench" / "gate_questions.jsonl",
@@ -69,7 +71,8 @@ def main():
         dump[name] = res["rows"]
         if a.rows:
             for rw, q in zip(res["rows"], qs):
-                rw["answer"] = r.ask(q.question).answer
+                ans = r.ask(q.question)
+                rw["answer"], rw["citations"] = ans.answer, [c.to_dict() for c in ans.citations]
     if a.rows:
         Path(a.rows).write_text(json.dumps(dump, ensure_ascii=False, indent=1), encoding="utf-8")
 

@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from azchat import build_index  # noqa: E402
-from azchat import dense  # noqa: E402
-from azchat.embedding import HashEmbedder  # noqa: E402
-from azchat.lexical import LexicalIndex  # noqa: E402
-from azchat.store import current_folder, load_generation  # noqa: E402
+from azchat.index import dense  # noqa: E402
+from azchat.index.embedding import HashEmbedder  # noqa: E402
+from azchat.index.lexical import LexicalIndex  # noqa: E402
+from azchat.index.store import current_folder, load_generation  # noqa: E402
 
 
 def open_index(index: Path) -> int:

@@ -15,6 +15,16 @@ any error or when an edit never reached the server. Prints a Markdown table.
                          [--clients 20] [--per-client 10]
 
 The index is built (or updated) once into --index and reused; phase 2 works on copies of vault and index.
+
+`--workers-bench` instead compares `azchat serve --workers N --no-chat` for each N of --workers-list (default
+1,2), interleaved over --rounds rounds (1, 2, 1, 2, ...), each on its own server over an existing --index (not
+built here; e.g. ms-azure-docs from bench/scale.py --source-only): C clients x N asks through POST /api/ask
+(httpx, one keep-alive client each, as bench/api.py), after a warm-up; then the memory of every process from
+/proc/PID/smaps_rollup (USS = Private_Clean + Private_Dirty, PSS, RSS). Targets: asks/s with 2 workers >= 1.3x
+one worker, p95 <= 250 ms, each extra worker <= 150 MB of private memory. `--json-out FILE` keeps every run.
+
+    python bench/load.py --workers-bench --notes /tmp/azscale/msdocs-notes --index /tmp/azscale/msdocs \
+                         [--workers-list 1,2] [--rounds 2] [--json-out bench/results/serve-workers.json]
 """
 from __future__ import annotations
 
@@ -61,20 +71,21 @@ def free_port() -> int:
 class Server:
     """`python -m azchat serve --json` in a subprocess; .url once it listens."""
 
-    def __init__(self, notes: Path, index: Path, watch: bool, log: Path):
+    def __init__(self, notes: Path, index: Path, watch: bool, log: Path, extra: tuple[str, ...] = ()):
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
         env.pop("AZCHAT_AUTH", None)
         self.out = tempfile.TemporaryFile("w+")
         self.err = open(log, "w")
         cmd = [sys.executable, "-m", "azchat", "serve", "--notes", str(notes), "--index", str(index),
-               "--port", str(free_port()), "--json"] + (["--watch"] if watch else [])
+               "--port", str(free_port()), "--json"] + (["--watch"] if watch else []) + list(extra)
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, env=env)
         while True:
             self.out.seek(0)
             line = self.out.readline()
             if line:
-                self.url = json.loads(line)["url"]
+                self.ready = json.loads(line)
+                self.url = self.ready["url"]
                 break
             if self.proc.poll() is not None:
                 raise SystemExit(f"serve did not start; see {log}")
@@ -172,9 +183,15 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--edit-timeout", type=float, default=120.0)
+    ap.add_argument("--workers-bench", action="store_true", help="compare serve --workers N (see above)")
+    ap.add_argument("--workers-list", default="1,2")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json-out")
     args = ap.parse_args()
     notes, index = Path(args.notes), Path(args.index)
     questions = [json.loads(line)["question"] for line in open(REPO / "bench" / "dev_questions.jsonl")]
+    if args.workers_bench:
+        return workers_bench(args, notes, index, questions)
 
     from azchat import build_index
 
@@ -277,6 +294,139 @@ def main() -> int:
     if len(edits) != 4:
         failures.append("not every edit ran")
     print("\nRESULT:", "PASS (0 errors)" if not failures else "FAIL: " + "; ".join(failures))
+    return 1 if failures else 0
+
+
+def memory(pid: int) -> dict:
+    """MB of one process from /proc/PID/smaps_rollup: rss, pss, uss (private clean + dirty), private_dirty (its
+    heap and other anonymous memory: what no other process can share), shared."""
+    kb = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        kb[name.strip()] = int(rest.split()[0])
+    uss = kb["Private_Clean"] + kb["Private_Dirty"]
+    return {"rss": kb["Rss"] / 1024, "pss": kb["Pss"] / 1024, "uss": uss / 1024,
+            "private_dirty": kb["Private_Dirty"] / 1024,
+            "shared": (kb["Shared_Clean"] + kb["Shared_Dirty"]) / 1024}
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def workers_one(args, notes: Path, index: Path, questions, n: int, work: Path) -> dict:
+    """One server with n workers: warm-up, the load, then every process's memory."""
+    import httpx
+
+    from api import cpu_seconds, rest_connect
+
+    seen: dict[str, int] = {}
+
+    def ask(cl, question: str):
+        r = cl.post("/api/ask", json={"question": question})
+        r.raise_for_status()
+        worker = r.headers.get("x-azchat-worker", "?")
+        seen[worker] = seen.get(worker, 0) + 1
+        return r.json()
+
+    load_before = os.getloadavg()
+    srv = Server(notes, index, watch=False, log=work / f"serve-w{n}.log", extra=("--workers", str(n), "--no-chat"))
+    try:
+        warm = Load(srv.url, questions[::-1], args.clients, 2, connect=rest_connect, ask=ask)
+        warm.run()                          # every worker has asked a few (embedder, pages in the cache)
+        seen.clear()
+        load = Load(srv.url, questions, args.clients, args.per_client, connect=rest_connect, ask=ask)
+        pids = srv.ready["pids"]
+        cpu0, client0 = sum(cpu_seconds(p) for p in pids), time.process_time()
+        wall = load.run()
+        server_cpu, client_cpu = sum(cpu_seconds(p) for p in pids) - cpu0, time.process_time() - client0
+        mem = {"supervisor": memory(srv.proc.pid), "workers": [memory(p) for p in pids]}
+        assert sorted(children(srv.proc.pid)) == sorted(pids), "a process other than the workers is running"
+        with httpx.Client(timeout=30) as c:       # the server still answers after the load
+            assert c.get(srv.url + "api/status").status_code == 200
+    finally:
+        stop = srv.stop()
+    ms = [x * 1000 for x in load.latencies]
+    return {"workers": n, "requests": len(ms), "errors": len(load.errors), "error_samples": load.errors[:5],
+            "wall_s": wall, "asks_per_s": len(ms) / wall, "mean_ms": statistics.mean(ms), "p50_ms": pct(ms, .5),
+            "p95_ms": pct(ms, .95), "max_ms": max(ms), "per_worker": dict(sorted(seen.items())),
+            "startup_s": srv.startup, "stop_s": stop, "memory_mb": mem,
+            "server_cpu_ms_per_ask": 1000 * server_cpu / len(ms), "client_cpu_ms_per_ask": 1000 * client_cpu / len(ms),
+            "server_cores_busy": server_cpu / wall, "client_cores_busy": client_cpu / wall,
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+
+
+def workers_bench(args, notes: Path, index: Path, questions) -> int:
+    counts = [int(x) for x in args.workers_list.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="azworkers-"))
+    runs = []
+    try:
+        for r in range(args.rounds):
+            for n in counts:
+                res = workers_one(args, notes, index, questions, n, work)
+                res["round"] = r + 1
+                runs.append(res)
+                print(f"round {r + 1}, {n} worker(s): {res['asks_per_s']:.1f} asks/s, p95 {res['p95_ms']:.0f} ms, "
+                      f"{res['errors']} errors, split {res['per_worker']}, load {res['loadavg_before'][0]:.1f}, server "
+                      f"{res['server_cpu_ms_per_ask']:.1f} ms CPU/ask on {res['server_cores_busy']:.2f} cores, client "
+                      f"{res['client_cpu_ms_per_ask']:.1f} ms/ask on {res['client_cores_busy']:.2f}",
+                      flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def median(n, key):
+        return statistics.median(x[key] for x in runs if x["workers"] == n)
+
+    def each(ws, key):
+        return ", ".join(f"{w[key]:.0f}" for w in ws)
+
+    def total(run, key):        # over every process of the server: the supervisor and its workers
+        m = run["memory_mb"]
+        return m["supervisor"][key] + sum(w[key] for w in m["workers"])
+
+    for x in runs:
+        x["total_pss_mb"], x["total_uss_mb"] = total(x, "pss"), total(x, "uss")
+        x["total_private_dirty_mb"] = total(x, "private_dirty")
+
+    print("\n| workers | round | asks/s | mean ms | p50 ms | p95 ms | max ms | errors | requests per worker | "
+          "private dirty per worker MB | USS per worker MB | PSS per worker MB | RSS per worker MB | "
+          "PSS, all processes MB | load avg (1 min) before |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for x in runs:
+        ws = x["memory_mb"]["workers"]
+        print(f"| {x['workers']} | {x['round']} | {x['asks_per_s']:.1f} | {x['mean_ms']:.0f} | {x['p50_ms']:.0f} | "
+              f"{x['p95_ms']:.0f} | {x['max_ms']:.0f} | {x['errors']} | "
+              f"{', '.join(f'{k}: {v}' for k, v in x['per_worker'].items())} | "
+              f"{each(ws, 'private_dirty')} | {each(ws, 'uss')} | {each(ws, 'pss')} | {each(ws, 'rss')} | "
+              f"{x['total_pss_mb']:.0f} | {x['loadavg_before'][0]:.1f} |")
+    failures = []
+    summary = {}
+    if 1 in counts and 2 in counts:
+        speedup = median(2, "asks_per_s") / median(1, "asks_per_s")
+        extra = {key: median(2, f"total_{key}_mb") - median(1, f"total_{key}_mb")
+                 for key in ("pss", "uss", "private_dirty")}
+        p95 = max(x["p95_ms"] for x in runs if x["workers"] == 2)
+        summary = {"speedup_2_vs_1": speedup, "p95_ms_2_workers_worst": p95,
+                   **{f"extra_worker_{k}_mb": v for k, v in extra.items()}}
+        print(f"\n2 workers vs 1 (medians over {args.rounds} rounds): {speedup:.2f}x asks/s (target >= 1.3x); "
+              f"p95 with 2 workers, worst round: {p95:.0f} ms (target <= 250 ms); the second worker adds "
+              f"{extra['private_dirty']:.0f} MB private dirty (its own heap; target <= 150 MB), "
+              f"{extra['pss']:.0f} MB PSS and {extra['uss']:.0f} MB USS summed over all processes")
+        extra = extra["private_dirty"]
+        failures += [f"speed-up {speedup:.2f}x < 1.3x"] if speedup < 1.3 else []
+        failures += [f"p95 {p95:.0f} ms > 250 ms"] if p95 > 250 else []
+        failures += [f"extra worker {extra:.0f} MB > 150 MB"] if extra > 150 else []
+    errors = sum(x["errors"] for x in runs)
+    failures += [f"{errors} request errors"] if errors else []
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({
+            "machine": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg()}, "index": str(index),
+            "clients": args.clients, "per_client": args.per_client, "runs": runs, "summary": summary,
+            "failures": failures}, indent=1) + "\n")
+    print("\nRESULT:", "PASS" if not failures else "FAIL: " + "; ".join(failures))
     return 1 if failures else 0
 
 

@@ -22,10 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from azchat import eval as ev                                  # noqa: E402
-from azchat.indexing import build_index                        # noqa: E402
-from azchat.lexical import LexicalIndex, LexicalSettings       # noqa: E402
-from azchat.retrieval import FusionSettings, Retriever          # noqa: E402
+from azchat.apps import evaluation as ev                                  # noqa: E402
+from azchat.apps.beir import load_beir, write_beir_notes                # noqa: E402
+from azchat.index.building import build_index                        # noqa: E402
+from azchat.index.lexical import LexicalIndex, LexicalSettings       # noqa: E402
+from azchat import Retriever
+from azchat.search.retrieval import FusionSettings          # noqa: E402
 
 CACHE = Path(os.environ.get("AZQ_CACHE", "/tmp/azq"))
 # the shared data sits beside the checkout (/work/main -> /work/shared) or one level up (a worktree under /work/wt)
@@ -62,10 +64,10 @@ CONFIGS = {
 
 def legacy_tokenize(text):
     """The trunk tokenizer (lowercase, stopwords, crude plural fold), for the baseline rows."""
-    from azchat import lexical
+    from azchat.index import analysis
 
     out = []
-    for tok in lexical.words(text):
+    for tok in analysis.words(text):
         if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
             tok = tok[:-1]
         out.append(tok)
@@ -79,7 +81,7 @@ class MemoEmbedder:
     """The real embedder with a cache of query vectors, so configurations compare without re-embedding."""
 
     def __init__(self, inner):
-        from azchat.embedding import prefixes
+        from azchat.index.embedding import prefixes
 
         self.inner, self.name, self.dim, self.max_tokens = inner, inner.name, inner.dim, inner.max_tokens
         self.query_prefix, self.passage_prefix = prefixes(inner)["query"], prefixes(inner)["passage"]
@@ -100,18 +102,18 @@ class MemoEmbedder:
 
 
 def retriever_for(index: Path, lex: LexicalSettings, fusion: FusionSettings, legacy: bool) -> Retriever:
-    from azchat import lexical
+    from azchat.index import analysis, lexical
 
     if index not in _EMBEDDERS:
         _EMBEDDERS[index] = MemoEmbedder(Retriever(index).embedder)
     r = Retriever(index, fusion=fusion, embedder=_EMBEDDERS[index])
-    saved = lexical.tokenize
+    saved = analysis.tokenize, lexical.tokenize      # passage_tokens looks it up in analysis, query_tokens in lexical
     if legacy:
-        lexical.tokenize = legacy_tokenize
+        analysis.tokenize = lexical.tokenize = legacy_tokenize
     try:
         r._lexical = LexicalIndex.build([c.search_text for c in r.chunks], lex)
     finally:
-        lexical.tokenize = saved
+        analysis.tokenize, lexical.tokenize = saved
     r._legacy = legacy
     return r
 
@@ -138,19 +140,27 @@ class Legacy:
         self.on = on
         self.answers = answers
 
-    def __enter__(self):
-        from azchat import answer, lexical, retrieval
+    def _modules(self):
+        from azchat.answer import asking, scoring, selecting
+        from azchat.index import analysis, lexical
+        from azchat.search import retrieval
 
-        self.saved = (lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose)
+        return (analysis, lexical, retrieval, scoring, selecting), asking
+
+    def __enter__(self):
+        users, asking = self._modules()
+        self.saved = ([m.tokenize for m in users], asking.compose)
         if self.on:
-            lexical.tokenize = retrieval.tokenize = answer.tokenize = legacy_tokenize
+            for m in users:
+                m.tokenize = legacy_tokenize
         if self.answers:
-            retrieval.compose = trunk_compose()
+            asking.compose = trunk_compose()
 
     def __exit__(self, *exc):
-        from azchat import answer, lexical, retrieval
-
-        lexical.tokenize, retrieval.tokenize, answer.tokenize, retrieval.compose = self.saved
+        users, asking = self._modules()
+        for m, tok in zip(users, self.saved[0]):
+            m.tokenize = tok
+        asking.compose = self.saved[1]
 
 
 def parse_config(spec: str):
@@ -300,8 +310,8 @@ def refusal():
 
 def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
     work = CACHE / "scifact"
-    beir = ev.load_beir(SCIFACT)
-    mapping = ev.write_beir_notes(beir, work / "notes")
+    beir = load_beir(SCIFACT)
+    mapping = write_beir_notes(beir, work / "notes")
     build_index(work / "notes", work / "index", log=print)
     print(f"\n## BEIR SciFact test ({len(beir.queries)} queries, {len(beir.corpus)} documents)\n")
     print("| config | mode | nDCG@10 | recall@100 |")

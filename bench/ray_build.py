@@ -62,7 +62,7 @@ def build(notes: Path, index: Path, ray_workers: int | None) -> dict:
 def same_chunks(a: Path, b: Path) -> dict:
     import numpy as np
 
-    from azchat.store import load_generation
+    from azchat.index.store import load_generation
 
     ga, gb = load_generation(a), load_generation(b)
 
@@ -79,8 +79,8 @@ def same_chunks(a: Path, b: Path) -> dict:
 
 def vault_answers(index: Path) -> tuple[dict, dict]:
     """Per question: top-10 hits, answer text, refused; per set: the eval summary."""
-    from azchat import eval as ev
-    from azchat.retrieval import Retriever
+    from azchat.apps import evaluation as ev
+    from azchat import Retriever
 
     r = Retriever(index)
     per, sums = {}, {}
@@ -97,8 +97,8 @@ def vault_answers(index: Path) -> tuple[dict, dict]:
 
 
 def scifact_scores(index: Path, mapping: dict, beir) -> dict:
-    from azchat import eval as ev
-    from azchat.retrieval import Retriever
+    from azchat.apps import evaluation as ev
+    from azchat import Retriever
 
     r = Retriever(index)
     ev._cached(r, beir.queries.values())
@@ -179,7 +179,7 @@ def main():
             out["results"].append(run_corpus("vault", VAULT, work, workers, repeat=a.repeat,
                                               compare_only=a.compare_only))
         elif name == "scifact":
-            from azchat import eval as ev
+            from azchat.apps import evaluation as ev
 
             beir = ev.load_beir(SCIFACT)
             notes = work / "scifact-notes"

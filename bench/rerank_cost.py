@@ -47,8 +47,8 @@ def main() -> int:
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from azchat.rerank import DEPTH, CrossEncoderReranker
-    from azchat.retrieval import Retriever
+    from azchat.search.rerank import DEPTH, CrossEncoderReranker
+    from azchat import Retriever
 
     r = Retriever(args.index, reranker="off")
     from tokenizers.normalizers import BertNormalizer

@@ -3,6 +3,9 @@
     python bench/scale.py --chunks N --out DIR [--json [OUT]] [--questions 100] [--measure-only]
     python bench/scale.py --index DIR [--json [OUT]]      # measure an index built by `azchat index`
     ... --baseline-src /work/main/src   # also the code before columns, same chunks, same run
+    ... --measure-only --baseline-index OLD --baseline-src SRC [--profile DIR]
+        # OLD: the same corpus built by SRC's own bench/scale.py; one-note updates, open on base + segment
+        # and cold asks of both codes, alternating in this run (and one cProfiled update each)
 
 DIR becomes an index that Retriever(DIR) opens and asks like any other. Its chunks are the chunks of
 ms-azure-docs (../shared/corpus/ms-azure-docs, cut by the real chunker with a word count for tokens) cycled:
@@ -24,6 +27,7 @@ Build: seconds and peak RSS (ru_maxrss) of the build process.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -56,14 +60,14 @@ def log(msg: str) -> None:
 def source_chunks(corpus: Path, real_tokens: bool = False, notes_meta: dict | None = None):
     """The corpus's chunks (real chunker; word counts for tokens, or the bundled model's tokenizer with
     real_tokens), sorted as an index stores them. notes_meta: filled with each note's manifest entry."""
-    from azchat.chunking import chunk_note
+    from azchat.notes.chunking import chunk_note
     from azchat.config import ChunkSettings
-    from azchat.embedding import HashEmbedder
-    from azchat.notes import Skipped, find_notes, read_note, relative_path
+    from azchat.index.embedding import HashEmbedder
+    from azchat.notes.reading import Skipped, find_notes, read_note, relative_path
 
     counter = HashEmbedder(dim=DIM, max_tokens=256)
     if real_tokens:
-        from azchat.onnx_embedding import OnnxEmbedder
+        from azchat.index.onnx_embedding import OnnxEmbedder
 
         counter = OnnxEmbedder(export_dir())
     paths, _ = find_notes(corpus)
@@ -95,8 +99,8 @@ def made_up_word(k: int) -> str:
 def export_dir() -> Path:
     """The bundled model's ONNX export, made once under CACHE (imports torch the first time)."""
     from azchat.config import model_name
-    from azchat.models import resolve_model
-    from azchat.onnx_embedding import export_model, find_export
+    from azchat.index.models import resolve_model
+    from azchat.index.onnx_embedding import export_model, find_export
 
     info = resolve_model(model_name(None))
     found = find_export(CACHE, info)
@@ -110,12 +114,13 @@ def export_dir() -> Path:
 def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0, source_only: bool = False) -> dict:
     import numpy as np
 
-    from azchat import dense
+    from azchat.index import dense
     from azchat.config import ChunkSettings, model_name
-    from azchat.lexical import BM25Writer, document_tokens
-    from azchat.models import resolve_model
+    from azchat.index.analysis import document_tokens
+    from azchat.index.lexical import BM25Writer
+    from azchat.index.models import resolve_model
     from azchat.progress import ProgressBar
-    from azchat.store import build_lock, write_generation
+    from azchat.index.store import build_lock, write_generation
     from azchat.types import Chunk
 
     t0 = time.perf_counter()
@@ -228,29 +233,104 @@ def _notes_on_disk(manifest: dict, corpus: Path, out: Path, source_only: bool) -
     manifest["notes_dir"] = str(notes_dir)
 
 
-def one_note_update(index: Path, runs: int = 3) -> dict:
-    """`azchat index --json` after appending a line to one note, as a user runs it (fresh process)."""
+def _edit_and_update(index: Path, i: int, src: Path | None = None, profile: Path | None = None) -> dict:
+    """Append a line to one note (the i-th pick) and run `azchat index --json` on it in a fresh process, with
+    the azchat source at `src` (default: this tree); under cProfile into `profile` when given."""
     sys.path.insert(0, str(REPO / "bench"))
     from speed import timed_rss
-    from azchat.store import read_manifest
+    from azchat.index.store import read_manifest
 
-    notes_dir = Path(read_manifest(index)["notes_dir"])
+    m = read_manifest(index)
+    notes_dir = Path(m["notes_dir"])
+    names = m["notes"].names() if hasattr(m["notes"], "names") else sorted(m["notes"])
+    note = names[(i * 7919) % len(names)]
+    path = notes_dir / note
+    if not os.access(path, os.W_OK):
+        return {"skipped": f"{notes_dir} is not writable"}
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"\nEdited for the update benchmark, run {i}: zqedit{i} appears here.\n")
+    argv = ["azchat", "index", "--index", str(index), "--notes", str(notes_dir), "--json"]
+    if profile is not None:
+        argv = ["cProfile", "-o", str(profile), "-m", *argv]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, rss, stdout = timed_rss(argv, **({"PYTHONPATH": str(src)} if src else {}))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stats = json.loads(stdout)
+    # CPU seconds (user + system) of the update process: what the load on a shared machine inflates least
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"note": note, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(rss),
+            "embedded": stats["embedded"], "updated": stats["updated"], "chunks": stats["chunks"]}
+
+
+def one_note_update(index: Path, runs: int = 3) -> dict:
+    """`azchat index --json` after appending a line to one note, as a user runs it (fresh process)."""
+    from azchat.index.store import read_manifest
+
     out = []
     for i in range(runs):
-        note = sorted(read_manifest(index)["notes"])[(i * 7919) % len(read_manifest(index)["notes"])]
-        path = notes_dir / note
-        if not os.access(path, os.W_OK):
-            return {"skipped": f"{notes_dir} is not writable"}
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"\nEdited for the update benchmark, run {i}: zqedit{i} appears here.\n")
-        wall, rss, stdout = timed_rss(["azchat", "index", "--index", str(index), "--notes", str(notes_dir),
-                                       "--json"])
-        stats = json.loads(stdout)
-        out.append({"note": note, "wall_s": round(wall, 3), "peak_rss_mb": round(rss),
-                    "embedded": stats["embedded"], "updated": stats["updated"], "chunks": stats["chunks"]})
+        run = _edit_and_update(index, i)
+        if "skipped" in run:
+            return run
+        out.append(run)
     m = read_manifest(index)
     return {"runs": out, "median_s": round(statistics.median(r["wall_s"] for r in out), 3),
             "segment_rows": m.get("segment_rows"), "base": (m.get("base") or {}).get("name")}
+
+
+def compare(new: Path, old: Path, src: Path, updates: int, cold: int, profile_dir: Path | None) -> dict:
+    """This tree on `new` and the code at `src` on `old` (the same corpus, built by each code's
+    bench/scale.py), alternating in this one run: one-note updates, then on the base + segment generations
+    they leave, open (stub embedder, fresh process) and cold `azchat ask --json`. With profile_dir, one more
+    update each under cProfile (its top functions by cumulative time in the result, the .prof files there)."""
+    import pstats
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from speed import timed_rss
+
+    sides = {"new": (new, None), "old": (old, src)}
+    out: dict = {side: {"index": str(index), "updates": [], "open_s": [], "cold_ask_s": []}
+                 for side, (index, _) in sides.items()}
+    out["old"]["src"] = str(src)
+    for i in range(updates):
+        for side, (index, s) in sides.items():
+            out[side]["updates"].append(_edit_and_update(index, i, s))
+    question = "How do I enable autoscaling for an AKS cluster?"
+    for _ in range(cold):
+        for side, (index, s) in sides.items():
+            out[side]["open_s"].append(probe(index, "stub", ["What is AKS?"], s)["open_s"])
+            notes = str(_notes_dir_of(index))
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall, rss, _ = timed_rss(["azchat", "ask", question, "--index", str(index), "--notes", notes, "--json"],
+                                     **({"PYTHONPATH": str(s)} if s else {}))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out[side]["cold_ask_s"].append(round(wall, 3))
+            out[side].setdefault("cold_ask_cpu_s", []).append(round(
+                (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 3))
+            out[side].setdefault("cold_ask_peak_rss_mb", []).append(round(rss))
+    for side in sides:
+        o = out[side]
+        o["update_median_s"] = round(statistics.median(r["wall_s"] for r in o["updates"]), 3) if o["updates"] else None
+        o["update_cpu_median_s"] = round(statistics.median(r["cpu_s"] for r in o["updates"]), 3) if o["updates"] else None
+        o["open_median_s"] = round(statistics.median(o["open_s"]), 4) if o["open_s"] else None
+        o["cold_ask_median_s"] = round(statistics.median(o["cold_ask_s"]), 3) if o["cold_ask_s"] else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        for side, (index, s) in sides.items():
+            prof = profile_dir / f"update-{side}.prof"
+            out[side]["profiled_update"] = _edit_and_update(index, updates + 1, s, profile=prof)
+            text = io.StringIO()
+            pstats.Stats(str(prof), stream=text).sort_stats("cumulative").print_stats(40)
+            (profile_dir / f"update-{side}.txt").write_text(text.getvalue())
+            st = pstats.Stats(str(prof)).stats
+            out[side]["profile_top"] = sorted(
+                ([f"{Path(k[0]).name}:{k[2]}", round(v[3], 3)] for k, v in st.items()), key=lambda e: -e[1])[:40]
+    return out
+
+
+def _notes_dir_of(index: Path) -> Path:
+    from azchat.index.store import read_manifest
+
+    return Path(read_manifest(index)["notes_dir"])
 
 
 # -- the measurements ------------------------------------------------------------------------------------
@@ -261,8 +341,8 @@ def rss():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
 import numpy as np, faiss
-from azchat.retrieval import Retriever
-from azchat.store import read_manifest
+from azchat import Retriever
+from azchat.index.store import read_manifest
 index, mode, questions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 out = {}
 if mode == "stub":
@@ -279,14 +359,14 @@ if mode == "stub":
             return np.asarray(out)
     embedder = Stub()
 else:
-    from azchat.embedding import load_embedder
-    from azchat.store import read_manifest
+    from azchat.index.embedding import load_embedder
+    from azchat.index.store import read_manifest
     import onnxruntime, tokenizers
     embedder = None
 out["rss_before_mb"] = rss()
 t = time.perf_counter()
 if embedder is None:
-    from azchat.embedding import load_embedder
+    from azchat.index.embedding import load_embedder
     embedder = load_embedder(read_manifest(index).get("model"), index)
 r = Retriever(index, embedder=embedder)
 out["open_s"] = time.perf_counter() - t
@@ -309,8 +389,8 @@ print("PROBE=" + json.dumps(out))
 def to_format1(index: Path, out: Path) -> Path:
     """A copy of the live generation as the code before columns wrote it (chunks.jsonl, every checksum in the
     manifest), for measuring that code on the same chunks (--baseline-src); big files are hard links."""
-    from azchat.models import file_sha256
-    from azchat.store import current_folder, load_generation
+    from azchat.index.models import file_sha256
+    from azchat.index.store import current_folder, load_generation
 
     gen = load_generation(index)
     live = current_folder(index)
@@ -327,8 +407,9 @@ def to_format1(index: Path, out: Path) -> Path:
         for c in gen.chunks:
             fh.write(json.dumps({k: getattr(c, k) for k in names}, ensure_ascii=False) + "\n")
     files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
-    manifest = {**gen.manifest, "format": 1, "files": files,
+    manifest = {**gen.manifest, "format": 1, "files": files, "notes": dict(gen.manifest.get("notes") or {}),
                 "sha256": {k: file_sha256(folder / k) for k in files}}
+    manifest.pop("notes_table", None)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
     (out / "CURRENT").write_text(live.name + "\n")
     if (index / "models").exists():
@@ -350,7 +431,7 @@ def probe(index: Path, mode: str, questions: list[str], src: Path | None = None)
 
 def questions_for(index: Path, count: int) -> list[str]:
     """Questions made of the index's own headings (the last part), spread over the table."""
-    from azchat.store import load_generation
+    from azchat.index.store import load_generation
 
     gen = load_generation(index)
     n = len(gen.chunks)
@@ -362,7 +443,7 @@ def questions_for(index: Path, count: int) -> list[str]:
 
 
 def measure(index: Path, count: int, baseline_src: Path | None = None) -> dict:
-    from azchat.store import current_folder, read_manifest
+    from azchat.index.store import current_folder, read_manifest
 
     questions = questions_for(index, count)
     live = current_folder(index)
@@ -394,7 +475,7 @@ def cold_asks(index: Path, corpus: Path, runs: int, baseline_src: Path | None) -
     sys.path.insert(0, str(REPO / "bench"))
     from speed import timed_rss
 
-    from azchat.store import read_manifest
+    from azchat.index.store import read_manifest
 
     question = "How do I enable autoscaling for an AKS cluster?"
     notes = read_manifest(index).get("notes_dir") or str(corpus)
@@ -436,6 +517,12 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-src", type=Path,
                     help="also measure the azchat source at this path (e.g. /work/main/src, before columns) "
                          "on the same chunks written in format 1")
+    ap.add_argument("--baseline-index", type=Path,
+                    help="with --baseline-src: the same corpus built by that code (its own bench/scale.py); "
+                         "one-note updates, open on base + segment and cold asks of both codes, alternating "
+                         "(--updates and --cold-asks runs each)")
+    ap.add_argument("--profile", type=Path, help="with --baseline-index: one more update each under cProfile, "
+                                                 "the .prof and top-40 .txt files written to this folder")
     ap.add_argument("--json", nargs="?", const="-", help="write the results as JSON (to a file, or stdout)")
     args = ap.parse_args(argv)
     result: dict = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count()}
@@ -451,6 +538,13 @@ def main(argv=None) -> int:
             result["build"] = build(args.chunks or 0, target, args.corpus, args.clusters,
                                     source_only=args.source_only)
             log(f"built: {result['build']}")
+    if args.baseline_index:
+        if not args.baseline_src:
+            ap.error("--baseline-index needs --baseline-src")
+        result["compare"] = compare(target, args.baseline_index, args.baseline_src, args.updates, args.cold_asks,
+                                    args.profile)
+        args.updates = args.cold_asks = 0
+        args.baseline_src = None
     result.update(measure(target, args.questions, args.baseline_src))
     if args.cold_asks:
         result["cold_ask"] = cold_asks(target, args.corpus, args.cold_asks, args.baseline_src)

@@ -74,7 +74,7 @@ WARM_CHILD = r"""
 import json, sys, time, statistics
 import numpy as np
 index, qs = sys.argv[1], json.load(open(sys.argv[2]))
-from azchat.retrieval import Retriever
+from azchat import Retriever
 r = Retriever(index)
 r.ask(qs[0])
 light = []
@@ -83,7 +83,7 @@ for q in qs:
 # baseline: sentence-transformers encode + FAISS flat search, same questions, same process
 from sentence_transformers import SentenceTransformer
 import faiss
-from azchat.models import resolve_model
+from azchat.index.models import resolve_model
 m = SentenceTransformer(str(resolve_model(r.manifest["model"]).path), device="cpu")
 flat = faiss.IndexFlatIP(r._gen.vectors.shape[1]); flat.add(r._gen.vectors)
 m.encode([qs[0]], normalize_embeddings=True)
@@ -102,8 +102,8 @@ RAW_EMBED_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from sentence_transformers import SentenceTransformer
-from azchat.models import resolve_model
-from azchat.store import load_generation
+from azchat.index.models import resolve_model
+from azchat.index.store import load_generation
 gen = load_generation(sys.argv[1])
 m = SentenceTransformer(str(resolve_model(gen.manifest["model"]).path), device="cpu")
 texts = [c.embed_text for c in gen.chunks]

@@ -16,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from azchat.embedding import SentenceTransformerEmbedder  # noqa: E402
-from azchat.models import resolve_model  # noqa: E402
-from azchat.onnx_embedding import OnnxEmbedder, find_export  # noqa: E402
-from azchat.store import load_generation  # noqa: E402
+from azchat.index.embedding import SentenceTransformerEmbedder  # noqa: E402
+from azchat.index.models import resolve_model  # noqa: E402
+from azchat.index.onnx_embedding import OnnxEmbedder, find_export  # noqa: E402
+from azchat.index.store import load_generation  # noqa: E402
 
 
 def main() -> int:

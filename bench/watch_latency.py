@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from azchat import build_index  # noqa: E402
-from azchat.watch import Watcher  # noqa: E402
+from azchat.index.watch import Watcher  # noqa: E402
 
 
 def edit(vault: Path, i: int) -> str:
@@ -62,11 +62,11 @@ def main() -> int:
         print(f"vault {src} not found; skipping")
         return 0
     if args.hash:
-        from azchat.embedding import HashEmbedder
+        from azchat.index.embedding import HashEmbedder
 
         embedder = HashEmbedder(dim=384)
     else:
-        from azchat.embedding import load_embedder
+        from azchat.index.embedding import load_embedder
 
         embedder = load_embedder()
     with tempfile.TemporaryDirectory() as tmp:

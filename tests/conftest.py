@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from azchat.embedding import HashEmbedder
-from azchat.notes import decode, split_lines
+from azchat.index.embedding import HashEmbedder
+from azchat.notes.reading import decode, split_lines
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_VAULT = REPO.parent / "shared" / "corpus" / "niclasedge-notes"
@@ -138,7 +138,7 @@ def skip_or_fail(reason: str, require: str) -> None:
 
 def bundled_model_dir() -> Path:
     """The bundled model's folder; a missing model skips the test, and fails it in CI."""
-    from azchat import models
+    from azchat.index import models
 
     path = models._bundled_dir()
     if path is None:
@@ -160,7 +160,7 @@ def real_index(tmp_path_factory):
     Returns (notes, index, export folder). Loads torch in this process (slow tests only).
     """
     from azchat import build_index
-    from azchat.onnx_embedding import EXPORTS
+    from azchat.index.onnx_embedding import EXPORTS
 
     root = tmp_path_factory.mktemp("real")
     notes = root / "notes"

@@ -4,7 +4,9 @@ Every fixture is a small made-up note (never a passage of a real vault): each te
 the composer, shown on text written for it."""
 import pytest
 
-from azchat.answer import compose, score_units, segment
+from azchat.answer.extractive import compose
+from azchat.answer.scoring import score_units
+from azchat.answer.segmenting import segment
 from azchat.types import Chunk, Hit
 
 
@@ -75,7 +77,8 @@ def test_the_code_under_an_intro_line_is_quoted_with_it():
 
 
 def test_merged_snippets_are_exact_spans_of_the_chunk():
-    from azchat.answer import _with_blocks, score_units
+    from azchat.answer.scoring import score_units
+    from azchat.answer.selecting import with_blocks as _with_blocks
 
     text = "Run these commands:\n\n- loaf check\n- loaf bake\n\n`loaf serve` serves."
     chunk = _chunk(text, start=1)
@@ -176,7 +179,8 @@ def test_a_chunk_that_starts_inside_a_code_block_reads_its_lines_as_code():
 
 
 def test_question_words_match_unit_words_up_to_an_inflection_ending():
-    from azchat.answer import Unit, _near_matches, score_units
+    from azchat.answer.scoring import near_matches as _near_matches, score_units
+    from azchat.answer.segmenting import Unit
     # the stemmer is English: German 'bepflanze' -> bepflanz, 'bepflanzen' stays; the answer scorer still pairs them
     assert _near_matches({"speicher"}, {"speichern"}) == {"speicher"}
     assert _near_matches({"verbindet"}, {"verbinden", "garten"}) == {"verbindet"}
@@ -200,7 +204,7 @@ def test_a_code_section_is_found_through_an_inflected_heading_word():
 
 
 def test_a_loose_list_of_single_items_is_one_list_but_separate_groups_stay_apart():
-    from azchat.answer import blocks
+    from azchat.answer.selecting import blocks
     loose = _chunk("### Wildblumen Mischung\n- Bienen, Hummeln, Falter, Käfer\n\n"
                    "- https://saatgut.example/mischung-klassik\n", start=24)
     ans = _ask("Welche Mischung ernährt Bienen, Hummeln, Falter und Käfer?", loose)

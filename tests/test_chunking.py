@@ -1,7 +1,7 @@
 """Chunks: heading paths, exact line spans, token limits, overlap."""
-from azchat.chunking import chunk_note
-from azchat.embedding import HashEmbedder
-from azchat.notes import read_note
+from azchat.notes.chunking import chunk_note
+from azchat.index.embedding import HashEmbedder
+from azchat.notes.reading import read_note
 
 from conftest import assert_span, write
 

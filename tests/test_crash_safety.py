@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from azchat import build_index
-from azchat.cli import main
-from azchat.embedding import HashEmbedder
+from azchat.apps.cli import main
+from azchat.index.embedding import HashEmbedder
 from azchat.errors import IndexCorruptError, IndexLockedError
-from azchat.retrieval import Retriever
-from azchat.store import build_lock, current_folder, load_generation
+from azchat import Retriever
+from azchat.index.store import build_lock, current_folder, load_generation
 
 from conftest import REPO, write
 
@@ -30,9 +30,9 @@ from conftest import REPO, write
 CHILD = textwrap.dedent("""
     import random, sys, time
     import bm25s, faiss                      # imported before "ready": the kill should hit the build itself
-    import azchat.store as store
+    import azchat.index.store as store
     from azchat import build_index
-    from azchat.embedding import HashEmbedder
+    from azchat.index.embedding import HashEmbedder
 
     real_fsync = store.fsync_file
     def slow_fsync(path):
@@ -215,7 +215,7 @@ def built(tmp_path, vault):
 def test_every_damaged_index_file_is_a_clear_error_and_a_rebuild_recovers(built, tmp_path, how, capsys,
                                                                           monkeypatch):
     vault, pristine, fake = built
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     files = _files_of(pristine)
     assert {"CURRENT", "manifest.json", "chunks/text.bin", "chunks/text.off.npy", "vectors.npy", "dense.faiss"} <= set(files)
     assert any(f.startswith("bm25/") for f in files)
@@ -269,7 +269,7 @@ def test_two_indexers_at_once_one_waits_and_the_index_is_whole(tmp_path):
 def test_a_second_indexer_that_will_not_wait_is_refused_clearly(vault, tmp_path, capsys, monkeypatch):
     index = tmp_path / "index"
     fake = HashEmbedder()
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     build_index(vault, index, embedder=fake)
     write(vault, "new.md", "# New\n\nBastion hosts give browser RDP.\n")
     with build_lock(index):
@@ -290,12 +290,12 @@ def test_a_second_indexer_that_will_not_wait_is_refused_clearly(vault, tmp_path,
 
 def test_a_full_disk_or_unusable_index_folder_is_one_clear_sentence(vault, tmp_path, capsys, monkeypatch):
     fake = HashEmbedder()
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     index = tmp_path / "index"
     build_index(vault, index, embedder=fake)
     before = current_folder(index)
     write(vault, "new.md", "# New\n\nquuxnew\n")
-    import azchat.store as store
+    import azchat.index.store as store
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -310,7 +310,7 @@ def test_a_full_disk_or_unusable_index_folder_is_one_clear_sentence(vault, tmp_p
 
     not_a_folder = tmp_path / "index-file"
     not_a_folder.write_text("I am a file")
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     code = main(["index", "--notes", str(vault), "--index", str(not_a_folder)])
     err = capsys.readouterr().err
     assert code == 6 and err.startswith("azchat: Could not update the index") and err.count("\n") == 1
@@ -321,7 +321,7 @@ def test_a_reader_whose_generation_is_pruned_while_it_opens_reads_the_new_one(bu
     the previous one are kept): it opens the new live generation instead of failing."""
     vault, index, fake = built
     first = current_folder(index)
-    from azchat import retrieval
+    from azchat.search import retrieval
 
     real_load, calls = retrieval.LexicalIndex.load, []
 
@@ -344,7 +344,7 @@ def test_a_reader_whose_generation_is_pruned_while_it_opens_reads_the_new_one(bu
 
 def test_damage_found_while_opening_bm25_is_not_retried_when_no_build_landed(built, monkeypatch):
     vault, index, fake = built
-    from azchat import retrieval
+    from azchat.search import retrieval
 
     calls = []
 
@@ -365,7 +365,7 @@ def test_a_build_killed_after_its_swap_leaves_a_generation_the_next_no_op_build_
     live, before = current_folder(index), sorted(p.name for p in index.glob("gen-*"))
     assert len(before) == 2
     # a third build killed between swapping CURRENT and pruning: its prune never ran
-    monkeypatch.setattr("azchat.store.prune", lambda *a, **k: None)
+    monkeypatch.setattr("azchat.index.store.prune", lambda *a, **k: None)
     (vault / "extra.md").write_text("# Extra\n\nChanged once more, then the build dies before pruning.\n")
     build_index(vault, index, embedder=fake)
     monkeypatch.undo()

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from azchat import build_index, dense
-from azchat.retrieval import Retriever
-from azchat.store import current_folder, read_manifest
+from azchat import build_index
+from azchat.index import dense
+from azchat import Retriever
+from azchat.index.store import current_folder, read_manifest
 
 from conftest import write
 
@@ -76,11 +77,11 @@ def test_build_records_ivf_in_the_manifest(vault, tmp_path, fake, monkeypatch):
 
 def test_failed_export_keeps_the_reference_path_and_is_not_retried(vault, tmp_path, monkeypatch):
     """A model that cannot be exported: the build still succeeds, says why once, and does not retry."""
-    import azchat.embedding as embedding
-    import azchat.onnx_embedding as onnx_embedding
-    from azchat.embedding import HashEmbedder, SentenceTransformerEmbedder
+    import azchat.index.embedding as embedding
+    import azchat.index.onnx_embedding as onnx_embedding
+    from azchat.index.embedding import HashEmbedder, SentenceTransformerEmbedder
     from azchat.errors import ModelError
-    from azchat.models import resolve_model
+    from azchat.index.models import resolve_model
 
     class FakeReference(SentenceTransformerEmbedder):   # the real class, a fake encoder (no torch)
         def embed(self, texts, progress=None):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from azchat.cli import main
+from azchat.apps.cli import main
 
 from conftest import REPO, assert_span, write, write_fixture_vault
 
@@ -40,7 +40,7 @@ def test_index_json_shape(built, capsys):
             "seconds"} <= set(out)
     assert (out["notes"], out["unchanged"], out["added"]) == (4, 4, 0)
     # the first build wrote the refusal's word-frequency table beside the generations (once per index folder)
-    from azchat import language
+    from azchat.notes import language
     assert language.table_path(index).is_file()
 
 

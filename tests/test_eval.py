@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from azchat import eval as ev
-from azchat.cli import main
+from azchat.apps import beir
+from azchat.apps import evaluation as ev
+from azchat.apps.cli import main
 
 from conftest import write
 
@@ -49,9 +50,9 @@ def test_question_file_errors_are_clear(tmp_path):
 
 @pytest.fixture
 def fake_model(monkeypatch, fake):
-    import azchat.embedding
+    import azchat.index.embedding
 
-    monkeypatch.setattr(azchat.embedding, "load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr(azchat.index.embedding, "load_embedder", lambda model=None, index_dir=None: fake)
     return fake
 
 
@@ -108,17 +109,17 @@ def _beir(folder):
 
 def test_beir_loader_and_notes(tmp_path):
     _beir(tmp_path / "beir")
-    b = ev.load_beir(tmp_path / "beir")
+    b = beir.load_beir(tmp_path / "beir")
     assert set(b.corpus) == {"d1", "d2", "d/3"}
     assert set(b.queries) == {"q1", "q2"}                     # only judged queries
     assert b.qrels == {"q1": {"d1": 1.0}, "q2": {"d2": 1.0, "d/3": 0.0}}
-    mapping = ev.write_beir_notes(b, tmp_path / "notes")
+    mapping = beir.write_beir_notes(b, tmp_path / "notes")
     assert sorted(mapping.values()) == ["d/3", "d1", "d2"]
     name = next(k for k, v in mapping.items() if v == "d/3")
     assert "/" not in name
     assert (tmp_path / "notes" / "d1.md").read_text(encoding="utf-8").startswith("# Peering\n\nVirtual network")
     with pytest.raises(ev.EvalInputError, match="not a BEIR folder"):
-        ev.load_beir(tmp_path / "notes")
+        beir.load_beir(tmp_path / "notes")
 
 
 def test_beir_eval_reports_all_modes(tmp_path, fake_model, capsys):
@@ -198,7 +199,7 @@ def test_beir_notes_are_never_written_through_a_link_and_old_notes_go(tmp_path):
     notes.mkdir()
     os.symlink(target, notes / "d1.md")                   # planted where a note will be written
     write(notes, "stale.md", "# From another dataset\n")
-    mapping = ev.write_beir_notes(ev.load_beir(tmp_path / "beir"), notes)
+    mapping = beir.write_beir_notes(beir.load_beir(tmp_path / "beir"), notes)
     assert target.read_text() == "keep me\n"
     assert not (notes / "d1.md").is_symlink() and (notes / "d1.md").read_text().startswith("# Peering")
     assert sorted(p.name for p in notes.iterdir()) == sorted(mapping)

@@ -11,11 +11,11 @@ import shutil
 import httpx
 import pytest
 
-from azchat import gate
-from azchat.embedding import HashEmbedder
-from azchat.gate import AUTH_HINT, HostCheck, allowed_hosts_from_env
-from azchat.service import NotesService
-from azchat.tools import NotesTools
+from azchat.apps import gate
+from azchat.index.embedding import HashEmbedder
+from azchat.apps.gate import AUTH_HINT, HostCheck, allowed_hosts_from_env
+from azchat.apps.service import NotesService
+from azchat.apps.tools import NotesTools
 from conftest import free_port, start_serve, stop_serve, write_fixture_vault
 
 AUTH = ("ann", "s3cret: pass")
@@ -46,8 +46,8 @@ def concrete(path: str) -> str:
 def app_with_auth(tmp_path_factory):
     """The real serve app (chat, Gradio API, /api, /mcp, the Gate) on a free port, in this process so that
     its route table can be walked; the fake embedder keeps it fast."""
-    from azchat import ui
-    from azchat.rest import serve_kwargs
+    from azchat.apps import ui
+    from azchat.apps.server import serve_kwargs
 
     root = tmp_path_factory.mktemp("gate")
     write_fixture_vault(root / "notes")

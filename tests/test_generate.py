@@ -12,11 +12,12 @@ import sys
 import pytest
 
 from azchat import Retriever, build_index
-from azchat.cli import main
+from azchat.apps.cli import main
 from azchat.errors import AzchatError
-from azchat.generate import (REFUSAL, CitationCheck, GeneratedAnswer, build_messages, narrow, select_passages,
-                             stream_answer)
-from azchat.llm import LLMConfigError, load_config, redact
+from azchat.answer.citations import CitationCheck
+from azchat.answer.prompt import REFUSAL, build_messages, select_passages
+from azchat.answer.written import GeneratedAnswer, narrow, stream_answer
+from azchat.answer.llm import LLMConfigError, load_config, redact
 from azchat.types import Citation
 
 from conftest import REPO, write
@@ -201,7 +202,7 @@ def endpoint(llm_server, monkeypatch):
 def indexed(vault, tmp_path, fake, monkeypatch):
     write(vault, "sneaky.md", SNEAKY_NOTE)
     build_index(vault, tmp_path / "index", embedder=fake)
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     return vault, tmp_path / "index", Retriever(tmp_path / "index", embedder=fake)
 
 
@@ -434,7 +435,7 @@ def test_eval_llm_without_an_endpoint_is_an_error(indexed, tmp_path, capsys):
 
 
 def test_openai_is_imported_only_when_a_written_answer_is_asked_for():
-    code = ("import sys, azchat, azchat.cli, azchat.retrieval, azchat.generate, azchat.llm; "
+    code = ("import sys, azchat, azchat.apps.cli, azchat.search.retrieval, azchat.answer.written, azchat.answer.llm; "
             "print('openai' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
@@ -478,8 +479,8 @@ def test_a_reasoning_models_thinking_is_not_shown(indexed, endpoint):
 def test_agents_and_rest_get_the_written_answer_through_the_tools(indexed, endpoint, fake):
     """tools.ask(mode="generative") — what the MCP `ask` tool and /api/ask?mode=generative call — returns the
     checked written answer with mode and model; an unknown mode is a one-sentence input error."""
-    from azchat.service import NotesService
-    from azchat.tools import NotesTools, ToolInputError
+    from azchat.apps.service import NotesService
+    from azchat.apps.tools import NotesTools, ToolInputError
 
     notes, index, _ = indexed
     svc = NotesService(notes, index, embedder=fake)

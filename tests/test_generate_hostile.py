@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from azchat import Retriever, build_index, generate
-from azchat.cli import main
-from azchat.generate import MAX_TOKENS, CitationCheck
+from azchat import Retriever, build_index
+from azchat.answer import citations
+from azchat.apps.cli import main
+from azchat.answer.citations import CitationCheck
+from azchat.answer.written import MAX_TOKENS
 from azchat.types import Citation
 
 from conftest import write
@@ -84,7 +86,7 @@ def test_a_forged_url_cannot_ride_on_a_citation_of_a_note_that_holds_another_url
 
 # -- the streaming check is linear ---------------------------------------------------------------------
 class CountingPattern:
-    """Stands in for generate._END and counts the characters each scan covers."""
+    """Stands in for citations._END and counts the characters each scan covers."""
 
     def __init__(self, pattern):
         self.pattern, self.scanned = pattern, 0
@@ -100,8 +102,8 @@ class CountingPattern:
     "Backups `run. at. 02:00` nightly " * 1000,                       # periods inside code spans
 ])
 def test_the_streaming_check_scans_each_character_about_once(text, monkeypatch):
-    counter = CountingPattern(generate._END)
-    monkeypatch.setattr(generate, "_END", counter)
+    counter = CountingPattern(citations._END)
+    monkeypatch.setattr(citations, "_END", counter)
     streamed, c = checked(text, step=1)
     assert counter.scanned < 4 * len(text), counter.scanned
     whole, _ = checked(text)
@@ -127,7 +129,7 @@ QUESTION = "when do backups run and how long are they kept"
 def hostile(vault, tmp_path, fake, monkeypatch):
     write(vault, "ops/backup.md", HOSTILE_NOTE)
     build_index(vault, tmp_path / "index", embedder=fake)
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     return vault, tmp_path / "index", Retriever(tmp_path / "index", embedder=fake)
 
 
@@ -139,8 +141,8 @@ def assert_clean(answer: str) -> None:
 
 def test_a_note_that_injects_a_source_and_an_image_is_caught_everywhere(hostile, endpoint, capsys):
     notes, index, r = hostile
-    from azchat.service import NotesService
-    from azchat.tools import NotesTools
+    from azchat.apps.service import NotesService
+    from azchat.apps.tools import NotesTools
 
     endpoint.responder = lambda body: OBEYED
     ans = r.ask(QUESTION, mode="generative", on_text=lambda piece: None)          # the library, streamed

@@ -7,16 +7,16 @@ import signal
 
 import pytest
 
-from azchat.embedding import HashEmbedder
-from azchat.render import md_text
-from azchat.service import NotesService
+from azchat.index.embedding import HashEmbedder
+from azchat.apps.render import md_text
+from azchat.apps.service import NotesService
 
 from conftest import start_serve, write_fixture_vault
 from llm_server import Reply, ScriptedLLM
 from test_generate import PEERING, _no_llm_env  # noqa: F401 (the autouse fixture applies here too)
 
 import gradio as gr  # noqa: E402  (a dependency of azchat: missing, this module fails instead of skipping)
-from azchat import ui  # noqa: E402
+from azchat.apps import ui  # noqa: E402
 
 
 @pytest.fixture

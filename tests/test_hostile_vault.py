@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from azchat import build_index
-from azchat.cli import main
-from azchat.embedding import HashEmbedder
-from azchat.indexing import is_stale
-from azchat.retrieval import Retriever
-from azchat.store import load_generation
+from azchat.apps.cli import main
+from azchat.index.embedding import HashEmbedder
+from azchat.index.changes import is_stale
+from azchat import Retriever
+from azchat.index.store import load_generation
 
 from conftest import assert_span, file_lines, write
 
@@ -170,7 +170,7 @@ def test_hostile_vault_builds_and_stays_searchable(tmp_path, monkeypatch):
 
     # skipped files are remembered by stat: the index is not stale, a second build re-reads nothing
     assert not is_stale(notes, tmp_path / "index")
-    monkeypatch.setattr("azchat.indexing.read_note", None)      # any read would fail
+    monkeypatch.setattr("azchat.index.building.read_note", None)      # any read would fail
     again = build_index(notes, tmp_path / "index", embedder=fake)
     monkeypatch.undo()
     assert (again.added, again.updated, again.removed, again.embedded) == (0, 0, 0, 0)
@@ -183,7 +183,7 @@ def test_index_json_on_the_hostile_vault_exits_0(tmp_path, capsys, monkeypatch):
     assert 1_000_000 < (notes / "big.md").stat().st_size < 5_000_000
     assert (notes / "long line.md").stat().st_size > 300_000 and len(file_lines(notes, "long line.md")) == 3
     fake = HashEmbedder(dim=1024)   # wide, so hashed words rarely collide and search behaves
-    monkeypatch.setattr("azchat.embedding.load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr("azchat.index.embedding.load_embedder", lambda model=None, index_dir=None: fake)
     code = main(["index", "--notes", str(notes), "--index", str(tmp_path / "index"), "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -205,7 +205,7 @@ def test_hostile_vault_with_the_real_model(tmp_path, capsys):
     assert code == 0, captured.err
     out = json.loads(captured.out)
     assert skipped_reasons(out["skipped"])["escape.md"] == "symlink points outside the notes folder"
-    from azchat.embedding import load_embedder
+    from azchat.index.embedding import load_embedder
 
     check_searchable(notes, tmp_path / "index", load_embedder(), big=False)
 
@@ -215,7 +215,7 @@ def test_a_note_vanishing_or_changing_during_the_build(tmp_path, monkeypatch):
     write(notes, "a.md", "# A\n\nfirst quuxa\n")
     write(notes, "b.md", "# B\n\nwill vanish quuxb\n")
     write(notes, "c.md", "# C\n\nold text quuxold\n")
-    import azchat.indexing as indexing
+    import azchat.index.building as indexing
 
     real_read = indexing.read_note
 
@@ -245,7 +245,7 @@ def test_a_note_vanishing_or_changing_during_the_build(tmp_path, monkeypatch):
 def _swap_before_read(monkeypatch, name: str, make) -> None:
     """After discovery, just before the indexer reads the note called `name`: delete it and make(path) a
     different file in its place."""
-    import azchat.indexing as indexing
+    import azchat.index.building as indexing
 
     real_read = indexing.read_note
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from azchat import build_index
-from azchat.embedding import HashEmbedder
+from azchat.index.embedding import HashEmbedder
 from azchat.errors import IndexLockedError, NotesNotFoundError
-from azchat.store import build_lock, current_folder, load_generation
+from azchat.index.store import build_lock, current_folder, load_generation
 
 from conftest import write
 
@@ -82,9 +82,10 @@ def test_manifest_records_model_chunker_and_hashes(vault, tmp_path, fake):
     idx = tmp_path / "index"
     build_index(vault, idx, embedder=fake)
     m = json.loads((current_folder(idx) / "manifest.json").read_text())
-    assert m["format"] == 2 and m["embedder"] == fake.name and m["dim"] == fake.dim
+    assert m["format"] == 3 and m["embedder"] == fake.name and m["dim"] == fake.dim
     assert m["chunker"]["max_tokens"] > 0 and m["dense"]["kind"] == "flat"
-    assert len(m["notes"]["networking.md"]["hash"]) == 64
+    assert "notes" not in m and m["notes_table"] == {"delta": False}     # the notes are in notes/ (notetable.py)
+    assert len(load_generation(idx).manifest["notes"]["networking.md"]["hash"]) == 64
 
 
 def test_crash_while_writing_keeps_the_last_good_index(vault, tmp_path, fake, monkeypatch):
@@ -92,7 +93,7 @@ def test_crash_while_writing_keeps_the_last_good_index(vault, tmp_path, fake, mo
     build_index(vault, idx, embedder=fake)
     before = current_folder(idx)
     write(vault, "new.md", "# New\n\nfresh text\n")
-    import azchat.lexical as lexical
+    import azchat.index.lexical as lexical
 
     def boom(self, folder, *args, **kwargs):
         raise OSError("disk full")
@@ -129,20 +130,20 @@ def test_skipped_files_and_warnings_are_reported(vault, tmp_path, fake):
 
 
 def test_the_notes_folder_defaults_to_the_one_the_index_was_built_from(vault, tmp_path, fake, monkeypatch):
-    from azchat import config
+    from azchat.index import changes
 
     monkeypatch.delenv("AZCHAT_NOTES", raising=False)
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")          # not the vault's parent: ./notes is not the vault here
-    assert config.notes_dir(None, tmp_path / "index") == Path("notes")          # no index yet
+    assert changes.notes_dir(None, tmp_path / "index") == Path("notes")          # no index yet
     build_index(vault, tmp_path / "index", embedder=fake)
-    assert config.notes_dir(None, tmp_path / "index").resolve() == vault.resolve()
+    assert changes.notes_dir(None, tmp_path / "index").resolve() == vault.resolve()
     vault.rename(tmp_path / "moved")
-    assert config.notes_dir(None, tmp_path / "index") == Path("notes")          # gone (moved): the default
+    assert changes.notes_dir(None, tmp_path / "index") == Path("notes")          # gone (moved): the default
     (tmp_path / "moved").rename(vault)
-    assert config.notes_dir("elsewhere", tmp_path / "index") == Path("elsewhere")   # given wins
+    assert changes.notes_dir("elsewhere", tmp_path / "index") == Path("elsewhere")   # given wins
     monkeypatch.setenv("AZCHAT_NOTES", "from-env")
-    assert config.notes_dir(None, tmp_path / "index") == Path("from-env")            # then the environment
+    assert changes.notes_dir(None, tmp_path / "index") == Path("from-env")            # then the environment
     (tmp_path / "index" / "CURRENT").write_text("garbage\n")
     monkeypatch.delenv("AZCHAT_NOTES")
-    assert config.notes_dir(None, tmp_path / "index") == Path("notes")           # unreadable: the default
+    assert changes.notes_dir(None, tmp_path / "index") == Path("notes")           # unreadable: the default

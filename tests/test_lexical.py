@@ -1,6 +1,6 @@
 """Tokenization for English and German: stemming, stopwords, compound splitting against the corpus vocabulary."""
-from azchat.lexical import (LexicalIndex, LexicalSettings, document_tokens, question_tokens, split_compound, stem,
-                            tokenize)
+from azchat.index.analysis import document_tokens, question_tokens, split_compound, stem, tokenize
+from azchat.index.lexical import LexicalIndex, LexicalSettings
 
 
 def test_english_and_german_words_meet_their_inflections():
@@ -52,7 +52,8 @@ def test_title_line_is_boosted_and_settings_survive_save(tmp_path):
 
 def test_an_index_from_older_tokenization_rules_is_rebuilt_without_re_embedding(vault, tmp_path, fake):
     from azchat.config import ChunkSettings
-    from azchat.indexing import build_index, is_stale
+    from azchat.index.building import build_index
+    from azchat.index.changes import is_stale
 
     build_index(vault, tmp_path / "index", embedder=fake, settings=ChunkSettings(version=1))
     assert is_stale(vault, tmp_path / "index")            # the CLI updates it before searching
@@ -66,7 +67,7 @@ def test_stemming_is_safe_from_many_threads_at_once():
     import random
     import threading
 
-    from azchat.lexical import stem
+    from azchat.index.analysis import stem
 
     rnd = random.Random(7)
     words = ["".join(rnd.choice("abcdefghilmnoprstuy") for _ in range(rnd.randint(5, 12))) + suffix
@@ -122,7 +123,7 @@ def test_bm25_written_in_batches_scores_exactly_as_bm25s_builds_it(tmp_path):
     with bm25s, compounds and an empty chunk included; both folders open with LexicalIndex.load (mmap)."""
     import numpy as np
 
-    from azchat.lexical import BM25Writer
+    from azchat.index.lexical import BM25Writer
 
     texts = ["Titel\nDas Speicherkonto hat Zugriffsschlüssel.", "Titel\nEin Konto beim Speicher Anbieter.",
              "Titel\nDer Schlüssel für den Zugriff.", "Cats\nVöllig anderes Thema über Katzen.",

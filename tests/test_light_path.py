@@ -15,7 +15,7 @@ HEAVY = TORCH | {"bm25s", "scipy"}        # a query reads BM25 arrays with numpy
 
 RUN_MAIN = """
 import json, sys
-from azchat.cli import main
+from azchat.apps.cli import main
 code = main(sys.argv[1:])
 print("HEAVY=" + json.dumps(sorted({m.split(".")[0] for m in sys.modules} & %r)), file=sys.stderr)
 sys.exit(code)
@@ -38,7 +38,7 @@ def run_main(*argv) -> tuple[dict, list[str]]:
 
 
 def test_import_azchat_is_cheap():
-    code = ("import sys, azchat, azchat.cli; "
+    code = ("import sys, azchat, azchat.apps.cli; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'numpy', 'faiss', 'torch', 'sentence_transformers', 'gradio', 'onnxruntime', 'bm25s'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
@@ -49,7 +49,8 @@ def test_import_azchat_is_cheap():
 def test_numpy_bm25_reader_matches_bm25s(tmp_path):
     import bm25s
 
-    from azchat.lexical import LexicalIndex, _SavedBM25, tokenize
+    from azchat.index.analysis import tokenize
+    from azchat.index.lexical import LexicalIndex, _SavedBM25
 
     texts = ["Virtual networks peer over the backbone", "Storage accounts replicate data",
              "Private DNS zones resolve private endpoints", "Peering peering peering links", "Die DNS-Zone"]

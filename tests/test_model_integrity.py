@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-import azchat.models as models
-from azchat.embedding import SentenceTransformerEmbedder
+import azchat.index.models as models
+from azchat.index.embedding import SentenceTransformerEmbedder
 from azchat.errors import ModelError
-from azchat.models import BUNDLED_SHA256, ensure_bundled_weights, resolve_model
+from azchat.index.models import BUNDLED_SHA256, ensure_bundled_weights, resolve_model
 
 from conftest import bundled_model_dir
 
@@ -110,7 +110,7 @@ def _model_folder(root, weights: dict[str, bytes], modules=None):
 
 
 def test_a_user_model_with_pickle_weights_is_refused(tmp_path):
-    from azchat.embedding import load_embedder
+    from azchat.index.embedding import load_embedder
 
     only_bin = _model_folder(tmp_path / "bin", {"pytorch_model.bin": b"\x80\x04pickle"})
     with pytest.raises(ModelError, match=r"only pickle weights \(pytorch_model\.bin\).*safetensors only"):

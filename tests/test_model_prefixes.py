@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from azchat.models import model_prefixes, resolve_model
+from azchat.index.models import model_prefixes, resolve_model
 
 E5 = {"query": "query: ", "passage": "passage: "}
 BGE_Q = "Represent this sentence for searching relevant passages: "
@@ -61,17 +61,17 @@ def test_table_matches_the_folder_name_or_the_configs_name(tmp_path):
 
 
 def test_prefixes_shorten_the_chunk_budget(fake):
-    from azchat.embedding import prefix_tokens
+    from azchat.index.embedding import prefix_tokens
 
     assert prefix_tokens(fake.count_tokens, "passage: ") == 1 and prefix_tokens(fake.count_tokens, "") == 0
 
 
 def test_hash_embedder_index_records_prefixes_and_a_changed_prefix_rebuilds(vault, tmp_path):
     from azchat import build_index
-    from azchat.embedding import HashEmbedder
+    from azchat.index.embedding import HashEmbedder
     from azchat.errors import IndexCorruptError
-    from azchat.retrieval import Retriever
-    from azchat.store import load_generation, read_manifest
+    from azchat import Retriever
+    from azchat.index.store import load_generation, read_manifest
 
     index = tmp_path / "index"
     plain = HashEmbedder()
@@ -116,7 +116,7 @@ def _query_cosines(retriever, question):
 
 
 def _check_index(index, reference):
-    from azchat.store import load_generation, read_manifest
+    from azchat.index.store import load_generation, read_manifest
 
     gen = load_generation(index)
     assert read_manifest(index)["prefixes"] == E5
@@ -139,10 +139,10 @@ def _check_query(retriever, gen, reference):
 @pytest.mark.slow
 def test_prefixes_end_to_end_on_the_onnx_light_path(tiny, reference, vault, tmp_path, monkeypatch):
     from azchat import build_index
-    from azchat.embedding import SentenceTransformerEmbedder
-    from azchat.onnx_embedding import OnnxEmbedder, find_export
-    from azchat.retrieval import Retriever
-    from azchat.store import load_generation
+    from azchat.index.embedding import SentenceTransformerEmbedder
+    from azchat.index.onnx_embedding import OnnxEmbedder, find_export
+    from azchat import Retriever
+    from azchat.index.store import load_generation
 
     index = tmp_path / "index"
     build_index(vault, index, model=str(tiny))              # sentence-transformers embeds, then exports
@@ -174,8 +174,8 @@ def test_prefixes_end_to_end_on_the_onnx_light_path(tiny, reference, vault, tmp_
 
 @pytest.mark.slow
 def test_onnx_and_reference_agree_on_prefixed_text(tiny, vault, tmp_path):
-    from azchat.embedding import SentenceTransformerEmbedder, embed_passages, embed_queries
-    from azchat.onnx_embedding import OnnxEmbedder, export_model
+    from azchat.index.embedding import SentenceTransformerEmbedder, embed_passages, embed_queries
+    from azchat.index.onnx_embedding import OnnxEmbedder, export_model
 
     info = resolve_model(str(tiny))
     ref, light = SentenceTransformerEmbedder(info), OnnxEmbedder(export_model(tmp_path, info))
@@ -192,8 +192,8 @@ def test_a_changed_prompt_means_a_rebuild_and_a_new_checked_export(tiny, vault, 
 
     from azchat import build_index
     from azchat.errors import IndexCorruptError
-    from azchat.retrieval import Retriever
-    from azchat.store import read_manifest
+    from azchat import Retriever
+    from azchat.index.store import read_manifest
     from tiny_models import set_prompts
 
     model = tmp_path / "model"
@@ -219,11 +219,11 @@ def test_the_export_check_compares_prompted_encodings(tmp_path, vault):
     from sentence_transformers import SentenceTransformer
 
     from azchat import build_index
-    from azchat.embedding import SentenceTransformerEmbedder
+    from azchat.index.embedding import SentenceTransformerEmbedder
     from azchat.errors import ModelError
-    from azchat.onnx_embedding import export_model, failed_before
-    from azchat.retrieval import Retriever
-    from azchat.store import load_generation
+    from azchat.index.onnx_embedding import export_model, failed_before
+    from azchat import Retriever
+    from azchat.index.store import load_generation
     from tiny_models import make_embedding_model
 
     model = make_embedding_model(tmp_path / "instructor-like", prompts=E5, include_prompt=False)
@@ -244,8 +244,8 @@ def test_the_export_check_compares_prompted_encodings(tmp_path, vault):
 
 @pytest.mark.slow
 def test_cli_model_flag_end_to_end(tiny, vault, tmp_path, capsys):
-    from azchat.cli import main
-    from azchat.store import read_manifest
+    from azchat.apps.cli import main
+    from azchat.index.store import read_manifest
 
     index = tmp_path / "index"
     assert main(["index", "--notes", str(vault), "--index", str(index), "--model", str(tiny), "--json"]) == 0

@@ -1,7 +1,7 @@
 """Reading notes: discovery, encodings, frontmatter, titles, tags."""
 import os
 
-from azchat.notes import Skipped, find_notes, read_note, split_lines
+from azchat.notes.reading import Skipped, find_notes, read_note, split_lines
 
 from conftest import write
 

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from azchat.embedding import SentenceTransformerEmbedder, load_embedder
-from azchat.models import resolve_model
-from azchat.onnx_embedding import OnnxEmbedder, find_export
+from azchat.index.embedding import SentenceTransformerEmbedder, load_embedder
+from azchat.index.models import resolve_model
+from azchat.index.onnx_embedding import OnnxEmbedder, find_export
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_export_is_found_for_the_same_model_only(real_index, tmp_path):
 
 
 def test_fallback_to_reference_when_disabled(real_index, monkeypatch):
-    from azchat.retrieval import Retriever
+    from azchat import Retriever
 
     _, index, _ = real_index
     assert isinstance(Retriever(index).embedder, OnnxEmbedder)
@@ -96,7 +96,7 @@ def test_fallback_to_reference_when_disabled(real_index, monkeypatch):
 
 
 def test_manifest_records_the_export(real_index):
-    from azchat.store import read_manifest
+    from azchat.index.store import read_manifest
 
     _, index, folder = real_index
     assert read_manifest(index)["onnx"] == f"models/{folder.name}"

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, free_port, skip_or_fail, write, write_fixture_vault
-from azchat.embedding import HashEmbedder
-from azchat.indexing import build_index
-from azchat.store import load_generation
+from azchat.index.embedding import HashEmbedder
+from azchat.index.building import build_index
+from azchat.index.store import load_generation
 
 QUESTIONS = ["How do I peer two virtual networks?", "Which storage keeps copies in a paired region?",
              "What does the archive tier need before reading?", "Wie erfolgt die Namensauflösung?",
@@ -162,7 +162,7 @@ def chunk_rows(index: Path) -> list[tuple]:
 
 
 def answers(index: Path, embedder) -> list[dict]:
-    from azchat.retrieval import Retriever
+    from azchat import Retriever
 
     r = Retriever(index, embedder=embedder)
     out = []
@@ -186,8 +186,8 @@ def assert_same_index(local: Path, ray_index: Path, embedder, atol: float = 1e-6
 
 def test_missing_ray_names_the_extra(tmp_path, monkeypatch, capsys):
     """Without Ray, `azchat index --ray` stops before reading a note, with one sentence naming the extra."""
-    from azchat import cli
-    from azchat.ray_build import RayMissingError, require_ray
+    from azchat.apps import cli
+    from azchat.index.ray_build import RayMissingError, require_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.setitem(sys.modules, "ray.data", None)
@@ -205,7 +205,7 @@ def test_missing_ray_names_the_extra(tmp_path, monkeypatch, capsys):
 def test_ray_build_is_the_local_build(tmp_path, ray_driver):
     """Two workers embed the chunks in blocks of 8: same chunks, same vectors, same answers; an incremental
     update through Ray embeds only the changed note's chunks and still equals the local update."""
-    from azchat.ray_build import build_on_ray
+    from azchat.index.ray_build import build_on_ray
 
     notes = made_up_vault(tmp_path)
     build_index(notes, tmp_path / "local", embedder=HashEmbedder())
@@ -261,9 +261,9 @@ def test_ray_build_with_a_real_model_by_name(tmp_path, ray_driver, tiny_model):
     """`model=` as `azchat index --model` gives it: each worker loads the model from the name the manifest
     records (sentence-transformers), then on a --full rebuild the ONNX export the first build made (its folder
     is on this machine); the vectors equal the local build's within float tolerance, and so do the answers."""
-    from azchat.embedding import SentenceTransformerEmbedder
-    from azchat.models import resolve_model
-    from azchat.ray_build import build_on_ray
+    from azchat.index.embedding import SentenceTransformerEmbedder
+    from azchat.index.models import resolve_model
+    from azchat.index.ray_build import build_on_ray
 
     notes = made_up_vault(tmp_path)
     build_index(notes, tmp_path / "local", model=str(tiny_model))
@@ -284,8 +284,8 @@ def test_index_ray_flag_starts_a_local_cluster(tmp_path, tiny_model):
     """`azchat index --ray --json` with no address starts its own cluster (127.0.0.1) and stops it, reports
     the Ray part beside the usual build numbers, and writes the index the local build writes."""
     _ray_or_skip()
-    from azchat.embedding import SentenceTransformerEmbedder
-    from azchat.models import resolve_model
+    from azchat.index.embedding import SentenceTransformerEmbedder
+    from azchat.index.models import resolve_model
 
     notes = made_up_vault(tmp_path)
     local = build_index(notes, tmp_path / "local", model=str(tiny_model)).to_dict()
@@ -310,10 +310,10 @@ def test_a_worker_refuses_another_model_under_the_same_name():
     where the name resolves to something else stops the build instead of writing other vectors."""
     from conftest import bundled_model_dir
 
-    from azchat.embedding import SentenceTransformerEmbedder
+    from azchat.index.embedding import SentenceTransformerEmbedder
     from azchat.errors import AzchatError, ModelError
-    from azchat.models import resolve_model
-    from azchat.ray_build import embedder_from_spec, embedder_spec
+    from azchat.index.models import resolve_model
+    from azchat.index.ray_build import embedder_from_spec, embedder_spec
 
     bundled_model_dir()
     spec = embedder_spec(SentenceTransformerEmbedder(resolve_model("all-MiniLM-L6-v2")))

@@ -2,9 +2,9 @@
 import pytest
 
 from azchat import Retriever, build_index
-from azchat.language import is_common_word
-from azchat.lexical import is_german
-from azchat.refusal import Refusal
+from azchat.notes.language import is_common_word
+from azchat.index.analysis import is_german
+from azchat.search.refusal import Refusal
 
 from conftest import write
 
@@ -92,7 +92,7 @@ def test_german_is_told_by_function_words_that_are_not_english_ones():
 
 
 def test_the_index_word_table_answers_as_the_frequency_lists_do(tmp_path):
-    from azchat import language
+    from azchat.notes import language
 
     words = ["Tailscale", "restic", "recipe", "afterwards", "Anmeldeversuche", "abweist", "Größe", "Straße",
              "zurückschreiben", "for_each", "Ollama", "terabyte"]

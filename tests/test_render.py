@@ -8,10 +8,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from azchat.editor import EditorLinks, check_template
+from azchat.apps.editor import EditorLinks, check_template
 from azchat.errors import AzchatError
-from azchat.note_html import plain_text, render_markdown, sanitize
-from azchat.render import sources_html, status_html
+from azchat.apps.note_html import plain_text, render_markdown, sanitize
+from azchat.apps.render import sources_html, status_html
 from azchat.types import Answer, Citation, Hit
 
 NOTE = """## Steps
@@ -210,8 +210,8 @@ def test_status_shows_rebuild_progress_and_notes_changed_since_the_build():
 
 def test_pending_changes_counts_new_edited_and_deleted_notes(tmp_path):
     from azchat import build_index
-    from azchat.embedding import HashEmbedder
-    from azchat.indexing import is_stale, pending_changes
+    from azchat.index.embedding import HashEmbedder
+    from azchat.index.changes import is_stale, pending_changes
 
     notes = tmp_path / "notes"
     notes.mkdir()
@@ -228,10 +228,13 @@ def test_pending_changes_counts_new_edited_and_deleted_notes(tmp_path):
 
 
 def test_a_quoted_command_shows_as_code_in_the_chat():
-    from azchat.render import chat_markdown
+    from azchat.apps.render import chat_markdown
 
-    body = "From your notes:\n\n- `echo <b>hi</b> | grep `x`` [1]\n- A `sentence` with *stars*. [2]\n\nSources:\n[1] x"
+    from azchat.types import Part, answer_text
+
+    parts = [Part("echo <b>hi</b> | grep `x`", 1, "code"), Part("A `sentence` with *stars*.", 2)]
     cits = [Citation(n, "a.md", "A", "A", n, n, "s") for n in (1, 2)]
-    out = chat_markdown(Answer("q", body, True, cits, []))
+    out = chat_markdown(Answer("q", answer_text("From your notes:", parts, cits), True, cits, [],
+                               "From your notes:", parts))
     assert "- `` echo <b>hi</b> | grep `x` `` \\[1\\]" in out                 # a code span: literal
     assert r"- A \`sentence\` with \*stars\*. \[2\]" in out                 # prose stays escaped

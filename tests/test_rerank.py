@@ -8,8 +8,8 @@ import pytest
 
 from azchat import build_index
 from azchat.errors import ModelError
-from azchat.rerank import CrossEncoderReranker, blend
-from azchat.retrieval import Retriever
+from azchat.search.rerank import CrossEncoderReranker, blend
+from azchat import Retriever
 
 QUESTION = "how do I peer two virtual networks"
 
@@ -110,7 +110,7 @@ def test_a_pickle_only_cross_encoder_is_refused(index, fake, tmp_path):
 
 
 def test_a_hub_name_is_looked_up_in_the_local_cache_only(index, fake, tmp_path, monkeypatch):
-    from azchat.rerank import resolve_reranker
+    from azchat.search.rerank import resolve_reranker
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     snap = tmp_path / "hub" / "models--cross-encoder--ms-marco-MiniLM-L6-v2" / "snapshots" / "abc"
@@ -162,7 +162,7 @@ def cli_index(tmp_path_factory):
 
 
 def _cli(capsys, *argv):
-    from azchat.cli import main
+    from azchat.apps.cli import main
 
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -213,16 +213,16 @@ def test_cli_bad_reranker_is_one_sentence_and_exit_5(cli_index_fake, capsys):
 @pytest.fixture
 def cli_index_fake(vault, tmp_path, fake, monkeypatch):
     """The CLI over a fake-embedder index: load_embedder is pointed at the fake."""
-    import azchat.embedding
+    import azchat.index.embedding
 
     build_index(vault, tmp_path / "index", embedder=fake)
-    monkeypatch.setattr(azchat.embedding, "load_embedder", lambda model=None, index_dir=None: fake)
+    monkeypatch.setattr(azchat.index.embedding, "load_embedder", lambda model=None, index_dir=None: fake)
     return vault, tmp_path / "index"
 
 
 @pytest.mark.parametrize("command", ["search", "ask", "serve", "eval"])
 def test_reranker_flag_is_in_help(command, capsys):
-    from azchat.cli import main
+    from azchat.apps.cli import main
 
     with pytest.raises(SystemExit):
         main([command, "--help"])
@@ -232,7 +232,7 @@ def test_reranker_flag_is_in_help(command, capsys):
 @pytest.mark.slow
 def test_serve_passes_the_reranker_to_the_service(cli_index, tiny_ce, capsys, monkeypatch):
     """`serve --reranker NAME --json`: the ready line's status names it (the app itself is not started)."""
-    import azchat.ui
+    import azchat.apps.ui
 
     notes, index = cli_index
 
@@ -240,7 +240,7 @@ def test_serve_passes_the_reranker_to_the_service(cli_index, tiny_ce, capsys, mo
         assert service.retriever.reranker.name == str(tiny_ce)
         on_ready("http://127.0.0.1:0")
 
-    monkeypatch.setattr(azchat.ui, "launch", fake_launch)
+    monkeypatch.setattr(azchat.apps.ui, "launch", fake_launch)
     code, out, _ = _cli(capsys, "serve", "--notes", str(notes), "--index", str(index), "--json",
                         "--reranker", str(tiny_ce))
     assert code == 0 and json.loads(out)["reranker"] == str(tiny_ce)

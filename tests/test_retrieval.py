@@ -3,7 +3,7 @@ import pytest
 
 from azchat import Retriever, build_index
 from azchat.errors import IndexCorruptError, IndexNotFoundError
-from azchat.store import current_folder
+from azchat.index.store import current_folder
 
 from conftest import assert_span
 
@@ -75,7 +75,7 @@ def test_missing_and_damaged_index_give_clear_errors(tmp_path, vault, fake):
 
 
 def test_an_index_built_with_another_model_is_refused(vault, tmp_path, fake):
-    from azchat.embedding import HashEmbedder
+    from azchat.index.embedding import HashEmbedder
 
     build_index(vault, tmp_path / "index", embedder=fake)
     with pytest.raises(IndexCorruptError, match="built with"):
@@ -85,7 +85,7 @@ def test_an_index_built_with_another_model_is_refused(vault, tmp_path, fake):
 def test_fusion_normalizes_each_list_and_notes_rank_by_their_best_chunk(retriever):
     import numpy as np
 
-    from azchat.retrieval import FusionSettings, _normalize
+    from azchat.search.retrieval import FusionSettings, _normalize
 
     assert list(_normalize(np.array([2.0, 4.0, 3.0]), "minmax")) == [0.0, 1.0, 0.5]
     assert list(_normalize(np.array([2.0, 4.0]), "max")) == [0.5, 1.0]
@@ -126,7 +126,7 @@ def test_bm25_counts_more_when_the_model_splits_the_question_into_many_pieces(re
     pieces per word) leans on BM25: the dense weight falls from 0.6 at 1.4 pieces per word to 0.4 at 1.8."""
     import numpy as np
 
-    from azchat.retrieval import FusionSettings
+    from azchat.search.retrieval import FusionSettings
 
     pieces = {"virtuelle": 3, "netzwerke": 3, "verbinden": 2, "peer": 1, "virtual": 1, "networks": 1}
     monkeypatch.setattr(retriever.embedder, "count_tokens", lambda ws: [pieces.get(w, 1) for w in ws])
@@ -159,8 +159,8 @@ def test_refusal_reads_the_best_cosine_of_the_whole_pool_not_only_the_fused_top(
 def test_the_bundled_model_vocabulary_tells_rare_names_from_common_words():
     # the word-piece counts the fusion's fertility reads (Retriever.dense_weight), checked on the bundled
     # model's own tokenizer (no torch needed)
-    import azchat.models as models
-    from azchat.embedding import WordPieceCounter
+    import azchat.index.models as models
+    from azchat.index.embedding import WordPieceCounter
 
     from conftest import bundled_model_dir
 
@@ -194,8 +194,8 @@ def test_a_note_copied_into_another_file_does_not_crowd_the_hits(vault, tmp_path
 def test_an_english_question_keeps_a_german_chunks_dense_score_that_bm25_cannot_add_to(retriever):
     import numpy as np
 
-    from azchat.lexical import is_german
-    from azchat.retrieval import FusionSettings
+    from azchat.index.analysis import is_german
+    from azchat.search.retrieval import FusionSettings
 
     rows = [i for i, c in enumerate(retriever.chunks) if is_german(c.text)][:1] + \
         [i for i, c in enumerate(retriever.chunks) if not is_german(c.text)][:1]
@@ -218,7 +218,7 @@ def test_a_window_cut_out_of_the_middle_of_a_code_block_is_read_as_code(tmp_path
     # a compose file longer than a chunk: the middle windows hold neither of its fences, and their YAML was read
     # as prose ("restart: unless-stopped depends_on: ..." quoted as one sentence)
     from conftest import write
-    from azchat.embedding import HashEmbedder
+    from azchat.index.embedding import HashEmbedder
 
     def services(numbers):
         return "".join(f"  app{n}:\n    image: example/app{n}:latest\n    container_name: app{n}\n"
@@ -246,7 +246,7 @@ def test_a_window_cut_out_of_the_middle_of_a_code_block_is_read_as_code(tmp_path
 
 def test_a_window_that_starts_in_indented_command_output_is_known_to_be_code(tmp_path):
     from conftest import write
-    from azchat.embedding import HashEmbedder
+    from azchat.index.embedding import HashEmbedder
 
     output = "\n".join(f"    root  {900 + n}  1  0 13:35 ?  00:00:00 /usr/sbin/daemon{n} --system" for n in range(40))
     write(tmp_path / "notes", "ps.md",
@@ -257,6 +257,6 @@ def test_a_window_that_starts_in_indented_command_output_is_known_to_be_code(tmp
     inside = [c for c in r.chunks if c.text.startswith("    root")]
     assert inside and all(r.opening(c) == (None, True) for c in inside)
     assert r.opening(r.chunks[0]) == (None, False)
-    from azchat.answer import segment
+    from azchat.answer.segmenting import segment
     units = segment(inside[0], *r.opening(inside[0]))
     assert units and all(u.kind == "code" and u.start_line == u.end_line for u in units if "root" in u.text)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from azchat import build_index
-from azchat.embedding import HashEmbedder
-from azchat.store import load_generation
+from azchat.index.embedding import HashEmbedder
+from azchat.index.store import load_generation
 
 from conftest import REPO, write
 
@@ -85,8 +85,8 @@ def test_yaml_tags_in_frontmatter_never_run_code(tmp_path):
 def test_model_loading_is_offline_and_local():
     import os
 
-    import azchat.models  # noqa: F401  (sets the offline switches on import)
+    import azchat.index.models  # noqa: F401  (sets the offline switches on import)
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1" and os.environ.get("TRANSFORMERS_OFFLINE") == "1"
-    source = (REPO / "src" / "azchat" / "embedding.py").read_text()
+    source = (REPO / "src" / "azchat" / "index" / "embedding.py").read_text()
     assert "trust_remote_code=False" in source and "local_files_only=True" in source

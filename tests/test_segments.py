@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from azchat import build_index
-from azchat.retrieval import Retriever
-from azchat.store import current_folder, load_generation
+from azchat import Retriever
+from azchat.index.store import current_folder, load_generation
 
 from conftest import write
 

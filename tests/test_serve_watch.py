@@ -97,7 +97,7 @@ def test_serve_watch_stops_on_sigterm_while_a_build_is_pending(tmp_path):
     assert code == 0, err.read_text()[-2000:]
     assert "Traceback" not in err.read_text()
     # the index is whole: it opens, with or without the note that was being added
-    from azchat.store import load_generation
+    from azchat.index.store import load_generation
 
     gen = load_generation(tmp_path / "index")                  # checks every file against its checksum
     assert {c.path for c in gen.chunks} in ({"networking.md"}, {"networking.md", "pets/balcony.md"})

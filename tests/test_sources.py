@@ -9,11 +9,11 @@ import threading
 import pytest
 
 from azchat.config import auth_from_env
-from azchat.embedding import HashEmbedder
+from azchat.index.embedding import HashEmbedder
 from azchat.errors import AzchatError, SourceError
-from azchat.render import chat_markdown, esc, md_text, sources_html
-from azchat.service import NotesService
-from azchat.sources import read_section, resolve_note_path
+from azchat.apps.render import chat_markdown, esc, md_text, sources_html
+from azchat.apps.service import NotesService
+from azchat.notes.sections import read_section, resolve_note_path
 from azchat.types import Answer, Citation, Hit
 
 from conftest import NETWORK_NOTE, REPO, STORAGE_NOTE_CRLF, file_lines, write
@@ -131,7 +131,7 @@ def test_a_fence_line_with_an_info_string_inside_a_bare_block_is_code_for_every_
         sec = svc.section("fenced.md", line)
         assert (sec.heading, sec.start_line, sec.end_line) == ("Setup", 1, 9), line
     assert svc.section("fenced.md", 10).heading == "Rollback"
-    from azchat.notes import read_note
+    from azchat.notes.reading import read_note
     note = read_note(vault / "fenced.md", vault)
     assert note.title == "fenced" and "nottag" not in note.tags     # no H1 and no tag out of the code block
 
@@ -160,7 +160,7 @@ def test_a_link_to_a_hidden_file_inside_the_folder_is_neither_indexed_nor_shown(
 
 def test_the_section_reader_never_waits_on_a_fifo_swapped_in_after_the_check(vault, monkeypatch):
     """The path check passed, then the note became a FIFO with no writer: the read is refused at once."""
-    import azchat.sources as sources
+    import azchat.notes.sections as sources
 
     os.unlink(vault / "networking.md")
     os.mkfifo(vault / "networking.md")
@@ -228,7 +228,7 @@ def test_not_found_answer_has_no_sources():
 
 
 def test_serve_share_without_a_password_refuses_before_any_work(vault, tmp_path, monkeypatch, capsys):
-    from azchat.cli import main
+    from azchat.apps.cli import main
 
     monkeypatch.delenv("AZCHAT_AUTH", raising=False)
     code = main(["serve", "--share", "--notes", str(vault), "--index", str(tmp_path / "index")])
@@ -274,7 +274,7 @@ def test_service_answers_during_rebuild_and_swaps_in_the_new_index(vault, tmp_pa
     assert svc.rebuilding and not svc.start_rebuild()          # one rebuild at a time
     st = svc.status()
     assert st["rebuilding"] is True and "Embedding 1 chunks" in st["phase"]
-    from azchat.render import status_html
+    from azchat.apps.render import status_html
     assert "Rebuilding" in status_html(st) and "4 notes" in status_html(st)
     # the old index keeps answering while the rebuild is blocked
     assert svc.ask("How do I peer two virtual networks?").found
@@ -312,8 +312,8 @@ def test_service_section_only_for_indexed_notes_and_failed_rebuild_keeps_serving
 
 
 def test_importing_the_library_and_cli_does_not_import_gradio():
-    code = ("import sys, azchat, azchat.cli, azchat.service, azchat.render, azchat.sources;"
-            "azchat.cli.build_parser().parse_args(['serve']);"
+    code = ("import sys, azchat, azchat.apps.cli, azchat.apps.service, azchat.apps.render, azchat.notes.sections;"
+            "azchat.apps.cli.build_parser().parse_args(['serve']);"
             "print('gradio' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")}).stdout
@@ -333,7 +333,7 @@ class StubRetriever:
 
 
 def test_follow_up_questions_are_read_with_the_previous_one_only_when_they_refer_back(tmp_path):
-    from azchat.service import is_follow_up
+    from azchat.apps.service import is_follow_up
 
     svc = NotesService(tmp_path, tmp_path / "index")
     svc._retriever = stub = StubRetriever()
@@ -351,8 +351,8 @@ def test_follow_up_questions_are_read_with_the_previous_one_only_when_they_refer
 
 
 def test_cli_and_service_refuse_a_missing_notes_folder_alike(tmp_path, capsys):
-    """One check (indexing.check_notes_or_index): no notes folder and no index gives the same clear error."""
-    from azchat.cli import main
+    """One check (changes.check_notes_or_index): no notes folder and no index gives the same clear error."""
+    from azchat.apps.cli import main
     from azchat.errors import NotesNotFoundError
 
     missing = tmp_path / "no-notes"
@@ -365,8 +365,8 @@ def test_cli_and_service_refuse_a_missing_notes_folder_alike(tmp_path, capsys):
 
 def test_one_list_of_words_that_refer_back():
     """service.is_follow_up and the answer's "this command ..." rule read the same words (referring.py)."""
-    from azchat.referring import opens_referring_back, refers_back
-    from azchat.service import is_follow_up
+    from azchat.notes.referring import opens_referring_back, refers_back
+    from azchat.apps.service import is_follow_up
 
     assert opens_referring_back("The above command lists every port.") and opens_referring_back("Damit läuft es.")
     assert not opens_referring_back("Install the package first.")

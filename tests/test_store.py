@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from azchat import build_index
-from azchat.columns import ChunkColumns, ChunkList, write_columns
+from azchat.index.columns import ChunkColumns, ChunkList, write_columns
 from azchat.errors import IndexCorruptError
-from azchat.retrieval import Retriever
-from azchat.store import current_folder, load_generation
+from azchat import Retriever
+from azchat.index.store import current_folder, load_generation
 from azchat.types import Chunk
 
 from conftest import write

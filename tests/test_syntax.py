@@ -1,5 +1,5 @@
 """Obsidian syntax becomes searchable text."""
-from azchat.syntax import LineCleaner, clean_inline, mermaid_text
+from azchat.notes.syntax import LineCleaner, clean_inline, mermaid_text
 
 
 def test_wikilinks_embeds_links_tags_and_emphasis():
@@ -35,7 +35,7 @@ def test_code_fences_keep_code_and_ignore_headings_inside():
 
 def test_one_reading_of_code_fences():
     """CommonMark: only a bare fence of the same character, at least as long, closes a block."""
-    from azchat.syntax import code_lines
+    from azchat.notes.syntax import code_lines
 
     lines = ["```", "```python", "# code", "~~~", "```", "# heading"]
     assert code_lines(lines) == [True, True, True, True, True, False]
@@ -50,7 +50,7 @@ def test_one_reading_of_code_fences():
 
 
 def test_the_block_open_at_each_line_is_read_over_the_known_lines_only():
-    from azchat.syntax import blocks_open_at
+    from azchat.notes.syntax import blocks_open_at
 
     lines = {3: "Intro.", 4: "```yaml", 5: "a: 1", 9: "b: 2", 10: "```", 12: "~~~~", 13: "```", 14: "~~~~", 15: "after"}
     assert blocks_open_at(lines) == {5: ("```", "yaml"), 9: ("```", "yaml"), 10: ("```", "yaml"),
@@ -58,7 +58,7 @@ def test_the_block_open_at_each_line_is_read_over_the_known_lines_only():
 
 
 def test_an_indented_line_is_code_after_a_blank_line_but_not_inside_a_paragraph_or_a_list_item():
-    from azchat.syntax import indented_code_at
+    from azchat.notes.syntax import indented_code_at
 
     note = {1: "Run this:", 2: "", 3: "    cat /etc/os-release", 4: "", 5: "    NAME=\"Ubuntu\"", 6: "    ID=ubuntu",
             8: "- an item", 9: "", 10: "    more text of the item", 12: "A paragraph", 13: "    continued"}

@@ -8,11 +8,11 @@ import os
 import anyio
 import pytest
 
-from azchat import tools as T
+from azchat.apps import tools as T
 from azchat.errors import SourceError
-from azchat.indexing import note_changes
-from azchat.service import NotesService
-from azchat.tools import NotesTools, ToolInputError, tag_list
+from azchat.index.changes import note_changes
+from azchat.apps.service import NotesService
+from azchat.apps.tools import NotesTools, ToolInputError, tag_list
 from conftest import NETWORK_NOTE, assert_span, file_lines, write
 
 HIT_KEYS = {"rank", "path", "title", "heading", "start_line", "end_line", "score", "text"}
@@ -93,7 +93,7 @@ NOT_INDEXED = "is not a note in the index: use a path that search returns."
 def test_get_refuses_paths_that_are_not_notes_inside_the_folder(tools, vault, path, message, monkeypatch):
     """Each path gets its own sentence, decided from the text of the path and the index alone: no file is
     opened or even looked at (`..` that leads back into the folder is refused all the same)."""
-    import azchat.sources as S
+    import azchat.notes.sections as S
 
     touched = []
     monkeypatch.setattr(S, "read_regular", lambda *a: touched.append(a) or b"")
@@ -107,8 +107,8 @@ def test_get_refuses_paths_that_are_not_notes_inside_the_folder(tools, vault, pa
 def test_files_that_are_not_indexed_notes_all_get_the_same_error(vault, tmp_path, fake, monkeypatch):
     """No probing: a missing file, a binary .md, a note too big to index and a note added since the build
     (never indexed: refresh is off) answer with the same sentence, and none of them is opened."""
-    import azchat.sources as S
-    from azchat import notes as N
+    import azchat.notes.sections as S
+    from azchat.notes import reading as N
 
     write(vault, "binary.md", b"\x00\x01\x02 binary \xff" * 50)
     write(vault, "big.md", "# Big\n\n" + "a line of the big note\n" * 200)
@@ -250,7 +250,7 @@ def test_mcp_tools_in_process(tools, vault):
     paths outside the notes are tool errors (is_error), not crashes."""
     from mcp import Client
 
-    from azchat.mcp_server import build_server
+    from azchat.apps.mcp import build_server
 
     async def session():
         async with Client(build_server(tools)) as client:
@@ -286,7 +286,7 @@ def test_a_call_during_a_long_first_build_says_so_instead_of_hanging(tmp_path, v
     """MCP clients time out requests after ~60 s: a call waits at most OPEN_WAIT for the first build."""
     import threading
 
-    from azchat.embedding import HashEmbedder
+    from azchat.index.embedding import HashEmbedder
 
     gate = threading.Event()
 
@@ -334,13 +334,15 @@ def test_the_declared_shapes_are_the_keys_the_tools_return(tools, vault):
 
 
 def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault, monkeypatch):
-    import azchat.indexing as indexing
+    import azchat.index.building as indexing
+    import azchat.index.changes as changes
 
     write(vault, "new/added.md", "# Added\n\nadded text\n")
     touch_later(vault / "networking.md")
     walks = []
-    real = indexing.find_notes
-    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    real = indexing.scan_notes
+    for module in (indexing, changes):      # the walks of a build and of the change reports
+        monkeypatch.setattr(module, "scan_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
     out = tools.status()
     assert len(walks) == 1
     listed = out["changed_since_build"]
@@ -349,7 +351,8 @@ def test_status_walks_the_notes_folder_once_for_both_change_reports(tools, vault
 
 
 def test_open_and_refresh_log_without_an_extra_walk_of_the_notes(vault, tmp_path, fake, monkeypatch):
-    import azchat.indexing as indexing
+    import azchat.index.building as indexing
+    import azchat.index.changes as changes
 
     logs = []
     tools = NotesTools(NotesService(vault, tmp_path / "index", embedder=fake), log=logs.append)
@@ -357,8 +360,9 @@ def test_open_and_refresh_log_without_an_extra_walk_of_the_notes(vault, tmp_path
     assert logs[-1] == f"Ready: 4 notes from {vault}."
     write(vault, "new/added.md", "# Added\n\nadded text\n")
     walks = []
-    real = indexing.find_notes
-    monkeypatch.setattr(indexing, "find_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
+    real = indexing.scan_notes
+    for module in (indexing, changes):      # the walks of a build and of the change reports
+        monkeypatch.setattr(module, "scan_notes", lambda *a, **kw: walks.append(a) or real(*a, **kw))
     assert tools.search("added text", k=1)["hits"][0]["path"] == "new/added.md"
     assert "Updating the index: 1 added." in logs and not any(m.startswith("azchat: ") for m in logs)
     assert len(walks) == 2          # one to see what changed, one in the incremental build; none after it

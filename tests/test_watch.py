@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from azchat.embedding import HashEmbedder
+from azchat.index.embedding import HashEmbedder
 from azchat.errors import IndexLockedError
-from azchat.retrieval import Retriever
-from azchat.store import build_lock, load_generation
-from azchat.watch import Watcher, is_note_path
+from azchat import Retriever
+from azchat.index.store import build_lock, load_generation
+from azchat.index.watch import Watcher, is_note_path
 
 from conftest import CTRL_C_REACHES_CHILD, REPO, write
 
@@ -208,10 +208,10 @@ def test_changes_without_file_events_are_caught_by_the_periodic_check(vault, tmp
 
 CLI_CHILD = textwrap.dedent("""
     import sys
-    import azchat.embedding
-    from azchat.embedding import HashEmbedder
-    azchat.embedding.load_embedder = lambda model=None: HashEmbedder()
-    from azchat.cli import main
+    import azchat.index.embedding
+    from azchat.index.embedding import HashEmbedder
+    azchat.index.embedding.load_embedder = lambda model=None: HashEmbedder()
+    from azchat.apps.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -258,7 +258,7 @@ def test_an_index_swapped_by_another_indexer_is_reported(vault, tmp_path):
 
 
 def test_cli_watch_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):
-    from azchat.cli import main
+    from azchat.apps.cli import main
 
     code = main(["watch", "--notes", str(tmp_path / "missing"), "--index", str(tmp_path / "index")])
     err = capsys.readouterr().err

@@ -7,18 +7,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["build_index", "Retriever", "Answer", "Hit", "Citation", "BuildStats", "AzchatError", "__version__"]
+__all__ = ["build_index", "Retriever", "Answer", "Part", "Hit", "Citation", "BuildStats", "AzchatError",
+           "write_answer", "stream_answer", "__version__"]
 
 if TYPE_CHECKING:
     from .errors import AzchatError
-    from .indexing import build_index
-    from .retrieval import Retriever
-    from .types import Answer, BuildStats, Citation, Hit
+    from .index.building import build_index
+    from .answer.asking import Retriever
+    from .answer.written import stream_answer, write_answer
+    from .types import Answer, BuildStats, Citation, Hit, Part
 
 _LAZY = {
-    "build_index": ("indexing", "build_index"),
-    "Retriever": ("retrieval", "Retriever"),
+    "build_index": ("index.building", "build_index"),
+    "Retriever": ("answer.asking", "Retriever"),
     "Answer": ("types", "Answer"),
+    "Part": ("types", "Part"),
+    "write_answer": ("answer.written", "write_answer"),
+    "stream_answer": ("answer.written", "stream_answer"),
     "Hit": ("types", "Hit"),
     "Citation": ("types", "Citation"),
     "BuildStats": ("types", "BuildStats"),

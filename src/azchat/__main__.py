@@ -1,4 +1,4 @@
 """`python -m azchat` is the `azchat` command."""
-from .cli import main
+from .apps.cli import main
 
 raise SystemExit(main())

@@ -19,31 +19,6 @@ def index_dir(value=None) -> Path:
     return Path(env_or(value, "AZCHAT_INDEX", "index"))
 
 
-def notes_dir(value=None, index=None) -> Path:
-    """The notes folder: given, else AZCHAT_NOTES, else the folder the index was built from (while it exists:
-    a moved checkout falls back), else ./notes. So `azchat ask` after `azchat index --notes ~/vault` reads
-    ~/vault, and never rebuilds that index from whatever ./notes happens to be."""
-    chosen = env_or(value, "AZCHAT_NOTES", None)
-    if chosen is not None:
-        return Path(chosen)
-    built_from = _built_from(index_dir(index))
-    return built_from if built_from is not None and built_from.is_dir() else Path("notes")
-
-
-def _built_from(index: Path) -> Path | None:
-    """The notes folder an index's manifest records (None without a readable index)."""
-    if not (index / "CURRENT").is_file():
-        return None
-    from .errors import AzchatError
-    from .store import read_manifest
-
-    try:
-        recorded = (read_manifest(index) or {}).get("notes_dir")
-    except (AzchatError, OSError, ValueError):
-        return None
-    return Path(recorded) if isinstance(recorded, str) and recorded else None
-
-
 def model_name(value=None) -> str:
     return env_or(value, "AZCHAT_MODEL", DEFAULT_MODEL)
 

@@ -96,25 +96,77 @@ class Citation:
             return f"{self.path}:{self.start_line}"
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
+    def source_line(self) -> str:
+        """The answer's line for this source: "[n] title › heading — path:lines" (the one spelling of it)."""
+        heading = f" › {self.heading}" if self.heading and self.heading != self.title else ""
+        return f"[{self.n}] {self.title}{heading} — {self.location}"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @dataclass
+class Part:
+    """One piece of an answer's body as it is shown: a quoted unit of a note (extractive) or the text the model
+    wrote (written), with the citation it ends with."""
+
+    text: str
+    n: int | None = None        # the citation number the piece ends with ("[n]"); None for written text
+    style: str = "text"         # text | code (one command line, shown as code) | block (lines kept, indented
+                                # under their bullet: a list, a table, code with its explanation) | written
+
+
+@dataclass
 class Answer:
+    """An answer as every surface renders it: the whole text (`answer`, what the CLI prints and the JSON
+    carries) and its structure (intro, parts, citations) for renderers that show more than text.
+
+    A written answer (answer/written.py) is an Answer too, with written=True: mode "generative" when the
+    model's checked text is shown; when it could not be used, mode stays "extractive" (the quotes are shown)
+    and `notice` and `failure` say why."""
+
     question: str
     answer: str
     found: bool
     citations: list[Citation] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    intro: str = ""                    # "From your notes:", "Written by <model> from your notes:"
+    parts: list[Part] = field(default_factory=list)
+    read_as: str = ""                  # a follow-up question was read together with this earlier question
+    # when a written answer was asked for (written=True; answer/written.py):
+    written: bool = False
+    mode: str = "extractive"           # the answer shown: "generative" (the model's checked text) or the quotes
+    model: str = ""                    # the model's name
+    notice: str = ""                   # one line: why it fell back to the quotes, or what the check left out
+    failure: str = ""                  # why it fell back: config|timeout|connection|auth|model|status|refused|
+                                       # uncited|error ("" when it did not)
+    dropped: int = 0                   # sentences left out because they cited no passage
+    invented: int = 0                  # citation numbers removed because no passage has them
+    unsafe: int = 0                    # parts left out for a link, image, HTML, URL or file name
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "question": self.question,
             "answer": self.answer,
             "found": self.found,
             "citations": [c.to_dict() for c in self.citations],
         }
+        if self.written:
+            out.update(mode=self.mode, model=self.model, notice=self.notice)
+        return out
+
+
+def answer_text(intro: str, parts: list[Part], citations: list[Citation]) -> str:
+    """The one plain-text form of an answer: the intro, one bullet per quoted part ending in its [n] (a written
+    part as the model wrote it), then the sources, one line each."""
+    body = []
+    for part in parts:
+        if part.style == "written":
+            body.append(part.text)
+            continue
+        shown = {"code": f"`{part.text}`", "block": "\n  ".join(part.text.split("\n"))}.get(part.style, part.text)
+        body.append(f"- {shown} [{part.n}]")
+    return f"{intro}\n\n" + "\n".join(body) + "\n\nSources:\n" + "\n".join(c.source_line() for c in citations)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Answers from hits: the extractive composer and the written (LLM) answer."""

@@ -1,0 +1,1 @@
+"""The surfaces over one service: CLI, chat UI, REST, MCP, evaluation."""

@@ -1,0 +1,1 @@
+"""The index: embedding, the column store and its segments, BM25, FAISS, building and watching."""

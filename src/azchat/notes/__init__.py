@@ -1,0 +1,1 @@
+"""Reading notes: markdown and its syntax, note files, chunks, language."""
