@@ -179,7 +179,7 @@ def main():
             out["results"].append(run_corpus("vault", VAULT, work, workers, repeat=a.repeat,
                                               compare_only=a.compare_only))
         elif name == "scifact":
-            from azchat.apps import evaluation as ev
+            from azchat.apps import beir as ev      # load_beir, write_beir_notes (the BEIR half of evaluation)
 
             beir = ev.load_beir(SCIFACT)
             notes = work / "scifact-notes"

@@ -234,10 +234,10 @@ def test_a_worker_with_another_model_stops_the_build(tmp_path, ray_driver):
     another dimension) the build stops with one sentence and writes nothing."""
     from conftest import bundled_model_dir
 
-    from azchat.embedding import SentenceTransformerEmbedder
     from azchat.errors import AzchatError
-    from azchat.models import resolve_model
-    from azchat.ray_build import build_on_ray
+    from azchat.index.embedding import SentenceTransformerEmbedder
+    from azchat.index.models import resolve_model
+    from azchat.index.ray_build import build_on_ray
 
     bundled_model_dir()
     claims = SentenceTransformerEmbedder(resolve_model("all-MiniLM-L6-v2"))
