@@ -202,6 +202,16 @@ def test_missing_ray_names_the_extra(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "index" / "CURRENT").exists()
 
 
+def test_ray_workers_without_ray_is_refused_before_anything_is_built(tmp_path, capsys):
+    """`--ray-workers` alone would be silently ignored: it is one sentence and exit 2 instead, nothing built."""
+    from azchat.apps import cli
+
+    notes = write_fixture_vault(tmp_path / "notes")
+    code = cli.main(["index", "--notes", str(notes), "--index", str(tmp_path / "index"), "--ray-workers", "2"])
+    assert code == 2 and "--ray-workers goes with --ray." in capsys.readouterr().err
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+
 def test_ray_build_is_the_local_build(tmp_path, ray_driver):
     """Two workers embed the chunks in blocks of 8: same chunks, same vectors, same answers; an incremental
     update through Ray embeds only the changed note's chunks and still equals the local update."""

@@ -8,7 +8,7 @@ import time
 
 from .. import config
 from . import inputs
-from ..errors import AzchatError
+from ..errors import AzchatError, InputError
 from .cli_args import LOCK_WAIT, build_parser as _parser
 
 def _say(message: str) -> None:
@@ -21,6 +21,8 @@ def _build(args, wait: float | None = None):
     from ..progress import ProgressBar
 
     wait = getattr(args, "wait", LOCK_WAIT) if wait is None else wait
+    if getattr(args, "ray_workers", None) is not None and getattr(args, "ray", None) is None:
+        raise InputError("--ray-workers goes with --ray.")
     if getattr(args, "ray", None) is not None:
         from ..index.ray_build import build_on_ray
 
