@@ -147,3 +147,42 @@ def test_the_notes_folder_defaults_to_the_one_the_index_was_built_from(vault, tm
     (tmp_path / "index" / "CURRENT").write_text("garbage\n")
     monkeypatch.delenv("AZCHAT_NOTES")
     assert changes.notes_dir(None, tmp_path / "index") == Path("notes")           # unreadable: the default
+
+
+def test_a_full_build_in_small_blocks_writes_the_same_index_from_a_spool(vault, tmp_path, monkeypatch):
+    """A full build keeps its chunks on disk (spool.py) and embeds them a block at a time: with blocks of 2 it
+    writes the same rows and vectors as in one block, and no embed call sees more than a block."""
+    import azchat.index.building as building
+
+    one, small = HashEmbedder(), HashEmbedder()
+    build_index(vault, tmp_path / "one", embedder=one)
+    monkeypatch.setattr(building, "EMBED_BLOCK", 2)
+    spooled = []
+
+    class Recorded(building.ChunkSpool):
+        def __init__(self, folder):
+            super().__init__(folder)
+            spooled.append(self)
+
+    monkeypatch.setattr(building, "ChunkSpool", Recorded)
+    build_index(vault, tmp_path / "small", embedder=small)
+    assert spooled and len(spooled[0]) == sum(one.calls) and max(small.calls) <= 2 and len(one.calls) == 1
+    a, b = load_generation(tmp_path / "one"), load_generation(tmp_path / "small")
+    assert [c.to_dict() for c in a.chunks] == [c.to_dict() for c in b.chunks]
+    assert np.array_equal(np.asarray(a.vectors), np.asarray(b.vectors))
+
+
+def test_the_spool_gives_back_each_chunk_as_it_was_appended(tmp_path):
+    from azchat.index.spool import ChunkSpool
+    from azchat.types import Chunk
+
+    spool = ChunkSpool(tmp_path)
+    made = [Chunk(f"id{i}", f"n/ä {i}.md", "T", "H > ü", i + 1, i + 3, f"line\n  two\u2028 {i} \"q\"",
+                  f"e{i}", f"s{i}", ["tag"], ["alias"]) for i in range(50)]
+    spool.extend(made)
+    assert len(spool) == 50 and spool[17] == made[17] and spool[0] == made[0] and list(spool) == made
+    assert spool[17] == made[17]
+    spool.append(made[3])                           # appended right after reading the middle: still at the end
+    assert list(spool) == made + [made[3]] and spool.keys[50] == (made[3].path, made[3].start_line, made[3].id)
+    assert list(tmp_path.iterdir()) == []           # an unnamed temp file: nothing left in the folder
+    spool.close()

@@ -20,10 +20,12 @@ from ..notes.reading import Skipped, read_note
 from .notetable import DictNotes, NoteTable, notes_of, scan_notes
 from .columns import embed_key
 from .reuse import cached_vectors
+from .spool import ChunkSpool
 from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from ..types import BuildStats, Chunk
 
 Log = Callable[[str], None]
+EMBED_BLOCK = 4096     # chunks embedded per call: a full build holds one block's texts, not the corpus's
 EmbedPassages = Callable[..., np.ndarray]   # (embedder, texts, progress=None) -> vectors, as embed_passages
 
 
@@ -138,7 +140,9 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         known = set(names)
         kept_notes = [rels[i] for i in np.flatnonzero(same).tolist()]
         stats.unchanged = len(kept_notes)
-        fresh: list[Chunk] = []            # chunks of new or changed notes
+        # chunks of new or changed notes; a full build keeps them on disk until they are written (spool.py: an
+        # unnamed temp file, gone when the build ends or dies), so its memory does not hold the corpus's text
+        fresh: list[Chunk] | ChunkSpool = [] if reuse else ChunkSpool(index_dir)
         new_meta: dict[str, dict] = {}     # the entries of the notes read this time (the others keep theirs)
         to_read = np.flatnonzero(~same).tolist()
         if to_read and auto and hasattr(embedder, "prefetch"):
@@ -205,7 +209,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         if old is not None and old.manifest.get("embedder") == embedder.name \
                 and old.manifest.get("dim") == embedder.dim and not full and fresh \
                 and recorded_prefixes(old.manifest) == prefixes(embedder):
-            found = cached_vectors(old, [embed_key(c.embed_text) for c in fresh])
+            found = cached_vectors(old, [embed_key(c.embed_text) for c in fresh])   # one chunk at a time
             cached = np.asarray([-1 if v is None else i for i, v in enumerate(found)], dtype=np.int64)
         need = [i for i in range(len(fresh)) if cached[i] < 0]
         fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
@@ -221,7 +225,10 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
 
                 use = SentenceTransformerEmbedder(resolve_model(embedder.name))
             log(f"Embedding {len(need)} chunks with {embedder.name}")
-            fresh_vecs[need] = embed(use, [fresh[i].embed_text for i in need], progress=progress)
+            for at in range(0, len(need), EMBED_BLOCK):       # the texts of one block in memory at a time
+                block = need[at:at + EMBED_BLOCK]
+                step = None if progress is None else (lambda done, total, at=at: progress(at + done, len(need)))
+                fresh_vecs[block] = embed(use, [fresh[i].embed_text for i in block], progress=step)
         stats.embedded = len(need)
         onnx_dir = _light_export(index_dir, embedder, log) if auto else None
         if auto:
@@ -256,7 +263,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         # old rows stay where they are, read from the old table when written; fresh chunks are merged in
         table = old.chunks if reuse else None
         keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), r, -1) for r in kept_rows] if table is not None else []
-        keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
+        fresh_keys = fresh.keys if isinstance(fresh, ChunkSpool) else [(c.path, c.start_line, c.id) for c in fresh]
+        keyed += [(key, -1, i) for i, key in enumerate(fresh_keys)]
         keyed.sort(key=lambda e: e[0])
         vectors = np.zeros((len(keyed), embedder.dim), dtype=np.float32)
         old_at = np.asarray([n for n, e in enumerate(keyed) if e[1] >= 0], dtype=np.int64)
