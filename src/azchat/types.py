@@ -156,6 +156,11 @@ class Answer:
         return out
 
 
+def follow_up_line(earlier: str) -> str:
+    """The line above an answer to a follow-up question that was read together with the earlier one."""
+    return f"(Read as a follow-up to: {earlier})"
+
+
 def answer_text(intro: str, parts: list[Part], citations: list[Citation]) -> str:
     """The one plain-text form of an answer: the intro, one bullet per quoted part ending in its [n] (a written
     part as the model wrote it), then the sources, one line each."""

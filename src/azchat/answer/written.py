@@ -184,10 +184,14 @@ def _reason(exc: BaseException, config) -> tuple[str, str]:
 
 def _fallback(answer: Answer, config, kind: str, reason: str) -> Answer:
     reason = _norm(reason)
-    return Answer(answer.question, answer.answer, answer.found, list(answer.citations), list(answer.hits),
-                  answer.intro, list(answer.parts), answer.read_as, written=True, mode="extractive",
-                  model=config.model if config is not None else "", failure=kind,
-                  notice=f"No written answer: {reason}; showing the quotes from your notes instead.")
+    return _quotes(answer, model=config.model if config is not None else "", failure=kind,
+                   notice=f"No written answer: {reason}; showing the quotes from your notes instead.")
+
+
+def _quotes(answer: Answer, **fields) -> Answer:
+    """The extractive answer as the result of a written one that was not (or could not be) written."""
+    return dataclasses.replace(answer, citations=list(answer.citations), hits=list(answer.hits),
+                               parts=list(answer.parts), written=True, mode="extractive", **fields)
 
 
 def written_header(model: str) -> str:
@@ -211,9 +215,7 @@ def stream_answer(answer: Answer, config=None, stream: bool = True) -> Iterator[
                                                 "AZCHAT_LLM_MODEL, or AZURE_OPENAI_*; see the README)")
         return
     if not answer.found or not answer.hits:      # "not in your notes": the model is not asked
-        yield Answer(answer.question, answer.answer, answer.found, list(answer.citations),
-                     list(answer.hits), answer.intro, list(answer.parts), answer.read_as, written=True,
-                     mode="extractive", model=config.model)
+        yield _quotes(answer, model=config.model)
         return
     passages = select_passages(answer)
     check = CitationCheck(passages)

@@ -13,7 +13,7 @@ from typing import Callable
 from .editor import EditorLinks
 from .note_html import plain_text, render_markdown
 from ..notes.syntax import blocks_open_at
-from ..types import Answer, Citation, Hit
+from ..types import Answer, Citation, Hit, follow_up_line
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # after html.escape: no tags, links, emphasis, code
 
@@ -46,7 +46,7 @@ def chat_markdown(answer: Answer) -> str:
     details). Read from the answer's parts, not from its text."""
     if not answer.citations or not answer.parts:
         return "\n".join(_text_lines(answer.answer))
-    out = _text_lines(f"(Read as a follow-up to: {answer.read_as})") + [""] if answer.read_as else []
+    out = _text_lines(follow_up_line(answer.read_as)) + [""] if answer.read_as else []
     out += [md_text(answer.intro), ""]
     for part in answer.parts:
         if part.style == "written":
@@ -103,7 +103,8 @@ def _open_fence(section, first_line: int) -> str | None:
     above it ("" for a fence without a language), or None outside code."""
     if section is None or not section.start_line < first_line <= section.end_line:
         return None
-    block = blocks_open_at(dict(enumerate(section.text.split("\n"), start=section.start_line))).get(first_line)
+    above = section.text.split("\n")[:first_line - section.start_line + 1]
+    block = blocks_open_at(dict(enumerate(above, start=section.start_line))).get(first_line)
     return block[1] if block else None
 
 

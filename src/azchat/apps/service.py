@@ -17,7 +17,7 @@ from . import inputs
 from ..notes.referring import refers_back
 from ..errors import AzchatError, IndexLockedError, InputError
 from ..notes.sections import Section, read_section
-from ..types import Answer, BuildStats, Hit
+from ..types import Answer, BuildStats, Hit, follow_up_line
 
 
 _FOLLOW_START = ("and ", "what about", "how about", "und ", "und was", "was ist mit", "also ")
@@ -67,12 +67,13 @@ class NotesService:
         """Index the notes changed since the last build, in this thread; None when nothing changed (or, with
         busy_ok, another indexer is at work and an index exists). The one check-then-build of every surface."""
         from ..index.changes import is_stale
+        from ..index.store import CURRENT
 
         if not self.notes_dir.is_dir() or not is_stale(self.notes_dir, self.index_dir):
             return None
         if log:
             log(f"Updating the index in {self.index_dir} from {self.notes_dir} ...")
-        have_index = (self.index_dir / "CURRENT").exists()
+        have_index = (self.index_dir / CURRENT).exists()
         try:
             stats = self._build(progress=progress, log=log, wait_seconds=0.0 if busy_ok and have_index
                                 else wait_seconds)
@@ -151,12 +152,9 @@ class NotesService:
         answer = self._extractive(question, tags, folder, previous)
         if mode == "extractive":
             return answer
-        for item in self.write(answer, stream=on_text is not None):
-            if isinstance(item, Answer):
-                return item
-            if on_text is not None:
-                on_text(item)
-        raise AssertionError("write ends with the answer")   # pragma: no cover
+        from ..answer.written import write_answer
+
+        return write_answer(answer, on_text=on_text)
 
     def write(self, answer: Answer, stream: bool = True) -> Iterator[str | Answer]:
         """The written answer for an extractive one, as it arrives: the checked text piece by piece, then
@@ -178,7 +176,7 @@ class NotesService:
         if not combined.found:
             return answer
         combined.question, combined.read_as = question, context
-        combined.answer = f"(Read as a follow-up to: {context})\n\n" + combined.answer
+        combined.answer = f"{follow_up_line(context)}\n\n" + combined.answer
         return combined
 
     def check_filters(self, tags=None, folder=None) -> None:
