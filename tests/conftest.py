@@ -181,6 +181,27 @@ def _default_sigint() -> None:
 CTRL_C_REACHES_CHILD = {"preexec_fn": _default_sigint}
 
 
+def copy_real_index(real_index, root: Path) -> Path:
+    """The real_index fixture's notes and index copied to root/notes and root/index (a test may change them);
+    returns the notes folder."""
+    import shutil
+
+    notes, index, _ = real_index
+    shutil.copytree(notes, root / "notes")
+    shutil.copytree(index, root / "index")
+    return root / "notes"
+
+
+def eventually(check, timeout: float = 30.0):
+    """check() until it returns something truthy; the last value otherwise (a watcher or worker needs seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from azchat.index.embedding import HashEmbedder
 from azchat.apps.gate import AUTH_HINT, HostCheck, allowed_hosts_from_env
 from azchat.apps.service import NotesService
 from azchat.apps.tools import NotesTools
-from conftest import free_port, start_serve, stop_serve, write_fixture_vault
+from conftest import copy_real_index, free_port, start_serve, stop_serve, write_fixture_vault
 
 AUTH = ("ann", "s3cret: pass")
 SIGN_IN = {"/login", "/login/"}       # the one route that takes the password itself (POST)
@@ -186,10 +185,8 @@ def test_host_check_names():
 # -- DNS rebinding against a real `azchat serve` with the defaults -------------------------------------------
 @pytest.fixture(scope="module")
 def default_server(real_index, tmp_path_factory):
-    notes, index, _ = real_index
     root = tmp_path_factory.mktemp("rebind")
-    shutil.copytree(notes, root / "notes")
-    shutil.copytree(index, root / "index")
+    copy_real_index(real_index, root)
     proc, ready, _ = start_serve(root, root / "notes", env={"AZCHAT_ALLOWED_HOSTS": "notes.lan"})
     try:
         assert ready["auth"] is False and ready["host"] == "127.0.0.1"

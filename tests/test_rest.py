@@ -3,13 +3,12 @@ with an HTTP client: the CLI's JSON shapes, line numbers, HTTP errors with one s
 OpenAPI docs, the MCP tools over streamable HTTP once, and the Gradio API still there."""
 from __future__ import annotations
 
-import shutil
 
 import anyio
 import httpx
 import pytest
 
-from conftest import assert_span, file_lines, start_serve, stop_serve
+from conftest import assert_span, copy_real_index, file_lines, start_serve, stop_serve
 
 pytestmark = pytest.mark.slow
 
@@ -18,10 +17,8 @@ AUTH = ("ann", "s3cret: pass")        # a password with a colon and a space
 
 @pytest.fixture(scope="module")
 def server(real_index, tmp_path_factory):
-    notes, index, _ = real_index
     root = tmp_path_factory.mktemp("rest")
-    shutil.copytree(notes, root / "notes")
-    shutil.copytree(index, root / "index")
+    copy_real_index(real_index, root)
     (root / "outside.md").write_text("# Outside\n\nsecret text\n")
     proc, ready, err = start_serve(root, root / "notes", env={"AZCHAT_AUTH": ":".join(AUTH)})
     try:

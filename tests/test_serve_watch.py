@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import GERMAN_NOTE, NETWORK_NOTE, start_serve, write
+from conftest import GERMAN_NOTE, NETWORK_NOTE, eventually, start_serve, write
 
 pytestmark = pytest.mark.slow
 
@@ -21,16 +21,6 @@ tags: [pets]
 The quokka colony on the balcony gets three slices of cucumber every morning at seven.
 """
 QUESTION = "How many slices of cucumber does the quokka colony get?"
-
-
-def eventually(check, timeout: float = 30.0):
-    """check() until it returns something truthy; the last value otherwise (the watcher needs ~2 s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def stop(proc, sig, name: str) -> int:

@@ -19,7 +19,8 @@ import time
 import httpx
 import pytest
 
-from conftest import CTRL_C_REACHES_CHILD, REPO, free_port, start_serve, stop_serve, write
+from conftest import (CTRL_C_REACHES_CHILD, REPO, copy_real_index, eventually, free_port, start_serve, stop_serve,
+                      write)
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +36,6 @@ title: Balcony animals
 
 The quokka colony on the balcony gets three slices of cucumber every morning at seven.
 """
-
-
-def copy_index(real_index, root):
-    notes, index, _ = real_index
-    shutil.copytree(notes, root / "notes")
-    shutil.copytree(index, root / "index")
-    return root / "notes"
 
 
 def alive(pid: int) -> bool:
@@ -84,20 +78,11 @@ def lines(path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def eventually(check, timeout: float = 40.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def two_workers(real_index, tmp_path_factory):
     """`azchat serve --workers 2` with AZCHAT_AUTH and the chat on its own port."""
     root = tmp_path_factory.mktemp("workers")
-    notes = copy_index(real_index, root)
+    notes = copy_real_index(real_index, root)
     proc, ready, err = start_serve(root, notes, "--workers", "2", "--chat-port", str(free_port()),
                                    env={"AZCHAT_AUTH": ":".join(AUTH), "AZCHAT_ALLOWED_HOSTS": "notes.lan"})
     try:
@@ -167,7 +152,7 @@ def test_the_chat_runs_in_its_own_process_behind_the_same_password(two_workers):
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_a_dead_worker_is_reported_and_restarted(real_index, tmp_path, start):
     """Workers forked from the supervisor (Linux), or started afresh (AZCHAT_WORKERS_SPAWN=1, elsewhere)."""
-    notes = copy_index(real_index, tmp_path)
+    notes = copy_real_index(real_index, tmp_path)
     proc, ready, err = start_serve(tmp_path, notes, "--workers", "2", "--no-chat",
                                    env={"AZCHAT_WORKERS_SPAWN": "1" if start == "spawn" else ""})
     cmdline = open(f"/proc/{ready['pids'][1]}/cmdline").read()
@@ -178,7 +163,7 @@ def test_a_dead_worker_is_reported_and_restarted(real_index, tmp_path, start):
         first = ready["pids"][0]
         os.kill(first, signal.SIGKILL)
         events = eventually(lambda: [e for e in lines(tmp_path / "stdout.txt")[1:] if e.get("worker") == 1
-                                     and e["event"] == "restarted"] and lines(tmp_path / "stdout.txt")[1:])
+                                     and e["event"] == "restarted"] and lines(tmp_path / "stdout.txt")[1:], 40)
         assert events, err.read_text()[-2000:]
         assert events[0] == {"event": "exited", "role": "api", "worker": 1, "pid": first, "code": -9,
                              "restarting": True}
@@ -213,7 +198,7 @@ def start_in_own_group(root, notes, *extra):
 
 @pytest.mark.parametrize("how", ["Ctrl-C in a terminal", "SIGINT", "SIGTERM"])
 def test_ctrl_c_or_sigterm_stops_every_process(real_index, tmp_path, how):
-    notes = copy_index(real_index, tmp_path)
+    notes = copy_real_index(real_index, tmp_path)
     proc, ready, err = start_in_own_group(tmp_path, notes, "--workers", "2", "--chat-port", str(free_port()))
     children = ready["pids"] + [ready["chat_pid"]]
     assert all(alive(p) for p in children) and all(os.getpgid(p) == proc.pid for p in children)
@@ -235,7 +220,7 @@ def test_ctrl_c_or_sigterm_stops_every_process(real_index, tmp_path, how):
 
 
 def test_workers_stop_by_themselves_when_the_supervisor_is_killed(real_index, tmp_path):
-    notes = copy_index(real_index, tmp_path)
+    notes = copy_real_index(real_index, tmp_path)
     proc, ready, _ = start_serve(tmp_path, notes, "--workers", "2", "--no-chat")
     proc.kill()                                     # SIGKILL: no chance to stop its workers
     proc.wait(10)
@@ -243,7 +228,7 @@ def test_workers_stop_by_themselves_when_the_supervisor_is_killed(real_index, tm
 
 
 def test_with_watch_one_worker_rebuilds_and_every_worker_answers_from_the_new_index(real_index, tmp_path):
-    notes = copy_index(real_index, tmp_path)
+    notes = copy_real_index(real_index, tmp_path)
     proc, ready, err = start_serve(tmp_path, notes, "--workers", "2", "--no-chat", "--watch")
     base = ready["url"].rstrip("/")
 
@@ -256,7 +241,7 @@ def test_with_watch_one_worker_rebuilds_and_every_worker_answers_from_the_new_in
     try:
         assert not cited_by(1) and not cited_by(2)
         write(notes, "pets/balcony.md", QUOKKA_NOTE)
-        assert eventually(lambda: cited_by(1)), err.read_text()[-2000:]
+        assert eventually(lambda: cited_by(1), 40), err.read_text()[-2000:]
         assert eventually(lambda: cited_by(2), 10), "worker 2 never opened the new generation"
         assert err.read_text().count("is watching") == 1 and "Worker 1 is watching" in err.read_text()
     finally:
@@ -279,7 +264,7 @@ def test_a_bad_worker_count_is_refused_in_one_sentence(tmp_path, n):
 
 
 def test_options_that_do_not_go_with_workers_are_refused(real_index, tmp_path):
-    notes = copy_index(real_index, tmp_path)
+    notes = copy_real_index(real_index, tmp_path)
     where = ["--notes", str(notes), "--index", str(tmp_path / "index")]
     r = run_cli(tmp_path, *where, "--workers", "2", "--share", env={"AZCHAT_AUTH": "a:b"})
     assert r.returncode == 1 and "--share cannot be used with --workers" in r.stderr

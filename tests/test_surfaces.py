@@ -5,14 +5,13 @@ forged source, image or link (REST and MCP)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 import httpx
 import pytest
 
-from conftest import REPO, start_serve, stop_serve, write
+from conftest import REPO, copy_real_index, start_serve, stop_serve, write
 from llm_server import ScriptedLLM
 from test_generate_hostile import HOSTILE_NOTE, OBEYED, QUESTION, assert_clean
 
@@ -23,10 +22,8 @@ NOT_INDEXED = "is not a note in the index: use a path that search returns."
 
 @pytest.fixture(scope="module")
 def serve(real_index, tmp_path_factory):
-    notes, index, _ = real_index
     root = tmp_path_factory.mktemp("surfaces")
-    shutil.copytree(notes, root / "notes")
-    shutil.copytree(index, root / "index")
+    copy_real_index(real_index, root)
     write(root / "notes", "ops/backup.md", HOSTILE_NOTE)
     write(root / "notes", "binary.md", b"\x00\x01 not text \xff" * 40)        # a file the index skips
     llm = ScriptedLLM(responder=lambda body: OBEYED).start()
