@@ -71,7 +71,7 @@ def same_chunks(a: Path, b: Path) -> dict:
         return [(c.id, c.path, c.start_line, c.end_line, c.text, c.embed_text, c.search_text)
                 for c in (t[i] for i in range(len(t)))]
 
-    va, vb = np.asarray(ga.vectors), np.asarray(gb.vectors)
+    va, vb = np.asarray(ga.vectors, dtype=np.float32), np.asarray(gb.vectors, dtype=np.float32)
     diff = float(np.abs(va - vb).max()) if va.shape == vb.shape else None
     cos = float((va * vb).sum(axis=1).min()) if va.shape == vb.shape else None
     return {"same_chunks": rows(ga) == rows(gb), "rows": len(ga.chunks), "max_abs_diff": diff, "min_cosine": cos}

@@ -85,7 +85,7 @@ from sentence_transformers import SentenceTransformer
 import faiss
 from azchat.index.models import resolve_model
 m = SentenceTransformer(str(resolve_model(r.manifest["model"]).path), device="cpu")
-flat = faiss.IndexFlatIP(r._gen.vectors.shape[1]); flat.add(r._gen.vectors)
+flat = faiss.IndexFlatIP(r._gen.vectors.shape[1]); flat.add(np.asarray(r._gen.vectors, dtype=np.float32))
 m.encode([qs[0]], normalize_embeddings=True)
 base = []
 for q in qs:

@@ -5,7 +5,7 @@ import pytest
 from azchat import build_index
 from azchat.index import dense
 from azchat import Retriever
-from azchat.index.store import current_folder, read_manifest
+from azchat.index.store import current_folder, load_generation, read_manifest
 
 from conftest import write
 
@@ -71,7 +71,7 @@ def test_build_records_ivf_in_the_manifest(vault, tmp_path, fake, monkeypatch):
     monkeypatch.setenv("AZCHAT_ANN_THRESHOLD", "100000")
     write(vault, "extra/note0.md", "# Note 0\n\nChanged.\n")
     build_index(vault, idx, embedder=fake)
-    assert read_manifest(idx)["dense"] == {"kind": "flat"}
+    assert read_manifest(idx)["dense"] == {"kind": "flat", "codes": "float16"}
     assert current_folder(idx).is_dir()
 
 
@@ -141,3 +141,26 @@ def test_concurrent_searches_each_run_on_one_thread_from_start_to_end(monkeypatc
         w.join(30)
     assert len(results) == 8 and all((ids == expected[0]).all() for ids, _ in results)
     assert seen == [(1, 1)] * 8
+
+
+def test_vectors_are_kept_as_float16_and_a_float32_index_answers_the_same(vault, tmp_path, fake, monkeypatch):
+    """The store and FAISS keep half-precision vectors; an index written with float32 ones (as before) is read and
+    ranks the same."""
+    import faiss
+
+    import azchat.index.store as store
+
+    for i in range(30):
+        write(vault, f"extra/note{i}.md", f"# Note {i}\n\nTopic {i % 5} words alpha{i} beta{i % 3}.\n")
+    half = tmp_path / "half"
+    build_index(vault, half, embedder=fake)
+    gen = load_generation(half)
+    assert gen.vectors.dtype == np.float16
+    assert isinstance(faiss.read_index(str(gen.folder / "dense.faiss")), faiss.IndexScalarQuantizer)
+    monkeypatch.setattr(store, "VECTOR_DTYPE", np.float32)
+    full = tmp_path / "full"
+    build_index(vault, full, embedder=fake)
+    assert load_generation(full).vectors.dtype == np.float32
+    a, b = Retriever(half, embedder=fake), Retriever(full, embedder=fake)
+    for q in ("alpha7 words", "topic 3", "beta1 note"):
+        assert a.rank_files(q, 10, mode="dense") == b.rank_files(q, 10, mode="dense")

@@ -44,7 +44,7 @@ def test_edit_add_delete_reembed_only_what_changed(vault, tmp_path, fake):
     assert "evaluated first" in nsg.text
     # vectors stay aligned with their chunks after the merge
     for row, chunk in enumerate(gen.chunks):
-        np.testing.assert_allclose(gen.vectors[row], fake.embed([chunk.embed_text])[0], atol=1e-6)
+        np.testing.assert_allclose(gen.vectors[row], fake.embed([chunk.embed_text])[0], atol=1e-3)
 
 
 def test_touch_without_change_counts_unchanged(vault, tmp_path, fake):

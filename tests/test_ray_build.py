@@ -178,7 +178,7 @@ def assert_same_index(local: Path, ray_index: Path, embedder, atol: float = 1e-6
     a, b = load_generation(local), load_generation(ray_index)
     va, vb = np.asarray(a.vectors), np.asarray(b.vectors)
     assert va.shape == vb.shape and va.shape[0] > 0
-    np.testing.assert_allclose(vb, va, rtol=0, atol=atol)
+    np.testing.assert_allclose(vb, va, rtol=2**-10, atol=atol)   # stored as float16: one step apart at most
     for key in ("embedder", "dim", "prefixes", "chunker", "notes", "dense"):
         assert b.manifest.get(key) == a.manifest.get(key), key
     assert answers(ray_index, embedder) == answers(local, embedder)

@@ -16,7 +16,7 @@ from conftest import write
 
 def _rows(index):
     gen = load_generation(index)
-    return sorted((c.path, c.start_line, c.text, tuple(np.round(gen.vectors[i], 5))) for i, c in enumerate(gen.chunks))
+    return sorted((c.path, c.start_line, c.text, tuple(np.round(np.asarray(gen.vectors[i], dtype=np.float32), 5))) for i, c in enumerate(gen.chunks))
 
 
 @pytest.fixture

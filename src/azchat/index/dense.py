@@ -1,7 +1,10 @@
 """The dense side of the index: a FAISS inner-product index over normalized vectors.
 
-Up to ANN_THRESHOLD chunks the index is exact (flat). From there on it is an inverted file (IVF-Flat):
+Up to ANN_THRESHOLD chunks the index is exact (flat). From there on it is an inverted file (IVF):
 vectors are bucketed around k-means centroids and a query scans only the `nprobe` nearest buckets.
+Both keep the vectors as float16 (FAISS's scalar quantizer, QT_fp16), as the store keeps vectors.npy: half the
+disk and page cache of float32, and the same rankings to four decimals on SciFact and every question set
+(bench/vector_types.py); an index written with float32 codes (IndexFlatIP / IVF-Flat) is still read.
 nprobe is tuned at build time until recall@10 against exact search on a sample of the index's own vectors
 reaches TARGET_RECALL; the kind and its parameters are recorded in the manifest ("dense").
 """
@@ -17,6 +20,7 @@ FLAT = "flat"
 IVF = "ivf"
 ANN_THRESHOLD = 50_000      # chunks; AZCHAT_ANN_THRESHOLD overrides (see indexing.dense_threshold)
 TARGET_RECALL = 0.98
+CODES = "float16"           # how the FAISS index stores each vector (recorded in the manifest's "dense")
 
 # One query is too little work to share: OpenMP threads only wait on each other (and on a loaded machine for
 # a core). Single-threaded: 0.3 ms instead of 24 ms p50 for 20k flat vectors under load. The thread count is
@@ -74,13 +78,14 @@ def build(vectors: np.ndarray, kind: str, seed: int = 0):
     dim = vectors.shape[1]
     n = len(vectors)
     if kind == FLAT or n == 0:
-        index = faiss.IndexFlatIP(dim)
+        index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
         for _, block in _blocks(vectors):
             index.add(block)
-        return index, {"kind": FLAT}
+        return index, {"kind": FLAT, "codes": CODES}
     nlist = min(_nlist(n), max(1, n // 39))
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                          faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
     train = vectors if n <= 64 * nlist else vectors[np.sort(rng.choice(n, 64 * nlist, replace=False))]
     index.cp.seed = seed
@@ -91,7 +96,7 @@ def build(vectors: np.ndarray, kind: str, seed: int = 0):
         index.add(block)
     nprobe, recall = tune_nprobe(index, vectors, rng)
     index.nprobe = nprobe
-    return index, {"kind": IVF, "nlist": nlist, "nprobe": nprobe, "recall_at_10": round(recall, 4),
+    return index, {"kind": IVF, "codes": CODES, "nlist": nlist, "nprobe": nprobe, "recall_at_10": round(recall, 4),
                    "target_recall": TARGET_RECALL}
 
 

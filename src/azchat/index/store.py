@@ -38,6 +38,7 @@ FORMAT_VERSION = 3             # 3: the notes in their own table (notetable.py),
 READABLE_FORMATS = (1, 2, 3)
 CURRENT = "CURRENT"
 VERIFY_BYTES = 32 << 20        # generations up to this size have every checksum verified at open
+VECTOR_DTYPE = np.float16      # vectors.npy: half of float32, the same rankings (bench/vector_types.py)
 
 
 def verify_bytes() -> int:
@@ -318,18 +319,18 @@ def write_generation(index_dir: Path, manifest: dict, chunks: Iterable[Chunk], v
 
 
 def _save_vectors(path: Path, vectors: np.ndarray) -> None:
-    """vectors as float32 .npy; a memory-mapped input is copied in blocks and let go (never resident whole)."""
+    """vectors as VECTOR_DTYPE .npy; a memory-mapped input is copied in blocks and let go (never resident whole)."""
     if not isinstance(vectors, np.memmap):
-        np.save(path, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        np.save(path, np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE), allow_pickle=False)
         return
     from .dense import _blocks
 
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(
-            fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+            fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(VECTOR_DTYPE)), "fortran_order": False,
                  "shape": tuple(vectors.shape)})
         for _, block in _blocks(vectors):
-            fh.write(block.tobytes())
+            fh.write(block.astype(VECTOR_DTYPE).tobytes())
 
 
 def tidy(index_dir: Path) -> None:

@@ -168,7 +168,8 @@ class Searcher:
             parts.append(l_ids[lex[l_ids] > 0].astype(np.int64))
         cand = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         cand = cand[(cand >= 0) & np.append(True, cand[1:] != cand[:-1])]   # np.unique imports numpy.ma: 60-150 ms cold
-        return cand, (self._gen.vectors[cand] @ qv).astype(np.float32), lex[cand].astype(np.float32)
+        rows = np.asarray(self._gen.vectors[cand], dtype=np.float32)     # float16 on disk (index/store.py)
+        return cand, (rows @ qv).astype(np.float32), lex[cand].astype(np.float32)
 
     def dense_weight(self, query: str) -> float:
         """The dense share of the fused score for this query (see FusionSettings.fragmented_dense_weight)."""
