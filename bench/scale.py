@@ -210,7 +210,7 @@ def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0, source_
         # the BM25 arrays are saved before the FAISS build, so their postings are freed first
         write_generation(out, manifest, rows(), vectors, {"bm25": write_bm25, "dense.faiss": write_dense},
                          finish=lambda m: _notes_on_disk(m, corpus, out, source_only))
-    del vectors
+    vectors = None     # the map let go before its file is removed (write_dense is done with it)
     tmp_vectors.unlink()
     return {"build_s": round(time.perf_counter() - t0, 1),
             "build_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

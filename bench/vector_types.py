@@ -90,7 +90,6 @@ def main() -> None:
     original = np.array(r._gen.vectors, dtype=np.float32)
     for kind in kinds:
         apply(r, kind, original)
-        base_rows = None
         for name, path in files.items():
             t0 = time.perf_counter()
             res = ev.evaluate_questions(r, ev.load_questions(path))

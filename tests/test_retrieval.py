@@ -260,3 +260,22 @@ def test_a_window_that_starts_in_indented_command_output_is_known_to_be_code(tmp
     from azchat.answer.segmenting import segment
     units = segment(inside[0], *r.opening(inside[0]))
     assert units and all(u.kind == "code" and u.start_line == u.end_line for u in units if "root" in u.text)
+
+
+def test_a_long_running_searcher_keeps_only_the_recent_notes_lines(tmp_path, fake, monkeypatch):
+    """A server asked about many notes does not keep every note's lines: the cache is bounded, the most recently
+    read notes stay, and answers are the same once a note was dropped and is read again."""
+    import azchat.search.retrieval as retrieval
+    from conftest import write
+
+    notes = tmp_path / "notes"
+    for i in range(8):
+        write(notes, f"n{i}.md", f"# Kiln {i}\n\nFiring schedule {i}: hold the kiln at {900 + i} degrees.\n")
+    build_index(notes, tmp_path / "index", embedder=fake)
+    monkeypatch.setattr(retrieval, "NOTE_VIEWS", 3)
+    r = Retriever(tmp_path / "index", embedder=fake)
+    first = r.ask("firing schedule 0 kiln degrees").answer
+    for i in range(8):
+        r.ask(f"firing schedule {i} kiln degrees")
+    assert 0 < len(r._note_views) <= 3
+    assert r.ask("firing schedule 0 kiln degrees").answer == first

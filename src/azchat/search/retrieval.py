@@ -20,6 +20,8 @@ from ..index.store import Generation, load_generation
 from ..notes.syntax import blocks_open_at, indented_code_at
 from ..types import Chunk, Hit
 
+NOTE_VIEWS = 256          # notes whose lines a long-running Searcher keeps (the most recently read ones)
+GERMAN_GUESSES = 200_000  # chunk rows whose language it remembers before starting over
 
 @dataclass(frozen=True)
 class FusionSettings:
@@ -216,6 +218,8 @@ class Searcher:
 
     def _is_german_chunk(self, row: int) -> bool:
         known = self._german.get(row)
+        if known is None and len(self._german) >= GERMAN_GUESSES:
+            self._german.clear()                          # bounded: a guess is cheap to make again
         if known is None:
             known = self._german[row] = is_german(self._gen.chunks.text(row))
         return known
@@ -277,8 +281,10 @@ class Searcher:
     def _note_lines(self, path: str) -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
         """A note's lines as its chunks hold them (line number -> text) and the code block open at each line,
         read once per note when first needed."""
-        known = self._note_views.get(path)
-        if known is None:
+        known = self._note_views.pop(path, None)
+        if known is not None:
+            self._note_views[path] = known            # the most recently used note goes last
+        else:
             table = self._gen.chunks
             lines: dict[int, str] = {}
             for row in table.rows_of_path(path):
@@ -286,6 +292,8 @@ class Searcher:
                 for offset, text in enumerate(c.text.split("\n")):
                     lines.setdefault(c.start_line + offset, text)
             known = self._note_views[path] = (lines, blocks_open_at(lines))
+            if len(self._note_views) > NOTE_VIEWS:      # a long-running server over many notes: keep the recent
+                del self._note_views[next(iter(self._note_views))]
         return known
 
     def opening(self, chunk: Chunk) -> tuple[tuple[str, str] | None, bool]:
