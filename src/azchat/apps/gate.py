@@ -134,12 +134,16 @@ document.getElementById("azchat-signin").addEventListener("submit", async (event
 class Gate:
     """ASGI middleware: the Host/Origin check, then AZCHAT_AUTH, for every HTTP and websocket request."""
 
-    def __init__(self, app, auth: tuple[str, str] | None = None, hosts: HostCheck | None = None):
+    def __init__(self, app, auth: tuple[str, str] | None = None, hosts: HostCheck | None = None,
+                 basic_only: bool = False):
         self.app = app
         self.auth = auth
         self.hosts = hosts or HostCheck("127.0.0.1")
         self.sessions: dict[str, None] = {}          # session cookie values handed out (oldest first)
-        self.startup_call = True       # Gradio's launch() calls startup-events once without credentials
+        # basic_only: HTTP Basic and nothing else (serve --workers' API port: a sign-in cookie would be known to
+        # one worker only, so no sign-in page, no /login, and no Gradio whose first call comes unauthenticated)
+        self.basic_only = basic_only
+        self.startup_call = not basic_only   # Gradio's launch() calls startup-events once without credentials
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -167,7 +171,11 @@ class Gate:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "http" and method == "POST" and path == "/login":
-            await self._sign_in(scope, receive, send)       # the one route that takes the password itself
+            if self.basic_only:
+                await self._refuse(scope, send, 404, "This port takes HTTP Basic credentials; sign in to the chat "
+                                                     "on its own port.")
+            else:
+                await self._sign_in(scope, receive, send)   # the one route that takes the password itself
             return
         if credentials_ok(headers.get("authorization"), self.auth) or self._session(headers.get("cookie", "")):
             if scope["type"] == "http" and path == "/logout":
@@ -176,7 +184,7 @@ class Gate:
             scope["azchat.signed_in"] = True              # rest.py's own check trusts it
             await self.app(scope, receive, send)
             return
-        page = method in ("GET", "HEAD") and "text/html" in headers.get("accept", "")
+        page = method in ("GET", "HEAD") and "text/html" in headers.get("accept", "") and not self.basic_only
         await self._refuse(scope, send, 401, AUTH_HINT, page=page)
 
     # -- sessions ---------------------------------------------------------------------------------

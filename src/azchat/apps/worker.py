@@ -83,25 +83,6 @@ def _orphan_guard(parent: int) -> None:
     threading.Thread(target=run, name="azchat-orphan-guard", daemon=True).start()
 
 
-def _api_gate():
-    """The Gate for the workers' port: HTTP Basic only. A sign-in cookie would be known to one worker only."""
-    from .gate import Gate
-
-    class ApiGate(Gate):
-        def __init__(self, app, **kw):
-            super().__init__(app, **kw)
-            self.startup_call = False            # no Gradio here: no unauthenticated first call
-
-        async def _sign_in(self, scope, receive, send):
-            await self._refuse(scope, send, 404, "This port takes HTTP Basic credentials; sign in to the chat "
-                                                 "on its own port.")
-
-        async def _refuse(self, scope, send, status, sentence, page=False):
-            await super()._refuse(scope, send, status, sentence, page=False)   # the browser's own prompt
-
-    return ApiGate
-
-
 class _WorkerTag:
     """Adds the worker's number to every response that passed the Gate (so a client can tell workers apart)."""
 
@@ -129,6 +110,7 @@ def build_worker_app(tools, auth, host: str, hosts, number: int, chat_url: str |
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
+    from .gate import Gate
     from .server import serve_kwargs
 
     kwargs = serve_kwargs(tools, auth, host, hosts)
@@ -139,7 +121,7 @@ def build_worker_app(tools, auth, host: str, hosts, number: int, chat_url: str |
                                        f"/mcp{where}."})
 
     kwargs["routes"] = [*kwargs["routes"], Route("/", root)]
-    kwargs["middleware"] = [Middleware(_api_gate(), auth=auth, hosts=hosts),
+    kwargs["middleware"] = [Middleware(Gate, auth=auth, hosts=hosts, basic_only=True),
                             Middleware(_WorkerTag, number=number)]
     return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **kwargs)
 
