@@ -1,8 +1,12 @@
 """Lines by meaning at question time (issue 18 item 4, answer/meaning.py): the variants on the question sets,
 and the cost of a warm ask with and without the option.
 
-    AZQ_CACHE=/tmp/azq-lines python bench/lines_by_meaning.py sets [--sets shared,dev,fresh] VARIANT ...
-    AZQ_CACHE=/tmp/azq-lines python bench/lines_by_meaning.py cost [--rounds 5] [--questions 50] VARIANT
+    AZQ_CACHE=/tmp/azq-lines python bench/lines_by_meaning.py [--src DIR] sets [--sets shared,dev,fresh] VARIANT ...
+    AZQ_CACHE=/tmp/azq-lines python bench/lines_by_meaning.py [--src DIR] cost [--rounds 5] [--questions 50] VARIANT
+
+The option was measured and not kept (bench/QUALITY.md, round 11): it lives in commit ceb63c7 (branch
+lines-by-meaning, src/azchat/answer/meaning.py). To rerun, check that commit out beside this one
+(`git worktree add /tmp/lbm ceb63c7`) and pass --src /tmp/lbm/src; without --src this checkout's src is used.
 
 A VARIANT is what $AZCHAT_LINES_BY_MEANING takes ("w=.7,heading=1", "off"; meaning.from_env). `sets` runs
 bench/gate.py once per variant on the same index (gate.py caches it per source tree under $AZQ_CACHE) and prints
@@ -26,22 +30,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def sets(variants: list[str], names: str) -> None:
+def sets(src: Path, variants: list[str], names: str) -> None:
     for v in variants:
-        env = dict(os.environ, AZCHAT_LINES_BY_MEANING=v, PYTHONPATH=str(REPO / "src"))
-        out = subprocess.run([sys.executable, str(REPO / "bench" / "gate.py"), "--sets", names],
+        env = dict(os.environ, AZCHAT_LINES_BY_MEANING=v, PYTHONPATH=str(src))
+        out = subprocess.run([sys.executable, str(REPO / "bench" / "gate.py"), "--src", str(src), "--sets", names],
                              env=env, capture_output=True, text=True, check=True).stdout
         print(f"\n### {v}\n{out}", flush=True)
 
 
-def cost(variant: str, rounds: int, n: int) -> None:
-    sys.path.insert(0, str(REPO / "src"))
+def cost(src: Path, variant: str, rounds: int, n: int) -> None:
+    sys.path.insert(0, str(src))
     import hashlib
 
     from azchat import Retriever
-    from azchat.answer.meaning import from_env
+    try:
+        from azchat.answer.meaning import from_env
+    except ImportError:
+        sys.exit(f"{src} has no azchat.answer.meaning: pass --src with a checkout of commit ceb63c7")
 
-    cache = Path(os.environ.get("AZQ_CACHE", "/tmp/azq")) / ("gate-" + hashlib.sha1(str(REPO / "src").encode()).hexdigest()[:8])
+    cache = Path(os.environ.get("AZQ_CACHE", "/tmp/azq")) / ("gate-" + hashlib.sha1(str(src).encode()).hexdigest()[:8])
     r = Retriever(cache / "notes-idx")
     on = from_env(variant)
     qs = [json.loads(line)["question"] for line in (REPO / "bench" / "dev_questions.jsonl").read_text().splitlines()
@@ -54,6 +61,7 @@ def cost(variant: str, rounds: int, n: int) -> None:
         return plain_similarity(question, batch)
 
     r.similarity = counting
+    r.lines_by_meaning = on
     for q in qs:   # warm: the model, the notes' views, every code path once
         r.ask(q)
     times: dict[str, list[float]] = {"off": [], "on": []}
@@ -69,24 +77,27 @@ def cost(variant: str, rounds: int, n: int) -> None:
         ts.sort()
         print(f"{which:4} n={len(ts)} p50 {statistics.median(ts):.2f} ms  p90 {ts[int(0.9 * len(ts))]:.2f} ms  "
               f"mean {statistics.fmean(ts):.2f} ms")
-    if texts:
-        print(f"units embedded per ask: mean {statistics.fmean(texts):.1f}, max {max(texts)}")
+    if texts:   # a question the embedder reads poorly (trust 0: most German ones) embeds nothing
+        print(f"asks that embedded: {len(texts)} of {len(times['on']) + len(qs)} (warm-up included); units per "
+              f"such ask: mean {statistics.fmean(texts):.1f}, max {max(texts)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--src", default=str(REPO / "src"), help="the source tree whose azchat runs (see above)")
     ap.add_argument("what", choices=["sets", "cost"])
     ap.add_argument("variants", nargs="+")
     ap.add_argument("--sets", default="shared,dev,fresh")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--questions", type=int, default=50)
     a = ap.parse_args()
+    src = Path(a.src).resolve()
     if a.what == "sets":
-        sets(a.variants, a.sets)
+        sets(src, a.variants, a.sets)
     else:
         for v in a.variants:
-            print(f"### {v}")
-            cost(v, a.rounds, a.questions)
+            print(f"### {v}", flush=True)
+            cost(src, v, a.rounds, a.questions)
 
 
 if __name__ == "__main__":
