@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..types import Answer, Chunk, Citation, Hit, Part, answer_text
-from .meaning import LineMeaning, Similarity, blended
 from .scoring import is_reference, score_units
 from .segmenting import Unit, segment
 from .selecting import frontmatter_only, introduces, joined, one_block, repeats, span_unit, widened, with_blocks
@@ -12,12 +11,10 @@ INTRO = "From your notes:"
 
 
 def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, float], found: bool,
-            max_sentences: int = 4, max_hits: int = 4, opening=None, meaning: LineMeaning | None = None,
-            similarity: Similarity | None = None, trust: float = 1.0) -> Answer:
+            max_sentences: int = 4, max_hits: int = 4, opening=None) -> Answer:
     """Render the answer text and its citations from the top hits (chunks aligned with hits). opening(chunk):
     (the fenced block open at the chunk's first line, whether it lies in indented code), read from its note
-    (see segment); guessed from the chunk alone when not given. meaning + similarity(question, texts): the
-    candidate units' cosine to the question blended into their word score (meaning.py; off by default)."""
+    (see segment); guessed from the chunk alone when not given."""
     if not found or not hits:
         return Answer(question, NOT_FOUND + " Try other words, or check that the note is in the notes folder.",
                       False, [], hits)
@@ -30,7 +27,6 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
     top_score = hits[0].score
     read: dict[int, Chunk] = {}   # hit index -> the chunk its units were cut from
     candidates: list[tuple[float, int, int, Unit]] = []   # (score, hit index, order, unit)
-    raw: list[tuple[float, float, float, int, Unit, str]] = []   # (word score, factor, prior, hit index, unit, heading)
     for h_idx, (hit, chunk) in enumerate(zip(hits[:max_hits], chunks[:max_hits])):
         if hit.score < 0.6 * top_score and h_idx > 0:
             break
@@ -53,18 +49,8 @@ def compose(question: str, hits: list[Hit], chunks: list[Chunk], idf: dict[str, 
                 continue   # a bare edge label ("uses") says nothing alone
             if unit.kind in ("sentence", "item") and introduces(unit) \
                     and unit.end_line >= units[-1].end_line:
-                factor = 0.5   # an intro with nothing below it in its section ("Let's explore some applications:")
-            else:
-                factor = 1.0
-            raw.append((s, factor, prior, h_idx, unit, chunk.heading.rsplit(" > ", 1)[-1]))
-    words = [r[0] for r in raw]
-    if meaning is not None and similarity is not None and raw:
-        ranked = [(r[0], (-(r[0] * r[1] * (0.5 + 0.5 * r[2]) + 0.01 * r[2]), r[3], r[4].start_line),
-                   r[4].display, r[5], (r[3], r[4].start_line, r[4].end_line)) for r in raw]
-        words = blended(question, ranked, meaning, similarity, trust)
-    for s, (_, factor, prior, h_idx, unit, _) in zip(words, raw):
-        s *= factor
-        candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
+                s *= 0.5   # an intro with nothing below it in its section ("Let's explore some applications:")
+            candidates.append((s * (0.5 + 0.5 * prior) + 0.01 * prior, h_idx, unit.start_line, unit))
     if not candidates:
         return Answer(question, NOT_FOUND, False, [], all_hits)
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
