@@ -117,7 +117,7 @@ def build(n: int, out: Path, corpus: Path, clusters: int, seed: int = 0, source_
     from azchat.index import dense
     from azchat.config import ChunkSettings, model_name
     from azchat.index.analysis import document_tokens
-    from azchat.index.lexical import BM25Writer
+    from azchat.index.bm25_writer import BM25Writer
     from azchat.index.models import resolve_model
     from azchat.progress import ProgressBar
     from azchat.index.store import build_lock, write_generation

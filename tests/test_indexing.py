@@ -93,12 +93,13 @@ def test_crash_while_writing_keeps_the_last_good_index(vault, tmp_path, fake, mo
     build_index(vault, idx, embedder=fake)
     before = current_folder(idx)
     write(vault, "new.md", "# New\n\nfresh text\n")
+    import azchat.index.bm25_writer as bm25_writer
     import azchat.index.lexical as lexical
 
     def boom(self, folder, *args, **kwargs):
         raise OSError("disk full")
     monkeypatch.setattr(lexical.LexicalIndex, "save", boom)
-    monkeypatch.setattr(lexical.BM25Writer, "save", boom)      # (what writes a build's BM25 arrays)
+    monkeypatch.setattr(bm25_writer.BM25Writer, "save", boom)      # (what writes a build's BM25 arrays)
     with pytest.raises(OSError):
         build_index(vault, idx, embedder=fake)
     assert current_folder(idx) == before

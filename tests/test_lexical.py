@@ -123,7 +123,7 @@ def test_bm25_written_in_batches_scores_exactly_as_bm25s_builds_it(tmp_path):
     with bm25s, compounds and an empty chunk included; both folders open with LexicalIndex.load (mmap)."""
     import numpy as np
 
-    from azchat.index.lexical import BM25Writer
+    from azchat.index.bm25_writer import BM25Writer
 
     texts = ["Titel\nDas Speicherkonto hat Zugriffsschlüssel.", "Titel\nEin Konto beim Speicher Anbieter.",
              "Titel\nDer Schlüssel für den Zugriff.", "Cats\nVöllig anderes Thema über Katzen.",
@@ -153,3 +153,38 @@ def test_bm25_written_in_batches_scores_exactly_as_bm25s_builds_it(tmp_path):
     c = LexicalIndex.load(tmp_path / "blocks", len(texts))
     for query in [*vocab, "speicherkonto zugriff"]:
         np.testing.assert_array_equal(c.scores(query), b.scores(query))
+
+
+def test_bm25_written_in_runs_on_disk_writes_the_same_files_as_in_one_run(tmp_path):
+    """A full build's BM25Writer spills its postings to disk in runs and merges them by token when saved: with
+    runs of a few postings and merge ranges of a few postings every file is byte-identical to one run's (the
+    same scores, vocabulary and IDF), and the spill file leaves nothing behind."""
+    import numpy as np
+
+    from azchat.index.bm25_writer import BM25Writer
+
+    texts = ["Titel\nDas Speicherkonto hat Zugriffsschlüssel.", "Titel\nEin Konto beim Speicher Anbieter.",
+             "Titel\nDer Schlüssel für den Zugriff.", "Cats\nVöllig anderes Thema über Katzen.",
+             "Peering\nPeering virtual networks: peered VNets route traffic privately; peering peering.",
+             "Empty\n", "Ports\nport 443 and port 80, du -sh /usr/bin", ""] * 3
+    texts += [f"Note {i}\nword{i % 7} shared text storage account key {i}" for i in range(40)]
+    one = BM25Writer()
+    for t in texts:
+        one.add(t)
+    one.save(tmp_path / "one")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    for run, block in ((1, 1), (5, 3), (64, 1 << 22), (1 << 19, 2)):
+        runs = BM25Writer(spill=spill)
+        runs.RUN, runs.BLOCK = run, block
+        for t in texts:
+            runs.add(t)
+        assert run > 1000 or len(runs._runs) > 1
+        assert runs.save(tmp_path / f"runs-{run}") == len(texts)
+        for f in sorted((tmp_path / "one").iterdir()):
+            assert (tmp_path / f"runs-{run}" / f.name).read_bytes() == f.read_bytes(), (run, f.name)
+    assert list(spill.iterdir()) == []
+    a, b = LexicalIndex.load(tmp_path / "one", len(texts)), LexicalIndex.load(tmp_path / "runs-5", len(texts))
+    for query in ["speicherkonto zugriff", "peering vnet port 443", "word3 storage", "traffic privately"]:
+        np.testing.assert_array_equal(b.scores(query), a.scores(query))
+        assert a.scores(query).any()

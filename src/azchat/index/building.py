@@ -15,7 +15,8 @@ from ..notes.chunking import chunk_note
 from ..config import ChunkSettings, index_dir as default_index
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
-from .lexical import BM25Writer, LexicalIndex
+from .bm25_writer import BM25Writer
+from .lexical import LexicalIndex
 from ..notes.reading import Skipped, read_note
 from .notetable import DictNotes, NoteTable, notes_of, scan_notes
 from .columns import embed_key
@@ -345,7 +346,7 @@ def _write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], f
                    common: dict, log: Log) -> int:
     """Write a generation of the base and one small segment: the old segment's kept rows and the fresh
     chunks, their vectors (flat FAISS) and BM25 with the base's statistics, and the base rows deleted."""
-    from .lexical import BM25Writer
+    from .bm25_writer import BM25Writer
     from .store import _sha256
 
     base, kept_base, kept_segment = plan
