@@ -184,6 +184,6 @@ def test_the_spool_gives_back_each_chunk_as_it_was_appended(tmp_path):
     assert len(spool) == 50 and spool[17] == made[17] and spool[0] == made[0] and list(spool) == made
     assert spool[17] == made[17]
     spool.append(made[3])                           # appended right after reading the middle: still at the end
-    assert list(spool) == made + [made[3]] and spool.keys[50] == (made[3].path, made[3].start_line, made[3].id)
+    assert list(spool) == made + [made[3]] and spool.key(50) == (made[3].path, made[3].start_line, made[3].id)
     assert list(tmp_path.iterdir()) == []           # an unnamed temp file: nothing left in the folder
     spool.close()

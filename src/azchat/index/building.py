@@ -16,12 +16,13 @@ from ..config import ChunkSettings, index_dir as default_index
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
 from .bm25_writer import BM25Writer
-from .lexical import LexicalIndex
 from ..notes.reading import Skipped, read_note
 from .notetable import DictNotes, NoteTable, notes_of, scan_notes
 from .columns import embed_key
 from .reuse import cached_vectors
+from .segments import write_segment
 from .spool import ChunkSpool
+from .streaming import StreamedVectors, write_full
 from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from ..types import BuildStats, Chunk
 
@@ -212,42 +213,45 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
                 and recorded_prefixes(old.manifest) == prefixes(embedder):
             found = cached_vectors(old, [embed_key(c.embed_text) for c in fresh])   # one chunk at a time
             cached = np.asarray([-1 if v is None else i for i, v in enumerate(found)], dtype=np.int64)
-        need = [i for i in range(len(fresh)) if cached[i] < 0]
-        fresh_vecs = np.zeros((len(fresh), embedder.dim), dtype=np.float32)
-        for i in np.flatnonzero(cached >= 0):
-            fresh_vecs[i] = found[i]
-        if need:
-            use = embedder
-            if auto and len(need) > light_max() and getattr(embedder, "light", False) \
-                    and importlib.util.find_spec("sentence_transformers") is not None:
-                # Asked for (AZCHAT_LIGHT_MAX): many chunks go through the reference.
-                from .embedding import SentenceTransformerEmbedder
-                from .models import resolve_model
+        need = np.flatnonzero(cached < 0)
+        # a full build's vectors go to disk in the sorted row order as they come (streaming.py); an update's
+        # (a few notes) stay in memory
+        spooled = isinstance(fresh, ChunkSpool)
+        fresh_vecs = StreamedVectors(index_dir, fresh, embedder.dim) if spooled else \
+            np.zeros((len(fresh), embedder.dim), dtype=np.float32)
+        try:
+            for i in np.flatnonzero(cached >= 0).tolist():
+                fresh_vecs[i] = found[i]
+            if len(need):
+                use = embedder
+                if auto and len(need) > light_max() and getattr(embedder, "light", False) \
+                        and importlib.util.find_spec("sentence_transformers") is not None:
+                    # Asked for (AZCHAT_LIGHT_MAX): many chunks go through the reference.
+                    from .embedding import SentenceTransformerEmbedder
+                    from .models import resolve_model
 
-                use = SentenceTransformerEmbedder(resolve_model(embedder.name))
-            log(f"Embedding {len(need)} chunks with {embedder.name}")
-            for at in range(0, len(need), EMBED_BLOCK):       # the texts of one block in memory at a time
-                block = need[at:at + EMBED_BLOCK]
-                step = None if progress is None else (lambda done, total, at=at: progress(at + done, len(need)))
-                fresh_vecs[block] = embed(use, [fresh[i].embed_text for i in block], progress=step)
-        stats.embedded = len(need)
-        onnx_dir = _light_export(index_dir, embedder, log) if auto else None
-        if auto:
-            _word_table(index_dir, log)
-
-        common = {
-            "model": embedder.name,
-            "embedder": embedder.name,
-            "dim": embedder.dim,
-            "prefixes": prefixes(embedder),      # before each question / each chunk when embedded
-            "max_tokens": embedder.max_tokens,
-            "chunker": settings.to_dict(),
-            "notes_dir": str(notes_dir.resolve()),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "skipped": skipped_meta,
-        }
-        if onnx_dir is not None:
-            common["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
+                    use = SentenceTransformerEmbedder(resolve_model(embedder.name))
+                log(f"Embedding {len(need)} chunks with {embedder.name}")
+                for at in range(0, len(need), EMBED_BLOCK):       # the texts of one block in memory at a time
+                    block = need[at:at + EMBED_BLOCK]
+                    step = None if progress is None else \
+                        (lambda done, total, at=at: progress(at + done, len(need)))
+                    fresh_vecs[block] = embed(use, [fresh[i].embed_text for i in block.tolist()], progress=step)
+            found = None
+            stats.embedded = len(need)
+            onnx_dir = _light_export(index_dir, embedder, log) if auto else None
+            if auto:
+                _word_table(index_dir, log)
+            common = _common(embedder, settings, notes_dir, skipped_meta, index_dir, onnx_dir)
+            if spooled:
+                common["notes"] = new_meta
+                stats.chunks = write_full(index_dir, fresh, fresh_vecs, common, dense_threshold(), log)
+                stats.seconds = time.perf_counter() - t0
+                return stats
+        finally:
+            if spooled:
+                fresh_vecs.close()
+                fresh.close()
         plan = _segment_plan(old, np.flatnonzero(kept_mask), len(fresh)) if reuse and not full else None
         delta = _notes_delta(old, plan[0], new_meta, removed_notes) if plan is not None else None
         if delta is not None:
@@ -256,7 +260,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             kept_entries = old_notes.entries() if kept_notes else {}
             common["notes"] = {**{r: kept_entries[r] for r in kept_notes if r in kept_entries}, **new_meta}
         if plan is not None:
-            stats.chunks = _write_segment(index_dir, old, plan, fresh, fresh_vecs, common, log)
+            stats.chunks = write_segment(index_dir, old, plan, fresh, fresh_vecs, common, log)
             stats.seconds = time.perf_counter() - t0
             return stats
         kept_rows = np.flatnonzero(kept_mask).tolist()
@@ -264,8 +268,7 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         # old rows stay where they are, read from the old table when written; fresh chunks are merged in
         table = old.chunks if reuse else None
         keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), r, -1) for r in kept_rows] if table is not None else []
-        fresh_keys = fresh.keys if isinstance(fresh, ChunkSpool) else [(c.path, c.start_line, c.id) for c in fresh]
-        keyed += [(key, -1, i) for i, key in enumerate(fresh_keys)]
+        keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
         keyed.sort(key=lambda e: e[0])
         vectors = np.zeros((len(keyed), embedder.dim), dtype=np.float32)
         old_at = np.asarray([n for n, e in enumerate(keyed) if e[1] >= 0], dtype=np.int64)
@@ -294,6 +297,25 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         })
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _common(embedder: Embedder, settings: ChunkSettings, notes_dir: Path, skipped_meta: dict, index_dir: Path,
+            onnx_dir: Path | None) -> dict:
+    """The manifest's entries every build writes."""
+    common = {
+        "model": embedder.name,
+        "embedder": embedder.name,
+        "dim": embedder.dim,
+        "prefixes": prefixes(embedder),      # before each question / each chunk when embedded
+        "max_tokens": embedder.max_tokens,
+        "chunker": settings.to_dict(),
+        "notes_dir": str(notes_dir.resolve()),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "skipped": skipped_meta,
+    }
+    if onnx_dir is not None:
+        common["onnx"] = onnx_dir.relative_to(index_dir).as_posix()
+    return common
 
 
 def _notes_delta(old: Generation, base: Generation, new_meta: dict, removed: list[str]):
@@ -340,52 +362,3 @@ def _segment_plan(old: Generation, kept_rows: list[int], n_fresh: int):
     if len(kept_segment) + n_fresh > limit or base_rows - len(kept_base) > limit:
         return None
     return base, kept_base, kept_segment
-
-
-def _write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], fresh_vecs: np.ndarray,
-                   common: dict, log: Log) -> int:
-    """Write a generation of the base and one small segment: the old segment's kept rows and the fresh
-    chunks, their vectors (flat FAISS) and BM25 with the base's statistics, and the base rows deleted."""
-    from .bm25_writer import BM25Writer
-    from .store import _sha256
-
-    base, kept_base, kept_segment = plan
-    table = old.chunks
-    # the old segment's rows: their start lines from the segment's own column (not a view of every row's)
-    lines, shift = (old.segment.chunks.lines, len(old.base_live)) if old.base is not None else (table.lines, 0)
-    keyed = [((table.path(r), int(lines[r - shift][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
-    keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
-    keyed.sort(key=lambda e: e[0])
-    dim = fresh_vecs.shape[1]
-    vectors = np.zeros((len(keyed), dim), dtype=np.float32)
-    old_at = [n for n, e in enumerate(keyed) if e[1] >= 0]
-    if old_at:
-        vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
-    new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
-    if new_at:
-        vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
-    base_rows = len(base.chunks)
-    live = np.zeros(base_rows, dtype=bool)
-    live[kept_base] = True
-    deleted = np.flatnonzero(~live).astype(np.int64)
-    base_lexical = LexicalIndex.load(base.folder / "bm25", base_rows)
-    writer = BM25Writer(base_lexical.settings)
-    for _, r, i in keyed:
-        writer.add(table.search_text(r) if r >= 0 else fresh[i].search_text)
-    seg_dense, _ = dense.build(vectors, dense.FLAT)
-    log(f"Writing a segment of {len(keyed)} chunks beside {base_rows - len(deleted)} of the base")
-
-    def rows():
-        for _, r, i in keyed:
-            yield table[r] if r >= 0 else fresh[i]
-
-    manifest = {**common, "dense": {**(base.manifest.get("dense") or {}), "segment": dense.FLAT},
-                "base": {"name": base.folder.name,
-                         "sha256": _sha256((base.folder / "manifest.json").read_bytes()),
-                         "live_rows": int(base_rows - len(deleted))}}
-    write_generation(index_dir, manifest, rows(), vectors, {
-        "deleted.npy": lambda p: np.save(p, deleted, allow_pickle=False),
-        "dense.faiss": lambda p: dense.write(seg_dense, p),
-        "bm25": lambda p: writer.save(p, base=base_lexical),
-    })
-    return int(base_rows - len(deleted) + len(keyed))

@@ -18,11 +18,15 @@ drift of a full rebuild, and the merge makes it exact.
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..types import Chunk
+
+if TYPE_CHECKING:
+    from .store import Generation
 
 SEGMENT_FROM = 10_000        # bases with fewer rows are rewritten whole (it is cheap): AZCHAT_SEGMENT_FROM
 
@@ -298,3 +302,54 @@ class _UnionVocab:
 class _UnionBM25:
     def __init__(self, *parts):
         self.vocab_dict = _UnionVocab(*(p.vocab_dict for p in parts if p is not None))
+
+
+def write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], fresh_vecs: np.ndarray,
+                   common: dict, log: Callable[[str], None]) -> int:
+    """Write a generation of the base and one small segment: the old segment's kept rows and the fresh
+    chunks, their vectors (flat FAISS) and BM25 with the base's statistics, and the base rows deleted."""
+    from . import dense
+    from .bm25_writer import BM25Writer
+    from .lexical import LexicalIndex
+    from .store import _sha256, write_generation
+
+    base, kept_base, kept_segment = plan
+    table = old.chunks
+    # the old segment's rows: their start lines from the segment's own column (not a view of every row's)
+    lines, shift = (old.segment.chunks.lines, len(old.base_live)) if old.base is not None else (table.lines, 0)
+    keyed = [((table.path(r), int(lines[r - shift][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
+    keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
+    keyed.sort(key=lambda e: e[0])
+    dim = fresh_vecs.shape[1]
+    vectors = np.zeros((len(keyed), dim), dtype=np.float32)
+    old_at = [n for n, e in enumerate(keyed) if e[1] >= 0]
+    if old_at:
+        vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
+    new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
+    if new_at:
+        vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
+    base_rows = len(base.chunks)
+    live = np.zeros(base_rows, dtype=bool)
+    live[kept_base] = True
+    deleted = np.flatnonzero(~live).astype(np.int64)
+    base_lexical = LexicalIndex.load(base.folder / "bm25", base_rows)
+    writer = BM25Writer(base_lexical.settings)
+    for _, r, i in keyed:
+        writer.add(table.search_text(r) if r >= 0 else fresh[i].search_text)
+    seg_dense, _ = dense.build(vectors, dense.FLAT)
+    log(f"Writing a segment of {len(keyed)} chunks beside {base_rows - len(deleted)} of the base")
+
+    def rows():
+        for _, r, i in keyed:
+            yield table[r] if r >= 0 else fresh[i]
+
+    manifest = {**common, "dense": {**(base.manifest.get("dense") or {}), "segment": dense.FLAT},
+                "base": {"name": base.folder.name,
+                         "sha256": _sha256((base.folder / "manifest.json").read_bytes()),
+                         "live_rows": int(base_rows - len(deleted))}}
+    write_generation(index_dir, manifest, rows(), vectors, {
+        "deleted.npy": lambda p: np.save(p, deleted, allow_pickle=False),
+        "dense.faiss": lambda p: dense.write(seg_dense, p),
+        "bm25": lambda p: writer.save(p, base=base_lexical),
+    })
+    return int(base_rows - len(deleted) + len(keyed))

@@ -1,22 +1,30 @@
-"""The chunks of a full build kept on disk while the build runs, not as Python objects in memory: each chunk is
-one JSON line in an anonymous temporary file beside the index (gone when closed, and on a crash), read back one
-at a time. What stays in memory per chunk is its sort key and the line's offset."""
+"""What a full build keeps on disk while it runs, not in memory: its chunks (ChunkSpool: one JSON line each in an
+anonymous temporary file beside the index, gone when closed, and on a crash, read back one at a time) and their
+vectors (VectorFile: float32 rows in another one). What stays in memory per chunk is 16 bytes: the line's
+offset, the note's number and the start line (the sort key without Python objects)."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+from array import array
 from pathlib import Path
+
+import numpy as np
 
 from ..types import Chunk
 
 
 class ChunkSpool:
-    """A list of chunks on disk: append(), len(), [i], and the (path, start_line, id) key of each without reading."""
+    """A list of chunks on disk: append(), len(), [i], key(i), and order(): the rows sorted by
+    (path, start_line, id) without reading the chunks back (only those that tie on path and line)."""
 
     def __init__(self, folder: Path):
         self._file = tempfile.TemporaryFile(dir=folder, prefix=".spool-")
-        self._offsets: list[int] = []
-        self.keys: list[tuple[str, int, str]] = []
+        self._offsets = array("q")
+        self._note = array("i")             # number of the chunk's path in _paths
+        self._line = array("q")
+        self._paths: dict[str, int] = {}
         self._end = 0
 
     def append(self, chunk: Chunk) -> None:
@@ -25,7 +33,8 @@ class ChunkSpool:
         self._file.write(line)
         self._offsets.append(self._end)
         self._end += len(line)
-        self.keys.append((chunk.path, chunk.start_line, chunk.id))
+        self._note.append(self._paths.setdefault(chunk.path, len(self._paths)))
+        self._line.append(chunk.start_line)
 
     def extend(self, chunks) -> None:
         for chunk in chunks:
@@ -40,6 +49,65 @@ class ChunkSpool:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+    def key(self, i: int) -> tuple[str, int, str]:
+        """The sort key of row i: (path, start_line, id)."""
+        return self[i].path, self._line[i], self[i].id
+
+    def order(self) -> np.ndarray:
+        """The rows in the order of sorted((path, start_line, id)), stable: what a sort of every key gives."""
+        n = len(self)
+        rank = np.zeros(len(self._paths), dtype=np.int64)
+        rank[[self._paths[p] for p in sorted(self._paths)]] = np.arange(len(self._paths))
+        note = rank[np.frombuffer(self._note, dtype=np.int32)] if n else np.zeros(0, np.int64)
+        line = np.frombuffer(self._line, dtype=np.int64) if n else np.zeros(0, np.int64)
+        order = np.lexsort((line, note))
+        same = np.flatnonzero((note[order][1:] == note[order][:-1]) & (line[order][1:] == line[order][:-1]))
+        start = 0
+        while start < len(same):        # rows of one note starting on the same line: ordered by id (rare)
+            end = start
+            while end + 1 < len(same) and same[end + 1] == same[end] + 1:
+                end += 1
+            lo, hi = int(same[start]), int(same[end]) + 2
+            tied = order[lo:hi].tolist()
+            order[lo:hi] = sorted(tied, key=lambda r: (self[r].id, r))
+            start = end + 1
+        return order
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class VectorFile:
+    """float32 rows of `dim` in an anonymous temporary file: rows written at any position (pwrite, so nothing
+    of it is held by this process) and read back memory-mapped."""
+
+    def __init__(self, folder: Path, rows: int, dim: int):
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".vectors-")
+        self.rows, self.dim = rows, dim
+        self._file.truncate(rows * dim * 4)
+
+    def write(self, at: np.ndarray, vectors: np.ndarray) -> None:
+        """vectors[k] becomes row at[k]; runs of consecutive rows are written in one call."""
+        at = np.asarray(at, dtype=np.int64)
+        if not len(at):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        by_row = np.argsort(at, kind="stable")
+        at, vectors = at[by_row], vectors[by_row]
+        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        fd = self._file.fileno()
+        for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(at)]):
+            data, pos = memoryview(vectors[lo:hi]).cast("B"), int(at[lo]) * self.dim * 4
+            while len(data):
+                done = os.pwrite(fd, data, pos)
+                data, pos = data[done:], pos + done
+
+    def array(self) -> np.ndarray:
+        """The rows, memory-mapped read-only (dense.release lets go of the pages read)."""
+        if not self.rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.memmap(self._file, dtype=np.float32, mode="r", shape=(self.rows, self.dim))
 
     def close(self) -> None:
         self._file.close()

@@ -1,0 +1,68 @@
+"""A full build's writing, streamed: its chunks come from the spool (spool.py) in sorted order, its vectors go
+to a temp file in that order as they are embedded (VectorFile) and are copied into the new generation and fed
+to FAISS a block at a time, and its BM25 postings go to disk in runs (bm25_writer.py). So memory holds one
+block of vectors, one run of postings and ~40 bytes per chunk (the spool's offsets and keys, the sort order),
+not the corpus's vectors and postings. The generation is written as every other (store.write_generation):
+a crash at any point leaves the last good index, and the temp files are unnamed (nothing left behind)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import dense
+from .bm25_writer import BM25Writer
+from .spool import ChunkSpool, VectorFile
+from .store import write_generation
+
+
+class StreamedVectors:
+    """Where a full build's vectors go as they are computed: row i of the spool lands at its sorted place."""
+
+    def __init__(self, folder: Path, spool: ChunkSpool, dim: int):
+        self.order = spool.order()                       # sorted row n is spool row order[n]
+        self.place = np.empty(len(self.order), dtype=np.int64)
+        self.place[self.order] = np.arange(len(self.order), dtype=np.int64)
+        self.file = VectorFile(folder, len(self.order), dim)
+
+    def __setitem__(self, rows, vectors: np.ndarray) -> None:
+        """fresh_vecs[rows] = vectors, as the in-memory build writes them."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        self.file.write(self.place[rows], np.asarray(vectors, dtype=np.float32).reshape(len(rows), -1))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, common: dict, threshold: int,
+               log: Callable[[str], None]) -> int:
+    """Write the generation of a full build; returns its chunk count."""
+    lexical = BM25Writer(spill=index_dir)
+    order = vectors.order
+
+    def rows():                     # each chunk read back once: to the chunk table, and its words to BM25
+        for r in order.tolist():
+            chunk = spool[r]
+            lexical.add(chunk.search_text)
+            yield chunk
+
+    saved = vectors.file.array()    # memory-mapped, read a block at a time (dense._blocks lets pages go)
+    kind = dense.choose_kind(len(order), threshold)
+    if kind == dense.FLAT:
+        index, params = None, {"kind": dense.FLAT}
+    else:
+        log(f"Building the approximate dense index over {len(order)} vectors")
+        index, params = dense.build(saved, kind)
+
+    def write_dense(path: Path) -> None:
+        if index is not None:
+            dense.write(index, path)
+        elif not dense.write_flat(saved, path):      # faiss lays a flat index out otherwise: built in memory
+            dense.write(dense.build(saved, dense.FLAT)[0], path)
+
+    write_generation(index_dir, {**common, "dense": params}, rows(), saved, {
+        "dense.faiss": write_dense,
+        "bm25": lexical.save,
+    })
+    return len(order)
