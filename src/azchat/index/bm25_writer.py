@@ -60,7 +60,7 @@ class BM25Writer:
     for full builds (spilled, streaming.py), corpora too large for token lists (bench/scale.py) and segments."""
 
     BLOCK = 1 << 22           # postings handled at a time when expanding compounds and scoring
-    RUN = 1 << 19             # postings in memory before a run goes to the spill file (with `spill`)
+    RUN = 1 << 18             # postings in memory before a run goes to the spill file (with `spill`)
 
     def __init__(self, settings: LexicalSettings = LexicalSettings(), spill: Path | None = None):
         self.settings = settings
@@ -236,7 +236,7 @@ class BM25Writer:
 
     def _save_runs(self, folder: Path, n_cols: int, vocab: dict, base) -> np.float64:
         """The runs on disk merged: each run's postings expanded and sorted by token (then document) into
-        the spill file, then written token range by token range (at most BLOCK postings, or one token), each
+        the spill file, then written token range by token range (at most RUN postings, or one token), each
         range gathered from every run in run order, which is document order."""
         if self._count.n:
             self._flush()
@@ -260,9 +260,9 @@ class BM25Writer:
         idf, avg = self._idf(df, lens, vocab, base)
         indptr = np.zeros(n_cols + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
-        bounds = [0]
+        bounds, most = [0], min(self.BLOCK, self.RUN)     # a range's temporaries: ~70 bytes a posting
         while bounds[-1] < n_cols:
-            t = int(np.searchsorted(indptr, indptr[bounds[-1]] + self.BLOCK, side="right")) - 1
+            t = int(np.searchsorted(indptr, indptr[bounds[-1]] + most, side="right")) - 1
             bounds.append(min(max(t, bounds[-1] + 1), n_cols))
         cuts = [np.searchsorted(self._read(at, p), bounds) for p, at in by_token]
         data = _NpyOut(folder / "data.csc.index.npy", np.float32, indptr[-1])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mmap
+from array import array
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -102,7 +103,7 @@ class StringWriter:
     def __init__(self, folder: Path, name: str):
         self.folder, self.name = folder, name
         self._fh = open(folder / f"{name}.bin", "wb")
-        self._off = [0]
+        self._off = array("q", [0])          # 8 bytes a row, not a Python int
         self._pos = 0
 
     def add(self, value: str | bytes) -> None:
@@ -113,7 +114,7 @@ class StringWriter:
 
     def close(self) -> None:
         self._fh.close()
-        np.save(self.folder / f"{self.name}.off.npy", np.asarray(self._off, dtype=np.int64), allow_pickle=False)
+        np.save(self.folder / f"{self.name}.off.npy", np.frombuffer(self._off, dtype=np.int64), allow_pickle=False)
 
 
 def write_strings(folder: Path, name: str, values: Iterable[str]) -> None:
@@ -130,13 +131,11 @@ def _meta_json(c: Chunk) -> str:
 def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
     """Write chunks (any iterable, read once, in order) as columns under folder; returns the row count.
 
-    Memory: the per-row int arrays and the distinct paths and metas; the text goes straight to disk."""
+    Memory: ~70 bytes a row (int arrays, not Python lists) and the distinct paths, metas and words; the text
+    goes straight to disk."""
     folder.mkdir(parents=True, exist_ok=True)
     writers = {name: StringWriter(folder, name) for name in TEXT_FIELDS}
-    lines: list[int] = []
-    path_of: list[int] = []
-    meta_of: list[int] = []
-    keys: list[bytes] = []
+    lines, path_of, meta_of, keys = array("q"), array("q"), array("q"), bytearray()
     paths: dict[str, int] = {}
     metas: dict[str, int] = {}
     words: set[str] = set()
@@ -152,10 +151,10 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
             identifiers.update(m.lower().strip("_") for m in _IDENTIFIER.findall(c.search_text))
         for name, w in writers.items():
             w.add(getattr(c, name))
-        lines += (c.start_line, c.end_line)
+        lines.extend((c.start_line, c.end_line))
         path_of.append(paths.setdefault(c.path, len(paths)))
         meta_of.append(metas.setdefault(_meta_json(c), len(metas)))
-        keys.append(embed_key(c.embed_text))
+        keys += embed_key(c.embed_text)         # 20 bytes
         n += 1
     for w in writers.values():
         w.close()
@@ -169,11 +168,12 @@ def write_columns(folder: Path, chunks: Iterable[Chunk]) -> int:
         renumber[paths[p]] = new
     write_strings(folder, "paths", by_name)
     write_strings(folder, "metas", list(metas))
-    np.save(folder / "path.npy", renumber[np.asarray(path_of, dtype=np.int64)] if n else
+    np.save(folder / "path.npy", renumber[np.frombuffer(path_of, dtype=np.int64)] if n else
             np.zeros(0, np.int32), allow_pickle=False)
-    np.save(folder / "meta.npy", np.asarray(meta_of, dtype=np.int32), allow_pickle=False)
-    np.save(folder / "lines.npy", np.asarray(lines, dtype=np.int32).reshape(n, 2), allow_pickle=False)
-    np.save(folder / "keys.npy", np.asarray(keys, dtype="S20").reshape(n), allow_pickle=False)
+    np.save(folder / "meta.npy", np.frombuffer(meta_of, dtype=np.int64).astype(np.int32), allow_pickle=False)
+    np.save(folder / "lines.npy", np.frombuffer(lines, dtype=np.int64).astype(np.int32).reshape(n, 2),
+            allow_pickle=False)
+    np.save(folder / "keys.npy", np.frombuffer(keys, dtype="S20").reshape(n), allow_pickle=False)
     return n
 
 

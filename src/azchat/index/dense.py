@@ -48,7 +48,7 @@ def _nlist(n: int) -> int:
     return int(max(8, min(4096, 2 ** round(math.log2(max(math.sqrt(n), 8))))))
 
 
-BLOCK = 65_536     # rows of a memory-mapped input read at a time
+BLOCK = 8_192      # rows of a memory-mapped input read at a time (12 MB of 384-dim float32)
 
 
 def _blocks(vectors: np.ndarray):

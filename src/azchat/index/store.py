@@ -330,7 +330,7 @@ def _save_vectors(path: Path, vectors: np.ndarray) -> None:
             fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(VECTOR_DTYPE)), "fortran_order": False,
                  "shape": tuple(vectors.shape)})
         for _, block in _blocks(vectors):
-            fh.write(block.astype(VECTOR_DTYPE).tobytes())
+            fh.write(memoryview(block.astype(VECTOR_DTYPE)).cast("B"))      # one block converted at a time
 
 
 def tidy(index_dir: Path) -> None:
