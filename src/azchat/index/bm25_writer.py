@@ -107,6 +107,12 @@ class BM25Writer:
             grown.n = 0
         self._runs.append((docs, postings, at))
 
+    def close(self) -> None:
+        """Let go of the spill file (save() does; a build that fails calls it)."""
+        if self._file is not None:
+            self._file.close()
+        self._file, self._runs = None, []
+
     def _read(self, at: int, count: int) -> np.ndarray:
         self._file.seek(at)
         return np.frombuffer(self._file.read(4 * count), dtype=np.int32)
@@ -281,7 +287,6 @@ class BM25Writer:
         finally:
             data.close()
             indices.close()
-            self._file.close()
-            self._file, self._runs = None, []
+            self.close()
         np.save(folder / "indptr.csc.index.npy", indptr, allow_pickle=False)
         return avg

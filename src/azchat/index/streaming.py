@@ -61,8 +61,12 @@ def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, com
         elif not dense.write_flat(saved, path):      # faiss lays a flat index out otherwise: built in memory
             dense.write(dense.build(saved, dense.FLAT)[0], path)
 
-    write_generation(index_dir, {**common, "dense": params}, rows(), saved, {
-        "dense.faiss": write_dense,
-        "bm25": lexical.save,
-    })
+    try:
+        write_generation(index_dir, {**common, "dense": params}, rows(), saved, {
+            "dense.faiss": write_dense,
+            "bm25": lexical.save,
+        })
+    finally:
+        lexical.close()
+        del saved
     return len(order)

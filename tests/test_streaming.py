@@ -1,0 +1,153 @@
+"""A full build streams (index/streaming.py): its chunks, vectors and BM25 postings go to unnamed temp files
+beside the index and are written into the new generation a block at a time. What it writes is what the
+definitions say (rows sorted by key, each row's vector its embedding, bm25s's scores, faiss's flat file), and
+a crash at any point of it keeps the last good index and leaves nothing behind."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from azchat import build_index
+from azchat.index import bm25_writer, building, dense, spool, store
+from azchat.index.embedding import HashEmbedder
+from azchat.index.lexical import LexicalIndex
+from azchat.index.store import current_folder, load_generation
+from azchat.types import Chunk
+
+from conftest import write
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Every streamed part in pieces of a few rows: embedding blocks, BM25 runs and merge ranges, vector
+    blocks read back."""
+    monkeypatch.setattr(building, "EMBED_BLOCK", 2)
+    monkeypatch.setattr(bm25_writer.BM25Writer, "RUN", 7)
+    monkeypatch.setattr(bm25_writer.BM25Writer, "BLOCK", 5)
+    monkeypatch.setattr(dense, "BLOCK", 3)
+
+
+def _more_notes(vault):
+    """Notes whose scan order (a folder's files before its subfolders) is not the sorted order of paths."""
+    for i in range(6):
+        write(vault, f"zz/{i}.md", f"# Z {i}\n\nstorage account key rotation {i}\n\n## More\n\npeering {i}\n")
+    write(vault, "a.md", "# A\n\nvirtual network peering and DNS zones\n")
+
+
+def test_a_streamed_full_build_writes_what_the_definitions_say(vault, tmp_path, small_blocks, monkeypatch):
+    _more_notes(vault)
+    made = []
+    real = spool.ChunkSpool.order
+
+    def order(self):
+        made.append(real(self))
+        return made[-1]
+
+    monkeypatch.setattr(spool.ChunkSpool, "order", order)
+    runs, flush = [], bm25_writer.BM25Writer._flush
+    monkeypatch.setattr(bm25_writer.BM25Writer, "_flush", lambda self: runs.append(flush(self)))
+    build_index(vault, tmp_path / "index", embedder=HashEmbedder(), full=True)
+    assert len(runs) > 10                                               # BM25 went to disk in runs
+    assert not np.array_equal(made[0], np.arange(len(made[0])))      # rows were put in another order
+    gen = load_generation(tmp_path / "index")
+    chunks = list(gen.chunks)
+    assert [(c.path, c.start_line, c.id) for c in chunks] == sorted((c.path, c.start_line, c.id) for c in chunks)
+    assert len(chunks) > 20 and len(set(c.path for c in chunks)) == 11
+    vectors = np.asarray(gen.vectors)
+    assert np.array_equal(vectors, HashEmbedder().embed([c.embed_text for c in chunks]))
+    ref = LexicalIndex.build([c.search_text for c in chunks])          # bm25s, "lucene"
+    got = LexicalIndex.load(gen.folder / "bm25", len(chunks))
+    for query in ["storage account key", "peering", "DNS Zonen", "virtual network", "nothing"]:
+        np.testing.assert_allclose(got.scores(query), ref.scores(query), rtol=1e-6, atol=0)
+    import faiss
+
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    assert (gen.folder / "dense.faiss").read_bytes() == faiss.serialize_index(flat).tobytes()
+
+
+def test_the_spool_sorts_its_rows_by_key_ties_on_a_line_by_id(tmp_path):
+    s = spool.ChunkSpool(tmp_path)
+    rng = np.random.default_rng(3)
+    made = [Chunk(f"{rng.integers(0, 99):02x}{i}", f"n/{rng.integers(0, 4)}.md", "T", "H", int(rng.integers(1, 4)),
+                  9, "t", "e", "s") for i in range(80)]
+    made += [Chunk("b", "é.md", "T", "H", 1, 2, "t", "e", "s"), Chunk("a", "é.md", "T", "H", 1, 2, "t", "e", "s"),
+             Chunk("c", "z.md", "T", "H", 1, 2, "t", "e", "s")]
+    s.extend(made)
+    want = sorted(range(len(made)), key=lambda i: (made[i].path, made[i].start_line, made[i].id))
+    assert s.order().tolist() == want
+    assert s.key(81) == ("é.md", 1, "a")
+    s.close()
+    empty = spool.ChunkSpool(tmp_path)
+    assert empty.order().tolist() == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def _crash_in_embedding(monkeypatch):
+    calls = []
+    real = spool.VectorFile.write
+
+    def write_some(self, at, vectors):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(self, at, vectors)
+    monkeypatch.setattr(spool.VectorFile, "write", write_some)
+
+
+def _crash_in_bm25_merge(monkeypatch):
+    real = bm25_writer._NpyOut.write
+    calls = []
+
+    def write_some(self, values):       # the runs are on disk and sorted; the token ranges are being merged
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(self, values)
+    monkeypatch.setattr(bm25_writer._NpyOut, "write", write_some)
+
+
+def _crash_writing_vectors(monkeypatch):
+    real = dense._blocks
+
+    def blocks(vectors):
+        for n, block in enumerate(real(vectors)):
+            if n == 2:
+                raise OSError("disk full")
+            yield block
+    monkeypatch.setattr(dense, "_blocks", blocks)
+
+
+def _crash_before_the_swap(monkeypatch):
+    real = store.fsync_file
+
+    def fsync(path):
+        if path.name == "manifest.json":
+            raise OSError("disk full")
+        real(path)
+    monkeypatch.setattr(store, "fsync_file", fsync)
+
+
+@pytest.mark.parametrize("crash", [_crash_in_embedding, _crash_in_bm25_merge, _crash_writing_vectors,
+                                   _crash_before_the_swap])
+def test_a_full_build_that_fails_midway_keeps_the_last_index_and_leaves_nothing(vault, tmp_path, crash,
+                                                                                small_blocks, monkeypatch):
+    idx = tmp_path / "index"
+    fake = HashEmbedder()
+    build_index(vault, idx, embedder=fake)
+    before = current_folder(idx)
+    listing = sorted(p.name for p in idx.iterdir())
+    _more_notes(vault)
+    crash(monkeypatch)
+    with pytest.raises(Exception, match="disk full"):
+        build_index(vault, idx, embedder=fake, full=True)
+    assert current_folder(idx) == before and sorted(p.name for p in idx.iterdir()) == listing
+    assert {c.path for c in load_generation(idx).chunks} == {"networking.md", "storage/storage.md",
+                                                            "ml/machine learning.md", "dns.md"}
+    open_here = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                 if os.path.exists(f"/proc/self/fd/{fd}")]
+    assert not [f for f in open_here if f.startswith(str(idx)) and not f.endswith(".lock")]   # temp files closed
+    monkeypatch.undo()
+    assert build_index(vault, idx, embedder=fake, full=True).notes == 11
