@@ -22,7 +22,6 @@ from .columns import embed_key
 from .reuse import cached_vectors
 from .segments import write_segment
 from .spool import ChunkSpool
-from .streaming import StreamedVectors, write_full
 from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
 from ..types import BuildStats, Chunk
 
@@ -217,6 +216,8 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
         # a full build's vectors go to disk in the sorted row order as they come (streaming.py); an update's
         # (a few notes) stay in memory
         spooled = isinstance(fresh, ChunkSpool)
+        if spooled:
+            from .streaming import StreamedVectors, write_full
         fresh_vecs = StreamedVectors(index_dir, fresh, embedder.dim) if spooled else \
             np.zeros((len(fresh), embedder.dim), dtype=np.float32)
         try:

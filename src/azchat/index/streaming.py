@@ -68,5 +68,4 @@ def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, com
         })
     finally:
         lexical.close()
-        del saved
     return len(order)
