@@ -1,6 +1,6 @@
 """A full build streams (index/streaming.py): its chunks, vectors and BM25 postings go to unnamed temp files
 beside the index and are written into the new generation a block at a time. What it writes is what the
-definitions say (rows sorted by key, each row's vector its embedding, bm25s's scores, faiss's flat file), and
+definitions say (rows sorted by key, each row's vector its embedding, bm25s's scores, dense.build's flat index),
 a crash at any point of it keeps the last good index and leaves nothing behind."""
 from __future__ import annotations
 
@@ -56,16 +56,17 @@ def test_a_streamed_full_build_writes_what_the_definitions_say(vault, tmp_path, 
     chunks = list(gen.chunks)
     assert [(c.path, c.start_line, c.id) for c in chunks] == sorted((c.path, c.start_line, c.id) for c in chunks)
     assert len(chunks) > 20 and len(set(c.path for c in chunks)) == 11
+    embedded = HashEmbedder().embed([c.embed_text for c in chunks])
     vectors = np.asarray(gen.vectors)
-    assert np.array_equal(vectors, HashEmbedder().embed([c.embed_text for c in chunks]))
+    assert vectors.dtype == store.VECTOR_DTYPE and np.array_equal(vectors, embedded.astype(store.VECTOR_DTYPE))
     ref = LexicalIndex.build([c.search_text for c in chunks])          # bm25s, "lucene"
     got = LexicalIndex.load(gen.folder / "bm25", len(chunks))
     for query in ["storage account key", "peering", "DNS Zonen", "virtual network", "nothing"]:
         np.testing.assert_allclose(got.scores(query), ref.scores(query), rtol=1e-6, atol=0)
     import faiss
 
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
+    flat, params = dense.build(embedded, dense.FLAT)                  # the index built in memory
+    assert gen.manifest["dense"] == params
     assert (gen.folder / "dense.faiss").read_bytes() == faiss.serialize_index(flat).tobytes()
 
 

@@ -78,7 +78,7 @@ def build(vectors: np.ndarray, kind: str, seed: int = 0):
     dim = vectors.shape[1]
     n = len(vectors)
     if kind == FLAT or n == 0:
-        index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        index = _flat(dim)
         for _, block in _blocks(vectors):
             index.add(block)
         return index, {"kind": FLAT, "codes": CODES}
@@ -100,31 +100,41 @@ def build(vectors: np.ndarray, kind: str, seed: int = 0):
                    "target_recall": TARGET_RECALL}
 
 
+def _flat(dim: int):
+    """The exact index build() makes: every vector's float16 codes, scanned whole."""
+    import faiss
+
+    return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+
+
 def write_flat(vectors: np.ndarray, path: Path) -> bool:
-    """Write the exact (flat) index of these vectors to path a block at a time, never holding them all: faiss's
-    own file layout for an IndexFlatIP (its header, then the float32 rows), taken from faiss.serialize_index
-    and checked against it on two rows first. False (nothing written) when faiss lays it out otherwise."""
+    """Write build(vectors, FLAT)'s index to path a block at a time, never holding every vector: faiss's own
+    file layout (an empty index's bytes with the row count and the codes' size set, then each row's codes as
+    faiss encodes them), checked against faiss.serialize_index on two rows first. False (nothing written)
+    when faiss lays the file out otherwise."""
     import faiss
 
     n, dim = vectors.shape
-
-    def header(rows: int) -> bytes:      # an empty index's bytes with ntotal and the codes' size set
-        empty = bytearray(faiss.serialize_index(faiss.IndexFlatIP(dim)).tobytes())
-        if len(empty) < 24 or empty[8:16] != bytes(8) or empty[-8:] != bytes(8):
-            return b""
-        empty[8:16] = np.int64(rows).tobytes()
-        empty[-8:] = np.uint64(rows * dim).tobytes()
-        return bytes(empty)
-
-    probe = np.arange(2 * dim, dtype=np.float32).reshape(2, dim)
-    two = faiss.IndexFlatIP(dim)
+    empty = faiss.serialize_index(_flat(dim)).tobytes()
+    probe = np.arange(2 * dim, dtype=np.float32).reshape(2, dim) / (2 * dim)
+    one, two = _flat(dim), _flat(dim)
+    one.add(probe[:1])
     two.add(probe)
-    if not header(2) or faiss.serialize_index(two).tobytes() != header(2) + probe.tobytes():
+    unit = int.from_bytes(faiss.serialize_index(one).tobytes()[len(empty) - 8:len(empty)], "little")
+
+    def header(rows: int) -> bytes:
+        head = bytearray(empty)
+        head[8:16], head[-8:] = np.int64(rows).tobytes(), np.uint64(rows * unit).tobytes()
+        return bytes(head)
+
+    codes = _flat(dim)
+    if len(empty) < 24 or empty[8:16] != bytes(8) or empty[-8:] != bytes(8) or \
+            faiss.serialize_index(two).tobytes() != header(2) + codes.sa_encode(probe).tobytes():
         return False
     with open(path, "wb") as fh:
         fh.write(header(n))
         for _, block in _blocks(vectors):
-            fh.write(memoryview(block).cast("B"))
+            fh.write(memoryview(codes.sa_encode(block)).cast("B"))
     return True
 
 

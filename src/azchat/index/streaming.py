@@ -50,7 +50,7 @@ def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, com
     saved = vectors.file.array()    # memory-mapped, read a block at a time (dense._blocks lets pages go)
     kind = dense.choose_kind(len(order), threshold)
     if kind == dense.FLAT:
-        index, params = None, {"kind": dense.FLAT}
+        index, params = None, {"kind": dense.FLAT, "codes": dense.CODES}     # what dense.build records
     else:
         log(f"Building the approximate dense index over {len(order)} vectors")
         index, params = dense.build(saved, kind)
