@@ -1,7 +1,7 @@
 """A full build streams (index/streaming.py): its chunks, vectors and BM25 postings go to unnamed temp files
 beside the index and are written into the new generation a block at a time. What it writes is what the
-definitions say (rows sorted by key, each row's vector its embedding, bm25s's scores, dense.build's flat index),
-a crash at any point of it keeps the last good index and leaves nothing behind."""
+definitions say (rows sorted by key, each row's vector its embedding, bm25s's scores, dense.build's flat index)
+and a crash at any point of it keeps the last good index and leaves nothing behind."""
 from __future__ import annotations
 
 import gc
