@@ -156,3 +156,47 @@ def test_a_full_build_that_fails_midway_keeps_the_last_index_and_leaves_nothing(
                 and not f.endswith("/.lock")]                             # the temp files are closed
     monkeypatch.undo()
     assert build_index(vault, idx, embedder=fake, full=True).notes == 11
+
+
+@pytest.mark.parametrize("block", [3, 64, 8192])
+def test_the_ivf_index_written_from_a_file_is_the_one_faiss_builds(tmp_path, monkeypatch, block):
+    """ivf_writer.write_ivf (lists assigned a block at a time, nprobe tuned block by block, the file written list
+    by list) writes the bytes of dense.build(vectors, IVF)'s index and records the same nlist, nprobe and recall,
+    from a memory-mapped input, duplicate vectors included; faiss's own layout is used, not the fallback."""
+    import faiss
+
+    from azchat.index import ivf_writer
+
+    monkeypatch.setattr(dense, "BLOCK", block)
+    monkeypatch.setattr(ivf_writer, "GROUP", max(1, block // 2))
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(30, 32)).astype(np.float32)
+    v = (centres[rng.integers(0, 30, 3000)] + 0.4 * rng.normal(size=(3000, 32))).astype(np.float32)
+    v[[10, 500, 2999]] = v[7]
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    np.save(tmp_path / "v.npy", v)
+    mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
+    index, params = dense.build(v, dense.IVF)
+    written = ivf_writer.write_ivf(mapped, tmp_path / "ivf.faiss")
+    assert written == params and params["nlist"] > 8 and params["nprobe"] < params["nlist"]
+    assert (tmp_path / "ivf.faiss").read_bytes() == faiss.serialize_index(index).tobytes()
+
+
+def test_a_streamed_full_build_above_the_dense_threshold_writes_the_ivf_index(vault, tmp_path, small_blocks,
+                                                                               monkeypatch):
+    from azchat.index import ivf_writer
+
+    for i in range(60):
+        write(vault, f"many/{i:02d}.md", "".join(f"# N{i}\n\n## S{j}\n\nword{i % 9} topic{j} storage {i * j}\n\n"
+                                                 for j in range(8)))
+    monkeypatch.setenv("AZCHAT_ANN_THRESHOLD", "100")
+    written = []
+    real = ivf_writer.write_ivf
+    monkeypatch.setattr("azchat.index.streaming.write_ivf", lambda v, p: written.append(real(v, p)) or written[-1])
+    build_index(vault, tmp_path / "index", embedder=HashEmbedder(), full=True)
+    gen = load_generation(tmp_path / "index")
+    import faiss
+
+    index, params = dense.build(HashEmbedder().embed([c.embed_text for c in gen.chunks]), dense.IVF)
+    assert written == [params] and gen.manifest["dense"] == params and params["kind"] == dense.IVF
+    assert (gen.folder / "dense.faiss").read_bytes() == faiss.serialize_index(index).tobytes()

@@ -71,8 +71,6 @@ def release(array) -> None:
 def build(vectors: np.ndarray, kind: str, seed: int = 0):
     """The FAISS index for these vectors and the parameters to record: (index, {"kind": ..., ...}).
     `vectors` may be memory-mapped: it is then read in blocks, never whole."""
-    import faiss
-
     if not isinstance(vectors, np.memmap):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
@@ -82,22 +80,46 @@ def build(vectors: np.ndarray, kind: str, seed: int = 0):
         for _, block in _blocks(vectors):
             index.add(block)
         return index, {"kind": FLAT, "codes": CODES}
+    index, rng = trained_ivf(vectors, seed)
+    for _, block in _blocks(vectors):
+        index.add(block)
+    nprobe, recall = tune_nprobe(index, vectors, rng)
+    index.nprobe = nprobe
+    return index, ivf_params(index, nprobe, recall)
+
+
+def trained_ivf(vectors: np.ndarray, seed: int = 0):
+    """(an empty IVF index trained on a sample of the vectors, the random generator after the sample)."""
+    import faiss
+
+    n, dim = vectors.shape
     nlist = min(_nlist(n), max(1, n // 39))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16,
                                           faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
-    train = vectors if n <= 64 * nlist else vectors[np.sort(rng.choice(n, 64 * nlist, replace=False))]
+    train = vectors if n <= 64 * nlist else _rows(vectors, np.sort(rng.choice(n, 64 * nlist, replace=False)))
     index.cp.seed = seed
     index.train(np.ascontiguousarray(train, dtype=np.float32))
     del train
     release(vectors)
-    for _, block in _blocks(vectors):
-        index.add(block)
-    nprobe, recall = tune_nprobe(index, vectors, rng)
-    index.nprobe = nprobe
-    return index, {"kind": IVF, "codes": CODES, "nlist": nlist, "nprobe": nprobe, "recall_at_10": round(recall, 4),
-                   "target_recall": TARGET_RECALL}
+    return index, rng
+
+
+def _rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """vectors[rows] (rows sorted); from a memory-mapped input a block at a time, its pages let go after each."""
+    if not isinstance(vectors, np.memmap):
+        return vectors[rows]
+    out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+    for start, block in _blocks(vectors):
+        lo, hi = np.searchsorted(rows, [start, start + len(block)])
+        out[lo:hi] = block[rows[lo:hi] - start]
+    return out
+
+
+def ivf_params(index, nprobe: int, recall: float) -> dict:
+    return {"kind": IVF, "codes": CODES, "nlist": index.nlist, "nprobe": nprobe, "recall_at_10": round(recall, 4),
+            "target_recall": TARGET_RECALL}
 
 
 def _flat(dim: int):
@@ -143,23 +165,39 @@ def tune_nprobe(index, vectors: np.ndarray, rng, queries: int = 200, k: int = 10
 
     Queries are sampled index vectors with a little noise (a query is near, not on, its best chunks).
     """
-    import faiss
+    q, truth = tuning_queries(vectors, rng, queries, k)
 
+    def found(nprobe: int) -> np.ndarray:
+        index.nprobe = nprobe
+        return index.search(q, truth.shape[1])[1]
+    return pick_nprobe(truth, found, index.nlist)
+
+
+def tuning_queries(vectors: np.ndarray, rng, queries: int = 200, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, their exact top-k ids) for tune_nprobe."""
     n, dim = vectors.shape
     pick = rng.choice(n, min(queries, n), replace=False)
     q = vectors[pick] + rng.normal(0, 0.5 / math.sqrt(dim), (len(pick), dim)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     q = np.ascontiguousarray(q, dtype=np.float32)
-    kk = min(k, n)
-    truth = exact_top(vectors, q, kk)
-    nprobe, recall = 1, 0.0
-    while True:
-        index.nprobe = nprobe
-        _, got = index.search(q, kk)
-        recall = recall_at(truth, got)
-        if recall >= TARGET_RECALL or nprobe >= index.nlist:
+    return q, exact_top(vectors, q, min(k, n))
+
+
+def probes(nlist: int) -> list[int]:
+    """The nprobe values tried, in order: 1, 2, 4, ... up to nlist."""
+    out = [1]
+    while out[-1] < nlist:
+        out.append(min(out[-1] * 2, nlist))
+    return out
+
+
+def pick_nprobe(truth: np.ndarray, found, nlist: int) -> tuple[int, float]:
+    """The first of probes(nlist) whose results found(nprobe) reach TARGET_RECALL (or nlist), and its recall."""
+    for nprobe in probes(nlist):
+        recall = recall_at(truth, found(nprobe))
+        if recall >= TARGET_RECALL or nprobe >= nlist:
             return nprobe, recall
-        nprobe = min(nprobe * 2, index.nlist)
+    raise AssertionError("unreachable")
 
 
 def exact_top(vectors: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:

@@ -1,9 +1,10 @@
 """A full build's writing, streamed: its chunks come from the spool (spool.py) in sorted order, its vectors go
-to a temp file in that order as they are embedded (VectorFile) and are copied into the new generation and fed
-to FAISS a block at a time, and its BM25 postings go to disk in runs (bm25_writer.py). So memory holds one
-block of vectors, one run of postings and ~40 bytes per chunk (the spool's offsets and keys, the sort order),
-not the corpus's vectors and postings. The generation is written as every other (store.write_generation):
-a crash at any point leaves the last good index, and the temp files are unnamed (nothing left behind)."""
+to a temp file in that order as they are embedded (VectorFile) and are copied into the new generation and
+encoded into the FAISS file a block at a time (dense.write_flat, ivf_writer.write_ivf), and its BM25 postings
+go to disk in runs (bm25_writer.py). So memory holds one block of vectors, one run of postings and a few
+arrays of 8 bytes per chunk (the spool's offsets and keys, the sort order, IVF's list of each vector), not the
+corpus's vectors, lists and postings. The generation is written as every other (store.write_generation): a
+crash at any point leaves the last good index, and the temp files are unnamed (nothing left behind)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 
 from . import dense
 from .bm25_writer import BM25Writer
+from .ivf_writer import write_ivf
 from .spool import ChunkSpool, VectorFile
 from .store import write_generation
 
@@ -49,23 +51,27 @@ def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, com
 
     saved = vectors.file.array()    # memory-mapped, read a block at a time (dense._blocks lets pages go)
     kind = dense.choose_kind(len(order), threshold)
-    if kind == dense.FLAT:
-        index, params = None, {"kind": dense.FLAT, "codes": dense.CODES}     # what dense.build records
-    else:
-        log(f"Building the approximate dense index over {len(order)} vectors")
-        index, params = dense.build(saved, kind)
+    params = {"kind": dense.FLAT, "codes": dense.CODES}     # what dense.build records (IVF: once written)
 
     def write_dense(path: Path) -> None:
-        if index is not None:
+        if kind == dense.FLAT:
+            written = dense.write_flat(saved, path)
+        else:
+            log(f"Building the approximate dense index over {len(order)} vectors")
+            written = write_ivf(saved, path)
+            params.clear()
+            params.update(written or {})
+        if not written:                 # faiss lays its files out otherwise than checked: built in memory
+            index, built = dense.build(saved, kind)
             dense.write(index, path)
-        elif not dense.write_flat(saved, path):      # faiss lays a flat index out otherwise: built in memory
-            dense.write(dense.build(saved, dense.FLAT)[0], path)
+            params.clear()
+            params.update(built)
 
     try:
-        write_generation(index_dir, {**common, "dense": params}, rows(), saved, {
+        write_generation(index_dir, common, rows(), saved, {
             "dense.faiss": write_dense,
             "bm25": lexical.save,
-        })
+        }, finish=lambda manifest: manifest.update(dense=params))
     finally:
         lexical.close()
     return len(order)
