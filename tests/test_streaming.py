@@ -49,8 +49,11 @@ def test_a_streamed_full_build_writes_what_the_definitions_say(vault, tmp_path, 
     monkeypatch.setattr(spool.ChunkSpool, "order", order)
     runs, flush = [], bm25_writer.BM25Writer._flush
     monkeypatch.setattr(bm25_writer.BM25Writer, "_flush", lambda self: runs.append(flush(self)))
+    flat, write_flat = [], dense.write_flat
+    monkeypatch.setattr(dense, "write_flat", lambda v, p: flat.append(write_flat(v, p)) or flat[-1])
     build_index(vault, tmp_path / "index", embedder=HashEmbedder(), full=True)
     assert len(runs) > 10                                               # BM25 went to disk in runs
+    assert flat == [True]                                               # the flat file streamed, no fallback
     assert not np.array_equal(made[0], np.arange(len(made[0])))      # rows were put in another order
     gen = load_generation(tmp_path / "index")
     chunks = list(gen.chunks)
