@@ -1,6 +1,6 @@
 """What a full build keeps on disk while it runs, not in memory: its chunks (ChunkSpool: one JSON line each in an
 anonymous temporary file beside the index, gone when closed, and on a crash, read back one at a time) and their
-vectors (VectorFile: float32 rows in another one). What stays in memory per chunk is 16 bytes: the line's
+vectors (VectorFile: float32 rows in another one). What stays in memory per chunk is 20 bytes: the line's
 offset, the note's number and the start line (the sort key without Python objects)."""
 from __future__ import annotations
 
