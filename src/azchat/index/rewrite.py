@@ -90,8 +90,6 @@ def merge_order(table, kept_rows: np.ndarray, fresh: list[Chunk]) -> np.ndarray:
         paths = [part.paths[int(u)] for u in used.tolist()]
         names.update(paths)
         parts.append((np.searchsorted(used, ids), paths, np.asarray(part.lines)[rows, 0].astype(np.int64)))
-        dense.release(part.path_ids)
-        dense.release(part.lines)
     rank = {p: n for n, p in enumerate(sorted(names))}
     notes = [np.asarray([rank[p] for p in paths], dtype=np.int64)[local] if len(local) else
              np.zeros(0, np.int64) for local, paths, _ in parts]
@@ -116,10 +114,14 @@ def merge_order(table, kept_rows: np.ndarray, fresh: list[Chunk]) -> np.ndarray:
     return order
 
 
-def _release(vectors) -> None:
+def _release(vectors, table) -> None:
+    """Let go of the pages read of the old generation's memory-mapped vectors and columns (base and segment)."""
     for part in (vectors, getattr(vectors, "base", None), getattr(vectors, "segment", None)):
         if part is not None:
             dense.release(part)
+    for part in (table, getattr(table, "base", None), getattr(table, "segment", None)):
+        if hasattr(part, "release"):
+            part.release()
 
 
 def _write_streamed(index_dir, old, kept_rows, fresh, fresh_vecs, common, threshold, log) -> int:
@@ -137,13 +139,14 @@ def _write_streamed(index_dir, old, kept_rows, fresh, fresh_vecs, common, thresh
             is_old = pos < nk
             if is_old.any():
                 block[is_old] = old.vectors[kept_rows[pos[is_old]]]
-                _release(old.vectors)
+                _release(old.vectors, None)
             if not is_old.all():
                 block[~is_old] = fresh_vecs[pos[~is_old] - nk]
             file.write(np.arange(lo, lo + len(pos), dtype=np.int64), block)
 
         def rows():                 # each row read once: to the chunk table, and its words to BM25
             for lo in range(0, n, dense.BLOCK):
+                _release(None, table)
                 for p in order[lo:lo + dense.BLOCK].tolist():
                     if p < nk:
                         r = int(kept_rows[p])
