@@ -15,14 +15,14 @@ from ..notes.chunking import chunk_note
 from ..config import ChunkSettings, index_dir as default_index
 from .embedding import Embedder, Progress, embed_passages, prefixes, recorded_prefixes
 from ..errors import AzchatError, IndexCorruptError, IndexWriteError, NotesNotFoundError
-from .bm25_writer import BM25Writer
 from ..notes.reading import Skipped, read_note
 from .notetable import DictNotes, NoteTable, notes_of, scan_notes
 from .columns import embed_key
 from .reuse import cached_vectors
+from .rewrite import write_rewrite
 from .segments import write_segment
 from .spool import ChunkSpool
-from .store import Generation, build_lock, load_generation, read_manifest, tidy, write_generation
+from .store import Generation, build_lock, load_generation, read_manifest, tidy
 from ..types import BuildStats, Chunk
 
 Log = Callable[[str], None]
@@ -264,38 +264,10 @@ def _build(notes_dir: Path, index_dir: Path, full: bool, embedder: Embedder, aut
             stats.chunks = write_segment(index_dir, old, plan, fresh, fresh_vecs, common, log)
             stats.seconds = time.perf_counter() - t0
             return stats
-        kept_rows = np.flatnonzero(kept_mask).tolist()
-
-        # old rows stay where they are, read from the old table when written; fresh chunks are merged in
-        table = old.chunks if reuse else None
-        keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), r, -1) for r in kept_rows] if table is not None else []
-        keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
-        keyed.sort(key=lambda e: e[0])
-        vectors = np.zeros((len(keyed), embedder.dim), dtype=np.float32)
-        old_at = np.asarray([n for n, e in enumerate(keyed) if e[1] >= 0], dtype=np.int64)
-        if len(old_at):
-            vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
-        new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
-        if new_at:
-            vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
-
-        def rows():
-            for _, r, i in keyed:
-                yield table[r] if r >= 0 else fresh[i]
-
-        stats.chunks = len(keyed)
-        # BM25 with numpy alone (BM25Writer: bm25s's "lucene" scores without importing bm25s and scipy, which
-        # cost a one-note rebuild ~0.2 s)
-        lexical = BM25Writer()
-        for _, r, i in keyed:
-            lexical.add(table.search_text(r) if r >= 0 else fresh[i].search_text)
-        kind = dense.choose_kind(len(keyed), dense_threshold())
-        dense_index, dense_index_params = dense.build(vectors, kind)
-        manifest = {**common, "dense": dense_index_params}
-        write_generation(index_dir, manifest, rows(), vectors, {
-            "dense.faiss": lambda p: dense.write(dense_index, p),
-            "bm25": lexical.save,
-        })
+        # every kept old row and the fresh chunks rewritten into one generation: a small index's update (in
+        # memory) or the merge of a segmented index into a new base (streamed as a full build: rewrite.py)
+        stats.chunks = write_rewrite(index_dir, old, np.flatnonzero(kept_mask), fresh, fresh_vecs, common,
+                                     dense_threshold(), log)
     stats.seconds = time.perf_counter() - t0
     return stats
 

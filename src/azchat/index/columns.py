@@ -274,6 +274,14 @@ class ChunkColumns(_Table, Sequence[Chunk]):
     def __len__(self) -> int:
         return len(self.path_ids)
 
+    def release(self) -> None:
+        """Drop the resident pages read of the memory-mapped columns (they stay in the page cache)."""
+        cols = [*self._cols.values(), self._metas, self.paths]
+        arrays = [c._off for c in cols] + [self.path_ids, self.meta_ids, self.lines, self.keys]
+        for m in [c._blob for c in cols] + [getattr(a.base, "_mmap", None) for a in arrays]:
+            if hasattr(m, "madvise"):
+                m.madvise(mmap.MADV_DONTNEED)
+
     def _meta(self, m: int) -> tuple:
         got = self._meta_rows.get(m)
         if got is None:

@@ -49,15 +49,27 @@ def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, com
             lexical.add(chunk.search_text)
             yield chunk
 
-    saved = vectors.file.array()    # memory-mapped, read a block at a time (dense._blocks lets pages go)
-    kind = dense.choose_kind(len(order), threshold)
+    try:
+        return write_streamed(index_dir, common, rows(), vectors.file.array(), lexical, threshold, log)
+    finally:
+        lexical.close()
+
+
+def write_streamed(index_dir: Path, common: dict, rows, saved: np.ndarray, lexical: BM25Writer, threshold: int,
+                   log: Callable[[str], None]) -> int:
+    """Write a generation of these rows (a generator that also adds each row's words to `lexical`) and these
+    memory-mapped float32 vectors (saved[n] is row n's): the vectors copied and encoded into the FAISS file a
+    block at a time (dense.write_flat, ivf_writer.write_ivf; faiss's in-memory build when its layout differs),
+    BM25 saved from `lexical`. Returns the row count. The caller closes `lexical` and the vectors' file."""
+    n = len(saved)
+    kind = dense.choose_kind(n, threshold)
     params = {"kind": dense.FLAT, "codes": dense.CODES}     # what dense.build records (IVF: once written)
 
     def write_dense(path: Path) -> None:
         if kind == dense.FLAT:
             written = dense.write_flat(saved, path)
         else:
-            log(f"Building the approximate dense index over {len(order)} vectors")
+            log(f"Building the approximate dense index over {n} vectors")
             written = write_ivf(saved, path)
             params.clear()
             params.update(written or {})
@@ -67,11 +79,8 @@ def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, com
             params.clear()
             params.update(built)
 
-    try:
-        write_generation(index_dir, common, rows(), saved, {
-            "dense.faiss": write_dense,
-            "bm25": lexical.save,
-        }, finish=lambda manifest: manifest.update(dense=params))
-    finally:
-        lexical.close()
-    return len(order)
+    write_generation(index_dir, common, rows, saved, {
+        "dense.faiss": write_dense,
+        "bm25": lexical.save,
+    }, finish=lambda manifest: manifest.update(dense=params))
+    return n
