@@ -183,6 +183,23 @@ def test_the_ivf_index_written_from_a_file_is_the_one_faiss_builds(tmp_path, mon
     written = ivf_writer.write_ivf(mapped, tmp_path / "ivf.faiss")
     assert written == params and params["nlist"] > 8 and params["nprobe"] < params["nlist"]
     assert (tmp_path / "ivf.faiss").read_bytes() == faiss.serialize_index(index).tobytes()
+    held = spool.VectorFile(tmp_path, len(v), v.shape[1])          # the rows read with pread: the same file
+    held.write(np.arange(len(v))[::-1], v[::-1])
+    assert ivf_writer.write_ivf(held.array(), tmp_path / "ivf2.faiss", gather=held.gather) == params
+    assert (tmp_path / "ivf2.faiss").read_bytes() == faiss.serialize_index(index).tobytes()
+    held.close()
+
+
+def test_the_vector_file_gathers_scattered_rows_as_indexing_does(tmp_path):
+    """VectorFile.gather(rows) == the rows indexed from its memory map: any order, runs, repeats, the last row."""
+    rng = np.random.default_rng(9)
+    v = rng.normal(size=(500, 7)).astype(np.float32)
+    f = spool.VectorFile(tmp_path, 500, 7)
+    f.write(np.arange(500), v)
+    for rows in ([3], [499, 0, 1, 2, 3, 250], [10, 10, 9, 11], list(rng.choice(500, 200)), []):
+        rows = np.asarray(rows, dtype=np.int64)
+        np.testing.assert_array_equal(f.gather(rows), np.asarray(f.array()[rows]).reshape(len(rows), 7))
+    f.close()
 
 
 def test_a_streamed_full_build_above_the_dense_threshold_writes_the_ivf_index(vault, tmp_path, small_blocks,
@@ -195,11 +212,17 @@ def test_a_streamed_full_build_above_the_dense_threshold_writes_the_ivf_index(va
     monkeypatch.setenv("AZCHAT_ANN_THRESHOLD", "100")
     written = []
     real = ivf_writer.write_ivf
-    monkeypatch.setattr("azchat.index.streaming.write_ivf", lambda v, p: written.append(real(v, p)) or written[-1])
+    gathered = []
+
+    def recorded(v, p, gather=None):
+        gathered.append(gather is not None)      # the lists' scattered rows are read with pread, not mapped
+        written.append(real(v, p, gather=gather))
+        return written[-1]
+    monkeypatch.setattr("azchat.index.streaming.write_ivf", recorded)
     build_index(vault, tmp_path / "index", embedder=HashEmbedder(), full=True)
     gen = load_generation(tmp_path / "index")
     import faiss
 
     index, params = dense.build(HashEmbedder().embed([c.embed_text for c in gen.chunks]), dense.IVF)
-    assert written == [params] and gen.manifest["dense"] == params and params["kind"] == dense.IVF
+    assert written == [params] and gen.manifest["dense"] == params and params["kind"] == dense.IVF and gathered == [True]
     assert (gen.folder / "dense.faiss").read_bytes() == faiss.serialize_index(index).tobytes()

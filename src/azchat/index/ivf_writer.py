@@ -46,7 +46,7 @@ def _tune(index, vectors: np.ndarray, labels: np.ndarray, rng) -> tuple[int, flo
     return dense.pick_nprobe(truth, lambda p: best[p][1], index.nlist)
 
 
-def _write(fh, index, vectors: np.ndarray, labels: np.ndarray) -> bool:
+def _write(fh, index, vectors: np.ndarray, labels: np.ndarray, gather=None) -> bool:
     """The file faiss writes for `index` (empty, trained) with `vectors` added; False when its empty file does
     not end as expected (no inverted lists written, sparse and empty)."""
     import faiss
@@ -71,7 +71,7 @@ def _write(fh, index, vectors: np.ndarray, labels: np.ndarray) -> bool:
         lo = int(ends[first - 1]) if first else 0
         last = max(int(np.searchsorted(ends, lo + GROUP, side="right")), first + 1)
         rows = order[lo:int(ends[last - 1])]
-        x = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+        x = gather(rows) if gather is not None else np.ascontiguousarray(vectors[rows], dtype=np.float32)
         codes = np.zeros((len(rows), index.code_size), dtype=np.uint8)
         own = np.ascontiguousarray(labels[rows])
         index.encode_vectors(len(rows), faiss.swig_ptr(x), faiss.swig_ptr(own), faiss.swig_ptr(codes), False)
@@ -86,9 +86,10 @@ def _write(fh, index, vectors: np.ndarray, labels: np.ndarray) -> bool:
     return True
 
 
-def write_ivf(vectors: np.ndarray, path: Path, seed: int = 0) -> dict | None:
+def write_ivf(vectors: np.ndarray, path: Path, seed: int = 0, gather=None) -> dict | None:
     """Write dense.build(vectors, IVF)'s index to path; returns the parameters it records, or None (nothing
-    written) when faiss lays the file out otherwise than checked."""
+    written) when faiss lays the file out otherwise than checked. gather(rows) -> vectors[rows], for the lists'
+    scattered rows (VectorFile.gather: read without mapping the file)."""
     import faiss
 
     index, rng = dense.trained_ivf(vectors, seed)
@@ -103,5 +104,5 @@ def write_ivf(vectors: np.ndarray, path: Path, seed: int = 0) -> dict | None:
                 ours.getvalue() != faiss.serialize_index(filled).tobytes():
             return None
     with open(path, "wb") as fh:
-        _write(fh, index, vectors, labels)
+        _write(fh, index, vectors, labels, gather)
     return dense.ivf_params(index, nprobe, recall)

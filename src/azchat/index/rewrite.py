@@ -156,7 +156,7 @@ def _write_streamed(index_dir, old, kept_rows, fresh, fresh_vecs, common, thresh
                         lexical.add(fresh[p - nk].search_text)
                         yield fresh[p - nk]
 
-        return write_streamed(index_dir, common, rows(), file.array(), lexical, threshold, log)
+        return write_streamed(index_dir, common, rows(), file, lexical, threshold, log)
     finally:
         lexical.close()
         file.close()

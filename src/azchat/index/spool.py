@@ -103,6 +103,23 @@ class VectorFile:
                 done = os.pwrite(fd, data, pos)
                 data, pos = data[done:], pos + done
 
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """float32 rows[k] of the file, read with pread: scattered rows through a memory map would map whole
+        large folios of the page cache (~2 MB a fault on this kernel), nearly the whole file for a few thousand
+        rows; pread copies only the rows and maps nothing."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        if not len(rows):
+            return out
+        by_row = np.argsort(rows, kind="stable")
+        at = rows[by_row]
+        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        fd, width = self._file.fileno(), self.dim * 4
+        for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(at)]):
+            data = os.pread(fd, (hi - lo) * width, int(at[lo]) * width)
+            out[by_row[lo:hi]] = np.frombuffer(data, dtype=np.float32).reshape(hi - lo, self.dim)
+        return out
+
     def array(self) -> np.ndarray:
         """The rows, memory-mapped read-only (dense.release lets go of the pages read)."""
         if not self.rows:

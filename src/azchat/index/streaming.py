@@ -50,17 +50,19 @@ def write_full(index_dir: Path, spool: ChunkSpool, vectors: StreamedVectors, com
             yield chunk
 
     try:
-        return write_streamed(index_dir, common, rows(), vectors.file.array(), lexical, threshold, log)
+        return write_streamed(index_dir, common, rows(), vectors.file, lexical, threshold, log)
     finally:
         lexical.close()
 
 
-def write_streamed(index_dir: Path, common: dict, rows, saved: np.ndarray, lexical: BM25Writer, threshold: int,
+def write_streamed(index_dir: Path, common: dict, rows, file: VectorFile, lexical: BM25Writer, threshold: int,
                    log: Callable[[str], None]) -> int:
-    """Write a generation of these rows (a generator that also adds each row's words to `lexical`) and these
-    memory-mapped float32 vectors (saved[n] is row n's): the vectors copied and encoded into the FAISS file a
-    block at a time (dense.write_flat, ivf_writer.write_ivf; faiss's in-memory build when its layout differs),
-    BM25 saved from `lexical`. Returns the row count. The caller closes `lexical` and the vectors' file."""
+    """Write a generation of these rows (a generator that also adds each row's words to `lexical`) and the
+    float32 vectors in `file` (row n's at n): the vectors copied and encoded into the FAISS file a block at a
+    time (dense.write_flat, ivf_writer.write_ivf, which reads each list's scattered rows with file.gather;
+    faiss's in-memory build when its layout differs), BM25 saved from `lexical`. Returns the row count. The
+    caller closes `lexical` and the vectors' file."""
+    saved = file.array()
     n = len(saved)
     kind = dense.choose_kind(n, threshold)
     params = {"kind": dense.FLAT, "codes": dense.CODES}     # what dense.build records (IVF: once written)
@@ -70,7 +72,7 @@ def write_streamed(index_dir: Path, common: dict, rows, saved: np.ndarray, lexic
             written = dense.write_flat(saved, path)
         else:
             log(f"Building the approximate dense index over {n} vectors")
-            written = write_ivf(saved, path)
+            written = write_ivf(saved, path, gather=file.gather)
             params.clear()
             params.update(written or {})
         if not written:                 # faiss lays its files out otherwise than checked: built in memory
