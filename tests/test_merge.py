@@ -3,18 +3,16 @@ and streamed gives the same generation, byte for byte (the manifest's built_at a
 keeps the last index and leaves nothing behind."""
 from __future__ import annotations
 
-import gc
 import json
-import os
 import shutil
 
 import pytest
 
 from azchat import build_index
-from azchat.index import bm25_writer, dense, rewrite, spool, store
-from azchat.index.embedding import HashEmbedder
+from azchat.index import bm25_writer, dense, rewrite
 from azchat.index.store import current_folder, load_generation
 
+import crashes
 from conftest import write
 
 
@@ -125,51 +123,7 @@ def test_a_small_index_is_updated_in_memory_a_large_one_streams(monkeypatch):
     assert rewrite.in_memory(9_999) and not rewrite.in_memory(10_000)
 
 
-def _crash_copying_vectors(monkeypatch):
-    real, calls = spool.VectorFile.write, []
-
-    def write_some(self, at, vectors):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full")
-        real(self, at, vectors)
-    monkeypatch.setattr(spool.VectorFile, "write", write_some)
-
-
-def _crash_in_bm25_merge(monkeypatch):
-    real, calls = bm25_writer._NpyOut.write, []
-
-    def write_some(self, values):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full")
-        real(self, values)
-    monkeypatch.setattr(bm25_writer._NpyOut, "write", write_some)
-
-
-def _crash_encoding_vectors(monkeypatch):
-    real = dense._blocks
-
-    def blocks(vectors):
-        for n, block in enumerate(real(vectors)):
-            if n == 2:
-                raise OSError("disk full")
-            yield block
-    monkeypatch.setattr(dense, "_blocks", blocks)
-
-
-def _crash_before_the_swap(monkeypatch):
-    real = store.fsync_file
-
-    def fsync(path):
-        if path.name == "manifest.json":
-            raise OSError("disk full")
-        real(path)
-    monkeypatch.setattr(store, "fsync_file", fsync)
-
-
-@pytest.mark.parametrize("crash", [_crash_copying_vectors, _crash_in_bm25_merge, _crash_encoding_vectors,
-                                   _crash_before_the_swap])
+@pytest.mark.parametrize("crash", crashes.ALL)
 def test_a_merge_that_fails_midway_keeps_the_last_index_and_leaves_nothing(vault, tmp_path, fake, merging,
                                                                            monkeypatch, crash):
     index = tmp_path / "index"
@@ -183,11 +137,7 @@ def test_a_merge_that_fails_midway_keeps_the_last_index_and_leaves_nothing(vault
     assert current_folder(index) == before and sorted(p.name for p in index.iterdir()) == listing
     assert load_generation(index).base is not None and \
         "topics/t5.md" in {c.path for c in load_generation(index).chunks}
-    gc.collect()       # (a memory map of the vectors' temp file keeps a descriptor while the error's frames live)
-    open_here = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
-                 if os.path.exists(f"/proc/self/fd/{fd}")]
-    assert not [f for f in open_here if f.startswith(f"{index}/") and "/gen-" not in f
-                and not f.endswith("/.lock")]                             # the temp files are closed
+    assert crashes.stray_open_files(index) == []                        # the temp files are closed
     monkeypatch.undo()
     monkeypatch.setenv("AZCHAT_SEGMENT_FROM", "0")
     monkeypatch.setenv("AZCHAT_SEGMENT_MAX_ROWS", "3")

@@ -4,9 +4,6 @@ definitions say (rows sorted by key, each row's vector its embedding, bm25s's sc
 and a crash at any point of it keeps the last good index and leaves nothing behind."""
 from __future__ import annotations
 
-import gc
-import os
-
 import numpy as np
 import pytest
 
@@ -17,6 +14,7 @@ from azchat.index.lexical import LexicalIndex
 from azchat.index.store import current_folder, load_generation
 from azchat.types import Chunk
 
+import crashes
 from conftest import write
 
 
@@ -90,53 +88,7 @@ def test_the_spool_sorts_its_rows_by_key_ties_on_a_line_by_id(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _crash_in_embedding(monkeypatch):
-    calls = []
-    real = spool.VectorFile.write
-
-    def write_some(self, at, vectors):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full")
-        real(self, at, vectors)
-    monkeypatch.setattr(spool.VectorFile, "write", write_some)
-
-
-def _crash_in_bm25_merge(monkeypatch):
-    real = bm25_writer._NpyOut.write
-    calls = []
-
-    def write_some(self, values):       # the runs are on disk and sorted; the token ranges are being merged
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full")
-        real(self, values)
-    monkeypatch.setattr(bm25_writer._NpyOut, "write", write_some)
-
-
-def _crash_writing_vectors(monkeypatch):
-    real = dense._blocks
-
-    def blocks(vectors):
-        for n, block in enumerate(real(vectors)):
-            if n == 2:
-                raise OSError("disk full")
-            yield block
-    monkeypatch.setattr(dense, "_blocks", blocks)
-
-
-def _crash_before_the_swap(monkeypatch):
-    real = store.fsync_file
-
-    def fsync(path):
-        if path.name == "manifest.json":
-            raise OSError("disk full")
-        real(path)
-    monkeypatch.setattr(store, "fsync_file", fsync)
-
-
-@pytest.mark.parametrize("crash", [_crash_in_embedding, _crash_in_bm25_merge, _crash_writing_vectors,
-                                   _crash_before_the_swap])
+@pytest.mark.parametrize("crash", crashes.ALL)
 def test_a_full_build_that_fails_midway_keeps_the_last_index_and_leaves_nothing(vault, tmp_path, crash,
                                                                                 small_blocks, monkeypatch):
     idx = tmp_path / "index"
@@ -151,12 +103,7 @@ def test_a_full_build_that_fails_midway_keeps_the_last_index_and_leaves_nothing(
     assert current_folder(idx) == before and sorted(p.name for p in idx.iterdir()) == listing
     assert {c.path for c in load_generation(idx).chunks} == {"networking.md", "storage/storage.md",
                                                             "ml/machine learning.md", "dns.md"}
-    gc.collect()       # (a memory map of the vectors' temp file keeps a descriptor while the error's frames live)
-    open_here = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
-                 if os.path.exists(f"/proc/self/fd/{fd}")]
-    live = str(current_folder(idx)) + "/"          # (the live generation's columns may be open: they are read)
-    assert not [f for f in open_here if f.startswith(f"{idx}/") and not f.startswith(live)
-                and not f.endswith("/.lock")]                             # the temp files are closed
+    assert crashes.stray_open_files(idx) == []                        # the temp files are closed
     monkeypatch.undo()
     assert build_index(vault, idx, embedder=fake, full=True).notes == 11
 
