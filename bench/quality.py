@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from azchat.apps import evaluation as ev                                  # noqa: E402
-from azchat.apps.beir import load_beir, write_beir_notes                # noqa: E402
+from azchat.apps.beir import load_beir, score_beir, write_beir_notes             # noqa: E402
 from azchat.index.building import build_index                        # noqa: E402
 from azchat.index.lexical import LexicalIndex, LexicalSettings       # noqa: E402
 from azchat import Retriever
@@ -321,13 +321,8 @@ def bench_scifact(configs, modes=("lexical", "dense", "hybrid")):
         with Legacy(legacy):
             r = retriever_for(work / "index", lex, fusion, legacy)
             r.embedder.embed(list(beir.queries.values()))     # one batch, cached for every mode
-            for mode in modes:
-                nd, rc = [], []
-                for qid, text in beir.queries.items():
-                    ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
-                    nd.append(ev.ndcg_at(ranked, beir.qrels[qid], 10))
-                    rc.append(ev.recall_at(ranked, beir.qrels[qid], 100))
-                print(f"| {name} | {mode} | {sum(nd) / len(nd):.4f} | {sum(rc) / len(rc):.4f} |", flush=True)
+            for mode, got in score_beir(r, beir, mapping, modes).items():
+                print(f"| {name} | {mode} | {got['ndcg@10']:.4f} | {got['recall@100']:.4f} |", flush=True)
 
 
 def main():

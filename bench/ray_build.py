@@ -98,19 +98,12 @@ def vault_answers(index: Path) -> tuple[dict, dict]:
 
 def scifact_scores(index: Path, mapping: dict, beir) -> dict:
     from azchat.apps import evaluation as ev
+    from azchat.apps.beir import score_beir
     from azchat import Retriever
 
     r = Retriever(index)
     ev._cached(r, beir.queries.values())
-    out = {}
-    for mode in ("lexical", "dense", "hybrid"):
-        ndcg, rec = [], []
-        for qid, text in beir.queries.items():
-            ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
-            ndcg.append(ev.ndcg_at(ranked, beir.qrels[qid], 10))
-            rec.append(ev.recall_at(ranked, beir.qrels[qid], 100))
-        out[mode] = {"ndcg@10": round(sum(ndcg) / len(ndcg), 4), "recall@100": round(sum(rec) / len(rec), 4)}
-    return out
+    return score_beir(r, beir, mapping, ("lexical", "dense", "hybrid"))
 
 
 def run_corpus(name: str, notes: Path, work: Path, workers: list[int], extra=None, repeat: int = 1,

@@ -51,7 +51,7 @@ def apply(r, kind: str, original: np.ndarray) -> None:
 def main() -> None:
     from azchat import Retriever
     from azchat.apps import evaluation as ev
-    from azchat.apps.beir import load_beir, write_beir_notes
+    from azchat.apps.beir import load_beir, score_beir, write_beir_notes
 
     shared = REPO.parent / "shared"
     ap = argparse.ArgumentParser()
@@ -72,14 +72,7 @@ def main() -> None:
     for kind in kinds:
         apply(r, kind, original)
         diff = float(np.abs(rounded(original, kind) - original).max())
-        row = {"max_abs_diff": round(diff, 6)}
-        for mode in ("dense", "hybrid"):
-            nd, rc = [], []
-            for qid, text in beir.queries.items():
-                ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
-                nd.append(ev.ndcg_at(ranked, beir.qrels[qid], 10))
-                rc.append(ev.recall_at(ranked, beir.qrels[qid], 100))
-            row[mode] = {"ndcg@10": round(sum(nd) / len(nd), 4), "recall@100": round(sum(rc) / len(rc), 4)}
+        row = {"max_abs_diff": round(diff, 6), **score_beir(r, beir, mapping, ("dense", "hybrid"))}
         out["scifact"][kind] = row
         print("scifact", kind, json.dumps(row), flush=True)
 

@@ -116,17 +116,24 @@ def evaluate_beir(folder, work: Path | None = None, embedder=None, fusion=None, 
         r = Retriever(index, embedder=embedder, reranker=reranker, **({"fusion": fusion} if fusion else {}))
         _say_reranker(r, out)
         _cached(r, beir.queries.values())
-        for mode in modes:
-            ndcg, rec = [], []
-            for qid, text in beir.queries.items():
-                ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
-                ndcg.append(ndcg_at(ranked, beir.qrels[qid], k))
-                rec.append(recall_at(ranked, beir.qrels[qid], 100))
-            out[mode] = {f"ndcg@{k}": round(sum(ndcg) / len(ndcg), 4),
-                         "recall@100": round(sum(rec) / len(rec), 4)}
+        out.update(score_beir(r, beir, mapping, modes, k))
         return out
     finally:
         clear(run)
+
+
+def score_beir(r, beir: BeirSet, mapping: dict[str, str], modes=("hybrid",), k: int = 10) -> dict:
+    """{mode: {"ndcg@k", "recall@100"}} of a retriever over an indexed BEIR corpus (mapping: note path -> doc id),
+    each the mean over the test queries, to four decimals."""
+    out = {}
+    for mode in modes:
+        ndcg, rec = [], []
+        for qid, text in beir.queries.items():
+            ranked = [mapping[p] for p in r.rank_files(text, 100, mode=mode)]
+            ndcg.append(ndcg_at(ranked, beir.qrels[qid], k))
+            rec.append(recall_at(ranked, beir.qrels[qid], 100))
+        out[mode] = {f"ndcg@{k}": round(sum(ndcg) / len(ndcg), 4), "recall@100": round(sum(rec) / len(rec), 4)}
+    return out
 
 
 def clear(work: Path) -> None:
