@@ -89,15 +89,12 @@ class VectorFile:
 
     def write(self, at: np.ndarray, vectors: np.ndarray) -> None:
         """vectors[k] becomes row at[k]; runs of consecutive rows are written in one call."""
-        at = np.asarray(at, dtype=np.int64)
+        by_row, at, runs = _runs(at)
         if not len(at):
             return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        by_row = np.argsort(at, kind="stable")
-        at, vectors = at[by_row], vectors[by_row]
-        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)[by_row]
         fd = self._file.fileno()
-        for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(at)]):
+        for lo, hi in runs:
             data, pos = memoryview(vectors[lo:hi]).cast("B"), int(at[lo]) * self.dim * 4
             while len(data):
                 done = os.pwrite(fd, data, pos)
@@ -107,15 +104,10 @@ class VectorFile:
         """float32 rows[k] of the file, read with pread: scattered rows through a memory map would map whole
         large folios of the page cache (~2 MB a fault on this kernel), nearly the whole file for a few thousand
         rows; pread copies only the rows and maps nothing."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
-        if not len(rows):
-            return out
-        by_row = np.argsort(rows, kind="stable")
-        at = rows[by_row]
-        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        by_row, at, runs = _runs(rows)
+        out = np.empty((len(at), self.dim), dtype=np.float32)
         fd, width = self._file.fileno(), self.dim * 4
-        for lo, hi in zip([0, *breaks.tolist()], [*breaks.tolist(), len(at)]):
+        for lo, hi in runs:
             data = os.pread(fd, (hi - lo) * width, int(at[lo]) * width)
             out[by_row[lo:hi]] = np.frombuffer(data, dtype=np.float32).reshape(hi - lo, self.dim)
         return out
@@ -128,3 +120,12 @@ class VectorFile:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _runs(rows) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """(order, rows in that order, (lo, hi) of each run of consecutive rows in it): one pread/pwrite a run."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    by_row = np.argsort(rows, kind="stable")
+    at = rows[by_row]
+    breaks = (np.flatnonzero(np.diff(at) != 1) + 1).tolist()
+    return by_row, at, [(lo, hi) for lo, hi in zip([0, *breaks], [*breaks, len(at)]) if hi > lo]
