@@ -14,7 +14,7 @@ import numpy as np
 
 from . import dense
 from .bm25_writer import BM25Writer
-from .spool import VectorFile
+from .spool import VectorFile, key_order
 from .store import Generation, write_generation
 from ..types import Chunk
 
@@ -95,23 +95,9 @@ def merge_order(table, kept_rows: np.ndarray, fresh: list[Chunk]) -> np.ndarray:
              np.zeros(0, np.int64) for local, paths, _ in parts]
     notes.append(np.asarray([rank[c.path] for c in fresh], dtype=np.int64))
     lines = [line for _, _, line in parts] + [np.asarray([c.start_line for c in fresh], dtype=np.int64)]
-    note, line = np.concatenate(notes), np.concatenate(lines)
-    order = np.lexsort((line, note))
-    same = np.flatnonzero((note[order][1:] == note[order][:-1]) & (line[order][1:] == line[order][:-1]))
     nk = len(kept_rows)
-
-    def key(pos: int):
-        return table.field("id", int(kept_rows[pos])) if pos < nk else fresh[pos - nk].id, pos
-
-    start = 0
-    while start < len(same):            # rows of one note starting on the same line: ordered by id
-        end = start
-        while end + 1 < len(same) and same[end + 1] == same[end] + 1:
-            end += 1
-        lo, hi = int(same[start]), int(same[end]) + 2
-        order[lo:hi] = sorted(order[lo:hi].tolist(), key=key)
-        start = end + 1
-    return order
+    return key_order(np.concatenate(notes), np.concatenate(lines),
+                     lambda pos: table.field("id", int(kept_rows[pos])) if pos < nk else fresh[pos - nk].id)
 
 
 def _release(vectors, table) -> None:

@@ -61,21 +61,27 @@ class ChunkSpool:
         rank[[self._paths[p] for p in sorted(self._paths)]] = np.arange(len(self._paths))
         note = rank[np.frombuffer(self._note, dtype=np.int32)] if n else np.zeros(0, np.int64)
         line = np.frombuffer(self._line, dtype=np.int64) if n else np.zeros(0, np.int64)
-        order = np.lexsort((line, note))
-        same = np.flatnonzero((note[order][1:] == note[order][:-1]) & (line[order][1:] == line[order][:-1]))
-        start = 0
-        while start < len(same):        # rows of one note starting on the same line: ordered by id (rare)
-            end = start
-            while end + 1 < len(same) and same[end + 1] == same[end] + 1:
-                end += 1
-            lo, hi = int(same[start]), int(same[end]) + 2
-            tied = order[lo:hi].tolist()
-            order[lo:hi] = sorted(tied, key=lambda r: (self[r].id, r))
-            start = end + 1
-        return order
+        return key_order(note, line, lambda r: self[r].id)
 
     def close(self) -> None:
         self._file.close()
+
+
+def key_order(note: np.ndarray, line: np.ndarray, id_of) -> np.ndarray:
+    """Positions in the order of a stable sort of their (path, start_line, id) keys, as Python sorts those
+    tuples: `note` is each position's path as its rank among the sorted paths, `line` its start line, and
+    id_of(position) is asked only where path and line tie (rows of one note starting on the same line: rare)."""
+    order = np.lexsort((line, note))
+    same = np.flatnonzero((note[order][1:] == note[order][:-1]) & (line[order][1:] == line[order][:-1]))
+    start = 0
+    while start < len(same):
+        end = start
+        while end + 1 < len(same) and same[end + 1] == same[end] + 1:
+            end += 1
+        lo, hi = int(same[start]), int(same[end]) + 2
+        order[lo:hi] = sorted(order[lo:hi].tolist(), key=lambda r: (id_of(r), r))
+        start = end + 1
+    return order
 
 
 class VectorFile:
