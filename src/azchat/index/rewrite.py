@@ -36,10 +36,12 @@ def write_rewrite(index_dir: Path, old: Generation, kept_rows: np.ndarray, fresh
     return _write_streamed(index_dir, old, kept_rows, fresh, fresh_vecs, common, threshold, log)
 
 
-def _write_in_memory(index_dir, old, kept_rows, fresh, fresh_vecs, common, threshold) -> int:
-    # old rows stay where they are, read from the old table when written; fresh chunks are merged in
+def merged_in_memory(old: Generation, kept_rows, start_line: Callable[[int], int], fresh: list[Chunk],
+                     fresh_vecs: np.ndarray) -> tuple[list[tuple], np.ndarray]:
+    """The kept old rows and the fresh chunks sorted by (path, start_line, id), as (key, old row or -1, fresh
+    index or -1) entries, and their float32 vectors in that order (old rows' from the old generation)."""
     table = old.chunks
-    keyed = [((table.path(r), int(table.lines[r][0]), table.field("id", r)), r, -1) for r in kept_rows]
+    keyed = [((table.path(r), start_line(r), table.field("id", r)), int(r), -1) for r in kept_rows]
     keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
     keyed.sort(key=lambda e: e[0])
     vectors = np.zeros((len(keyed), fresh_vecs.shape[1]), dtype=np.float32)
@@ -49,6 +51,13 @@ def _write_in_memory(index_dir, old, kept_rows, fresh, fresh_vecs, common, thres
     new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
     if new_at:
         vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
+    return keyed, vectors
+
+
+def _write_in_memory(index_dir, old, kept_rows, fresh, fresh_vecs, common, threshold) -> int:
+    # old rows stay where they are, read from the old table when written; fresh chunks are merged in
+    table = old.chunks
+    keyed, vectors = merged_in_memory(old, kept_rows, lambda r: int(table.lines[r][0]), fresh, fresh_vecs)
 
     def rows():
         for _, r, i in keyed:

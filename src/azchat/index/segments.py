@@ -311,23 +311,14 @@ def write_segment(index_dir: Path, old: Generation, plan, fresh: list[Chunk], fr
     from . import dense
     from .bm25_writer import BM25Writer
     from .lexical import LexicalIndex
+    from .rewrite import merged_in_memory
     from .store import _sha256, write_generation
 
     base, kept_base, kept_segment = plan
     table = old.chunks
     # the old segment's rows: their start lines from the segment's own column (not a view of every row's)
     lines, shift = (old.segment.chunks.lines, len(old.base_live)) if old.base is not None else (table.lines, 0)
-    keyed = [((table.path(r), int(lines[r - shift][0]), table.field("id", r)), int(r), -1) for r in kept_segment]
-    keyed += [((c.path, c.start_line, c.id), -1, i) for i, c in enumerate(fresh)]
-    keyed.sort(key=lambda e: e[0])
-    dim = fresh_vecs.shape[1]
-    vectors = np.zeros((len(keyed), dim), dtype=np.float32)
-    old_at = [n for n, e in enumerate(keyed) if e[1] >= 0]
-    if old_at:
-        vectors[old_at] = old.vectors[np.asarray([keyed[n][1] for n in old_at], dtype=np.int64)]
-    new_at = [(n, e[2]) for n, e in enumerate(keyed) if e[1] < 0]
-    if new_at:
-        vectors[[n for n, _ in new_at]] = fresh_vecs[[i for _, i in new_at]]
+    keyed, vectors = merged_in_memory(old, kept_segment, lambda r: int(lines[r - shift][0]), fresh, fresh_vecs)
     base_rows = len(base.chunks)
     live = np.zeros(base_rows, dtype=bool)
     live[kept_base] = True

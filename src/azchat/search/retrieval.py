@@ -23,6 +23,7 @@ from ..types import Chunk, Hit
 NOTE_VIEWS = 256          # notes whose lines a long-running Searcher keeps (the most recently read ones)
 GERMAN_GUESSES = 200_000  # chunk rows whose language it remembers before starting over
 
+
 @dataclass(frozen=True)
 class FusionSettings:
     """How dense and BM25 scores are combined; tuned on bench/ (see bench/QUALITY.md)."""
